@@ -1,0 +1,99 @@
+"""The PGR table: weak, w2s and ceiling results per (weak, strong, method), aggregated over seeds.
+
+Built from the store alone (roles recorded at planning, results recorded at ingest), so the CLI and
+the TUI show the same numbers, and a results directory can be browsed without its recipes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+
+from . import metrics
+from .store import Store
+
+METRICS = {"acc": "test_acc", "auroc": "test_auroc"}
+
+
+def _recipe_rows(store: Store, recipe_hash: str) -> list[tuple[dict, dict, str]]:
+    """(role, results, status) of every job the recipe planned."""
+    rows = store.db.query(
+        "select rj.job_hash, rj.role, j.status from recipe_jobs rj join jobs j on j.hash = rj.job_hash "
+        "where rj.recipe_hash = ?", [recipe_hash])
+    return [(json.loads(r["role"]), store.results(r["job_hash"]), r["status"]) for r in rows]
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
+    """One row per transfer (weak, strong, method) and per bootstrap chain, over the recipe's seeds."""
+    key = METRICS[metric]
+    recipe = next((r for r in store.recipes() if r["hash"] == recipe_hash), {"name": recipe_hash[:10]})
+    gt: dict[tuple[str, int], float] = {}
+    groups: dict[tuple, dict[int, tuple[dict, dict]]] = defaultdict(dict)
+    n_test = None
+    for role, res, status in _recipe_rows(store, recipe_hash):
+        if status != "done" or key not in res:
+            continue
+        if role["role"] == "gt":
+            gt[(role["model"], role["seed"])] = res[key]
+        elif role["role"] == "transfer":
+            groups[("transfer", role["weak"], role["strong"], role["method"], None)][role["seed"]] = (role, res)
+        else:
+            chain = tuple(role["chain"])
+            seed_steps = groups[("bootstrap", chain[0], chain[-1], role["method"], chain)]
+            prev = seed_steps.get(role["seed"])
+            if prev is None or prev[0]["step"] < role["step"]:
+                seed_steps[role["seed"]] = (role, res)
+        n_test = n_test or res.get("n_test")
+    rows = []
+    for (kind, weak, strong, method, chain), by_seed in groups.items():
+        per_seed = []
+        for seed, (role, res) in sorted(by_seed.items()):
+            if chain and role["step"] != len(chain) - 1:
+                continue  # the chain has not reached its last model for this seed
+            if (weak, seed) not in gt or (strong, seed) not in gt:
+                continue
+            w, s, c = gt[(weak, seed)], res[key], gt[(strong, seed)]
+            per_seed.append({"seed": seed, "weak": w, "w2s": s, "ceiling": c, "pgr": metrics.pgr(w, s, c),
+                             "agree": res.get("agree"), "agree_weak_wrong": res.get("agree_weak_wrong")})
+        if not per_seed:
+            continue
+        agg = metrics.aggregate([p["pgr"] for p in per_seed])
+        weak_m = _mean([p["weak"] for p in per_seed])
+        ceil_m = _mean([p["ceiling"] for p in per_seed])
+        w2s_m = _mean([p["w2s"] for p in per_seed])
+        rows.append({
+            "recipe": recipe["name"], "kind": kind, "weak": weak, "strong": strong, "method": method,
+            "chain": list(chain) if chain else None, "metric": metric,
+            f"weak_{metric}": weak_m, f"w2s_{metric}": w2s_m, f"ceiling_{metric}": ceil_m,
+            "pgr": agg["mean"], "pgr_lo": agg["lo"], "pgr_hi": agg["hi"],
+            "agree": _mean([p["agree"] for p in per_seed if p["agree"] is not None]),
+            "agree_weak_wrong": _mean([p["agree_weak_wrong"] for p in per_seed if p["agree_weak_wrong"] is not None]),
+            "seeds": [p["seed"] for p in per_seed], "per_seed": per_seed,
+            "warnings": metrics.warnings_for(weak_m, ceil_m, w2s_m, n_test) if metric == "acc" else [],
+        })
+    order = {m: i for i, m in enumerate(dict.fromkeys([r["weak"] for r in rows] + [r["strong"] for r in rows]))}
+    rows.sort(key=lambda r: (r["kind"] != "transfer", order[r["weak"]], order[r["strong"]], r["method"]))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A fixed-width text table for the terminal."""
+    if not rows:
+        return "no finished transfer results yet"
+    metric = rows[0]["metric"]
+    head = f"{'weak':<18} {'strong':<18} {'method':<16} {'weak':>6} {'w2s':>6} {'ceil':>6} {'PGR':>6}  {'95% CI':<15} seeds"
+    lines = [f"metric: {metric}", head, "-" * len(head)]
+    for r in rows:
+        ci = "n/a" if math.isnan(r["pgr_lo"]) else f"[{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}]"
+        strong = " > ".join(r["chain"][1:]) if r["chain"] else r["strong"]
+        lines.append(f"{r['weak']:<18} {strong:<18} {r['method']:<16} {r[f'weak_{metric}']:>6.3f} "
+                     f"{r[f'w2s_{metric}']:>6.3f} {r[f'ceiling_{metric}']:>6.3f} {r['pgr']:>6.2f}  {ci:<15} "
+                     f"{len(r['seeds'])}")
+        lines += [f"    warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)

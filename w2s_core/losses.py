@@ -1,0 +1,143 @@
+"""Training losses for the strong student, following openai/weak-to-strong.
+
+Every loss maps (logits [N,2], weak soft labels [N,2], step_frac in [0,1]) to the
+batch-mean loss, computed in float32 so bf16 models get the same numbers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from functools import partial
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from w2s_core.errors import InputError, W2SError
+
+LossFn = Callable[[Tensor, Tensor, float], Tensor]
+
+
+def _prepare(logits: Tensor, weak: Tensor) -> tuple[Tensor, Tensor]:
+    """Cast to float32 and check shapes, so a wrong dataset fails with a sentence, not an index error."""
+    if logits.ndim != 2 or logits.shape[1] != 2 or weak.shape != logits.shape:
+        raise W2SError(
+            f"loss inputs have the wrong shape: logits {tuple(logits.shape)}, weak labels "
+            f"{tuple(weak.shape)}; expected both to be [batch, 2] (binary classification)."
+        )
+    return logits.float(), weak.float()
+
+
+def _soft_ce(logits: Tensor, target: Tensor) -> Tensor:
+    return -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+def xent(logits: Tensor, weak: Tensor, step_frac: float) -> Tensor:
+    """Cross-entropy of the student's softmax against the soft weak labels."""
+    logits, weak = _prepare(logits, weak)
+    return _soft_ce(logits, weak)
+
+
+def kl(logits: Tensor, weak: Tensor, step_frac: float) -> Tensor:
+    """KL(weak || student); xent minus the weak labels' entropy (0·log 0 = 0)."""
+    logits, weak = _prepare(logits, weak)
+    logp = F.log_softmax(logits, dim=-1)
+    return (torch.xlogy(weak, weak) - weak * logp).sum(dim=-1).mean()
+
+
+def product(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 1.0, beta: float = 1.0) -> Tensor:
+    """Cross-entropy against target ∝ p^beta · weak^alpha (p detached), built in log space so it never divides by 0."""
+    logits, weak = _prepare(logits, weak)
+    logp = F.log_softmax(logits, dim=-1).detach()
+    # weak^0 is 1 even where weak is 0, so the weak term vanishes when alpha == 0.
+    log_weak = torch.where(weak > 0, alpha * torch.log(weak), -math.inf if alpha > 0 else 0.0)
+    target = torch.softmax(beta * logp + log_weak, dim=-1)
+    return _soft_ce(logits, target)
+
+
+def alpha_at(step_frac: float, alpha: float, warmup_frac: float) -> float:
+    """logconf's auxiliary weight: a linear ramp from 0 to alpha over the first warmup_frac of training."""
+    if warmup_frac <= 0:
+        return alpha
+    return alpha * min(1.0, max(0.0, step_frac) / warmup_frac)
+
+
+def hard_labels(probs1: Tensor, positive_share: float) -> Tensor:
+    """0/1 labels marking the round(share·N) examples with highest probs1 as positive.
+
+    Sorting (stable, so ties go to the earlier example) gives exactly that count even
+    with ties, a batch of one, or an all-positive or all-negative share, where a
+    quantile threshold would over- or under-shoot.
+    """
+    n = probs1.shape[0]
+    k = min(n, max(0, math.floor(positive_share * n + 0.5)))
+    order = torch.argsort(probs1, descending=True, stable=True)
+    hard = torch.zeros(n, dtype=torch.float32, device=probs1.device)
+    hard[order[:k]] = 1.0
+    return hard
+
+
+def logconf(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2) -> Tensor:
+    """(1−a)·CE(f, weak) + a·CE(f, hard(f)): the auxiliary confidence loss with a linear warm-up of a."""
+    logits, weak = _prepare(logits, weak)
+    a = alpha_at(step_frac, alpha, warmup_frac)
+    probs1 = torch.softmax(logits.detach(), dim=-1)[:, 1]
+    hard1 = hard_labels(probs1, weak[:, 1].mean().item())
+    hard = torch.stack([1.0 - hard1, hard1], dim=1)
+    return _soft_ce(logits, (1.0 - a) * weak + a * hard)
+
+
+LOSSES: dict[str, Callable[..., Tensor]] = {"xent": xent, "kl": kl, "product": product, "logconf": logconf}
+
+# Allowed range (inclusive) of each parameter; the defaults live in LOSS_DEFAULTS.
+_RANGES: dict[str, tuple[float, float]] = {"alpha": (0.0, 1.0), "warmup_frac": (0.0, 1.0), "beta": (0.0, math.inf)}
+
+LOSS_DEFAULTS: dict[str, dict[str, float]] = {
+    "xent": {},
+    "kl": {},
+    "product": {"alpha": 1.0, "beta": 1.0},
+    "logconf": {"alpha": 0.5, "warmup_frac": 0.2},
+}
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _resolve(name: str, params: dict) -> dict[str, float]:
+    """The loss's defaults overridden by params, after checking every key and value."""
+    if name not in LOSSES:
+        names = sorted(LOSSES)
+        raise InputError(f"unknown loss '{name}'{_suggest(str(name), names)}; allowed: {', '.join(names)}.")
+    defaults = LOSS_DEFAULTS[name]
+    allowed = ", ".join(defaults) or "none (this loss takes no parameters)"
+    merged = dict(defaults)
+    for key, value in params.items():
+        if key not in defaults:
+            raise InputError(
+                f"loss '{name}': unknown parameter '{key}'{_suggest(str(key), list(defaults))}; allowed: {allowed}."
+            )
+        lo, hi = _RANGES[key]
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok_type or not math.isfinite(value) or not lo <= value <= hi:
+            bounds = f"between {lo:g} and {hi:g}" if math.isfinite(hi) else f"at least {lo:g}"
+            raise InputError(f"loss '{name}': parameter '{key}' is {value!r}; expected a number {bounds}.")
+        merged[key] = float(value)
+    return merged
+
+
+def make_loss(name: str, params: dict) -> LossFn:
+    """The loss `name` with its parameters bound; raises InputError for anything the recipe got wrong."""
+    merged = _resolve(name, params)
+    return partial(LOSSES[name], **merged)
+
+
+def loss_alpha(name: str, params: dict, step_frac: float) -> float | None:
+    """The α in effect at step_frac (logconf's warmed-up weight, product's weak exponent), None if the loss has none."""
+    merged = _resolve(name, params)
+    if name == "logconf":
+        return alpha_at(step_frac, merged["alpha"], merged["warmup_frac"])
+    return merged.get("alpha")
