@@ -20,7 +20,7 @@ def _recipe_rows(store: Store, recipe_hash: str) -> list[tuple[dict, dict, str]]
     """(role, results, status) of every job the recipe planned."""
     rows = store.db.query(
         "select rj.job_hash, rj.role, j.status from recipe_jobs rj join jobs j on j.hash = rj.job_hash "
-        "where rj.recipe_hash = ?", [recipe_hash])
+        "where rj.recipe_hash = ? order by j.rowid", [recipe_hash])
     return [(json.loads(r["role"]), store.results(r["job_hash"]), r["status"]) for r in rows]
 
 
@@ -34,9 +34,12 @@ def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]
     key = METRICS[metric]
     recipe = next((r for r in store.recipes() if r["hash"] == recipe_hash), {"name": recipe_hash[:10]})
     gt: dict[tuple[str, int], float] = {}
+    order: dict[str, int] = {}  # models in recipe order (GT roles are recorded in plan order)
     groups: dict[tuple, dict[int, tuple[dict, dict]]] = defaultdict(dict)
     n_test = None
     for role, res, status in _recipe_rows(store, recipe_hash):
+        if role["role"] == "gt":
+            order.setdefault(role["model"], len(order))
         if status != "done" or key not in res:
             continue
         if role["role"] == "gt":
@@ -77,7 +80,6 @@ def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]
             "seeds": [p["seed"] for p in per_seed], "per_seed": per_seed,
             "warnings": metrics.warnings_for(weak_m, ceil_m, w2s_m, n_test) if metric == "acc" else [],
         })
-    order = {m: i for i, m in enumerate(dict.fromkeys([r["weak"] for r in rows] + [r["strong"] for r in rows]))}
     rows.sort(key=lambda r: (r["kind"] != "transfer", order[r["weak"]], order[r["strong"]], r["method"]))
     return rows
 

@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -60,7 +61,7 @@ def cmd_runs(args) -> int:
         names = {r["hash"]: r["name"] for r in store.recipes()}
         runs = [{**r, "recipe": names.get(r["recipe_hash"])} for r in store.runs()]
     if args.json:
-        print(json.dumps(runs, indent=1, default=str))
+        print(json.dumps(_json_safe(runs), indent=1, default=str))
         return 0
     print(f"{'id':>4}  {'recipe':<24} {'started':<19}  {'status':<11}")
     for r in runs:
@@ -91,13 +92,24 @@ def _recipe_hashes(store, args) -> list[str]:
     return [max(runs, key=lambda r: r["id"])["recipe_hash"]]
 
 
+def _json_safe(obj):
+    """NaN is not JSON: an undefined figure (e.g. a one-seed interval) becomes null."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def cmd_results(args) -> int:
     from .analysis import format_table, pgr_table
 
     with _store(args, readonly=True) as store:
         rows = [row for h in _recipe_hashes(store, args) for row in pgr_table(store, h, args.metric)]
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(_json_safe(rows), indent=1))
     elif args.csv:
         out = io.StringIO()
         flat = [{k: v for k, v in r.items() if k not in ("per_seed", "warnings")} for r in rows]
@@ -117,8 +129,8 @@ def cmd_show(args) -> int:
             if run is None:
                 raise InputError(f"no run with id {args.id} in {store.path}; `w2s runs` lists them")
             jobs = [j for j in store.jobs() if j["run_id"] == run["id"]]
-            print(json.dumps({**run, "jobs": [{k: j[k] for k in ("hash", "kind", "model", "weak_model", "loss", "seed",
-                                                                  "status", "exit_code")} for j in jobs]},
+            print(json.dumps(_json_safe({**run, "jobs": [{k: j[k] for k in ("hash", "kind", "model", "weak_model", "loss", "seed",
+                                                                  "status", "exit_code")} for j in jobs]}),
                              indent=1, default=str))
             return 0
         matches = [j for j in store.jobs() if j["hash"].startswith(args.id)]
@@ -126,7 +138,7 @@ def cmd_show(args) -> int:
             raise InputError(f"{args.id!r} matches {len(matches)} jobs in {store.path}; give a run id or a longer "
                              "job hash prefix")
         job = matches[0]
-        print(json.dumps({**job, "results": store.results(job["hash"])}, indent=1, default=str))
+        print(json.dumps(_json_safe({**job, "results": store.results(job["hash"])}), indent=1, default=str))
     return 0
 
 
@@ -168,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     except W2SError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; finished jobs are recorded, re-run to continue", file=sys.stderr)
         return 130

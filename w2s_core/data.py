@@ -132,12 +132,11 @@ def _hub_entry(
     """A registry entry for a Hub dataset; bump `version` whenever its formatter's output changes."""
 
     def load(cfg: dict) -> tuple[Pool, Pool | None]:
-        revision = cfg.get("revision")
-        pools = [
-            _HubRows(_hub_load(name, hub_id, revision, split), formatter, f"{name}/{split}")
+        train, test = (
+            _HubRows(_hub_load(name, hub_id, cfg.get("revision"), split), formatter, f"{name}/{split}")
             for split in ("train", test_split)
-        ]
-        return pools[0], pools[1]
+        )
+        return train, test
 
     def identity(cfg: dict) -> dict:
         return {"hub_id": hub_id, "revision": cfg.get("revision"), "formatter_version": version,
@@ -182,10 +181,15 @@ def format_anthropic_hh(row: dict, rng: random.Random) -> Example:
 # ---------------------------------------------------------------- synthetic task
 
 _SYNTHETIC_VERSION = 1
-_WEIGHTS_RNG = random.Random("w2s/synthetic/weights")
-_SYNTHETIC_WEIGHTS = {w: _WEIGHTS_RNG.uniform(0.5, 2.0) for w in _POSITIVE} | {
-    w: -_WEIGHTS_RNG.uniform(0.5, 2.0) for w in _NEGATIVE
-}
+
+
+def _polarity_weights() -> dict[str, float]:
+    """Hidden per-word polarity: positive words in [0.5, 2], negative ones in [-2, -0.5]."""
+    rng = random.Random("w2s/synthetic/weights")
+    return {w: rng.uniform(0.5, 2.0) * (1 if w in _POSITIVE else -1) for w in (*_POSITIVE, *_NEGATIVE)}
+
+
+_SYNTHETIC_WEIGHTS = _polarity_weights()
 
 
 def _synthetic_example(rng: random.Random) -> tuple[str, int]:
@@ -263,6 +267,26 @@ DATASETS: dict[str, DatasetInfo] = {
 # ---------------------------------------------------------------- local files
 
 
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"Data file {path} does not exist (from the recipe's [data] path).")
+
+
+def _json_line(path: Path, number: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"Data file {path}, line {number}: not valid JSON ({exc}).") from exc
+
+
+def _columns(cfg: dict) -> dict[str, str]:
+    """The recipe's column mapping, keyed by its config key (for error messages)."""
+    return {
+        "text_column": cfg.get("text_column") or "text",
+        "label_column": cfg.get("label_column") or "label",
+    }
+
+
 def _read_records(path: Path) -> tuple[list[dict], list[str]]:
     """Rows and column names of a local .jsonl/.json/.csv/.parquet file."""
     suffix = path.suffix.lower()
@@ -271,8 +295,7 @@ def _read_records(path: Path) -> tuple[list[dict], list[str]]:
             f"Data file {path} has an unsupported extension '{path.suffix}'; supported: "
             f"{', '.join(LOCAL_EXTENSIONS)}."
         )
-    if not path.is_file():
-        raise InputError(f"Data file {path} does not exist (from the recipe's [data] path).")
+    _require_file(path)
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -283,10 +306,10 @@ def _read_records(path: Path) -> tuple[list[dict], list[str]]:
             if suffix == ".csv":
                 reader = csv.DictReader(f)
                 return list(reader), list(reader.fieldnames or [])
-            if suffix == ".jsonl":
-                rows = [json.loads(line) for line in f if line.strip()]
-            else:
+            if suffix == ".json":
                 rows = json.load(f)
+            else:
+                rows = [_json_line(path, n, line) for n, line in enumerate(f, 1) if line.strip()]
     except InputError:
         raise
     except Exception as exc:  # malformed JSON/CSV/parquet: say which file
@@ -311,7 +334,7 @@ def _binary(value: Any) -> int | None:
 def _load_local(cfg: dict) -> list[Example]:
     path = Path(cfg["path"])
     rows, columns = _read_records(path)
-    mapping = {"text_column": cfg.get("text_column", "text"), "label_column": cfg.get("label_column", "label")}
+    mapping = _columns(cfg)
     for key, column in mapping.items():
         if column not in columns:
             raise InputError(
@@ -344,7 +367,9 @@ def _file_sha256(path: Path) -> str:
 def _source(cfg: dict) -> tuple[str, DatasetInfo | None]:
     """A human name for the data, and its registry entry (None for a local file)."""
     if ("name" in cfg) == ("path" in cfg):
-        raise InputError("The recipe's [data] table needs exactly one of `name` (a registered dataset) or `path`.")
+        raise InputError(
+            "The recipe's [data] table needs exactly one of `name` (a registered dataset) or `path`."
+        )
     if "path" in cfg:
         return str(cfg["path"]), None
     if cfg["name"] not in DATASETS:
@@ -360,10 +385,8 @@ def dataset_fingerprint(cfg: dict) -> str:
     source, info = _source(cfg)
     if info is None:
         path = Path(source)
-        if not path.is_file():
-            raise InputError(f"Data file {path} does not exist (from the recipe's [data] path).")
-        identity = {"sha256": _file_sha256(path), "text_column": cfg.get("text_column", "text"),
-                    "label_column": cfg.get("label_column", "label")}  # fmt: skip
+        _require_file(path)
+        identity = {"sha256": _file_sha256(path), **_columns(cfg)}
     else:
         identity = {"dataset": info.name, **info.identity(cfg)}
     identity["balance"] = bool(cfg.get("balance", False))
@@ -375,12 +398,13 @@ def _draw(pool: Pool, order: Sequence[int], n: int, balance: bool, extra: int, u
     the odd one of class `extra`. Fewer than n when the pool runs out."""
     quota = {0: n // 2 + (n % 2) * (extra == 0), 1: n // 2 + (n % 2) * (extra == 1)}
     out: list[int] = []
-    for i in order:
+    for i in map(int, order):
         if len(out) == n:
             break
-        i = int(i)
+        if i in used:
+            continue
         text, label = pool[i]
-        if i in used or not text.strip() or (balance and quota[label] == 0):
+        if not text.strip() or (balance and quota[label] == 0):
             continue
         quota[label] -= 1
         out.append(i)
@@ -446,8 +470,8 @@ def make_splits(cfg: dict, seed: int) -> dict[str, Split]:
     remaining = np.flatnonzero(keep)
     order = _rng("w2s/train", seed).permutation(remaining)
     half = n_train // 2
-    a_ids = _draw(train, order, half, balance, 1, held_out)
-    b_ids = _draw(train, order, half, balance, 0, held_out | set(a_ids))
+    a_ids = _draw(train, order, half, balance, 1, set())
+    b_ids = _draw(train, order, half, balance, 0, set(a_ids))
     if len(a_ids) < half or len(b_ids) < half:
         raise _too_few("n_train", n_train, train, remaining, balance, source)
     return {"A": _split(train, a_ids), "B": _split(train, b_ids), "test": _split(test_pool, test_ids)}

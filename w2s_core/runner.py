@@ -42,6 +42,13 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def failure_reason(path: Path) -> str:
+    """The trainer's own `error:` line when it wrote one (the launcher's traceback is noise), else the log tail."""
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else log_tail(path, 5)
+
+
 @dataclass
 class Running:
     job: Job
@@ -115,8 +122,8 @@ class Runner:
             self.store.set_results(r.job.hash, result)
             self.store.set_job_status(r.job.hash, "done", exit_code=0, finished_at=time.time())
             return True
-        tail = log_tail(r.dir / "log.txt")
-        self.store.set_job_status(r.job.hash, "failed", exit_code=code, finished_at=time.time(), error=tail)
+        error = failure_reason(r.dir / "log.txt") + "\n--- log tail ---\n" + log_tail(r.dir / "log.txt")
+        self.store.set_job_status(r.job.hash, "failed", exit_code=code, finished_at=time.time(), error=error)
         return False
 
     def run(self, argv: list[str]) -> int:
@@ -152,8 +159,8 @@ class Runner:
                         self.echo(f"[{count}/{total}] done   {describe(r.job)}: test acc {acc:.3f} ({secs:.1f}s)")
                     else:
                         failed.add(r.job.hash)
-                        self.echo(f"[{count}/{total}] FAILED {describe(r.job)} (exit {code}); "
-                                  f"log: {r.dir / 'log.txt'}\n{log_tail(r.dir / 'log.txt', 5)}")
+                        self.echo(f"[{count}/{total}] FAILED {describe(r.job)} (exit {code}): "
+                                  f"{failure_reason(r.dir / 'log.txt')}\n    log: {r.dir / 'log.txt'}")
                 time.sleep(POLL_S if running else 0)
         except KeyboardInterrupt:
             for r in running:

@@ -3,6 +3,7 @@
 WAL mode lets a read-only TUI connection read while the manager writes; every write goes
 through `Store.transaction()` (BEGIN IMMEDIATE, so writers queue on `busy_timeout` instead of
 failing with "database is locked"). The schema is versioned with `PRAGMA user_version`.
+Timestamps are Unix seconds (REAL); job folders are stored relative to the results directory.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import math
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,13 @@ DEFAULT_RESULTS_DIR = "w2s-results"
 BUSY_TIMEOUT_MS = 5000
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
-JOB_STATUSES = ("planned", "queued", "running", "done", "failed", "cancelled")
+# "skipped": never started because an upstream job failed.
+JOB_STATUSES = ("planned", "queued", "running", "done", "failed", "cancelled", "skipped")
 JOB_KINDS = ("gt", "transfer", "bootstrap")
 SPLITS = ("test", "A", "B")
 JOB_JSON_COLUMNS = frozenset({"chain", "spec", "provenance"})
 RUN_JSON_COLUMNS = frozenset({"argv", "provenance"})
-TERMINAL_JOB_STATUSES = frozenset({"done", "failed", "cancelled"})
+TERMINAL_JOB_STATUSES = frozenset({"done", "failed", "cancelled", "skipped"})
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,10 @@ def _in(values: Sequence[str]) -> str:
 _SCHEMA_V1 = [
     """CREATE TABLE recipes (
         hash TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT, text TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
+        created_at REAL NOT NULL)""",
     f"""CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, recipe_hash TEXT, started_at TEXT NOT NULL,
-        finished_at TEXT,
+        id INTEGER PRIMARY KEY AUTOINCREMENT, recipe_hash TEXT, started_at REAL NOT NULL,
+        finished_at REAL,
         status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ({_in(RUN_STATUSES)})),
         argv TEXT, provenance TEXT)""",
     "CREATE INDEX runs_recipe ON runs (recipe_hash)",
@@ -59,7 +61,7 @@ _SCHEMA_V1 = [
         model TEXT NOT NULL, weak_model TEXT, loss TEXT, seed INTEGER NOT NULL, chain TEXT,
         step INTEGER, spec TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'planned' CHECK (status IN ({_in(JOB_STATUSES)})),
-        pid INTEGER, exit_code INTEGER, started_at TEXT, finished_at TEXT, dir TEXT,
+        pid INTEGER, exit_code INTEGER, started_at REAL, finished_at REAL, dir TEXT,
         error TEXT, provenance TEXT)""",
     "CREATE INDEX jobs_status ON jobs (status)",
     "CREATE INDEX jobs_recipe ON jobs (recipe_hash)",
@@ -98,11 +100,6 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1]
 def schema_version() -> int:
     """The schema version this code writes."""
     return len(MIGRATIONS)
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC timestamp with a Z, which both SQLite's date functions and Python parse."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _explain(exc: sqlite3.Error) -> str:
@@ -247,7 +244,7 @@ class Store:
             conn.execute(
                 "INSERT INTO recipes (hash, name, path, text, created_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (hash) DO UPDATE SET name = excluded.name, path = excluded.path",
-                (hash, name, None if path is None else str(path), text, utc_now()),
+                (hash, name, None if path is None else str(path), text, time.time()),
             )
 
     @_sqlite_errors
@@ -257,7 +254,7 @@ class Store:
             cursor = conn.execute(
                 "INSERT INTO runs (recipe_hash, started_at, status, argv, provenance) "
                 "VALUES (?, ?, 'running', ?, ?)",
-                (recipe_hash, utc_now(), json.dumps(argv), json.dumps(provenance)),
+                (recipe_hash, time.time(), json.dumps(argv), json.dumps(provenance)),
             )
         return int(cursor.lastrowid)
 
@@ -267,7 +264,7 @@ class Store:
             raise ValueError(f"finish_run status {status!r} must be one of {FINISHED_RUN_STATUSES}")
         with self.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, utc_now(), run_id)
+                "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, time.time(), run_id)
             )
             self._require_row(cursor, f"run {run_id}")
 
@@ -325,9 +322,9 @@ class Store:
             raise ValueError(f"job status {status!r} must be one of {JOB_STATUSES}")
         defaults: dict[str, Any] = {}
         if status == "running":
-            defaults = {"started_at": utc_now(), "finished_at": None, "exit_code": None, "error": None}
+            defaults = {"started_at": time.time(), "finished_at": None, "exit_code": None, "error": None}
         elif status in TERMINAL_JOB_STATUSES:
-            defaults = {"finished_at": utc_now()}
+            defaults = {"finished_at": time.time()}
         with self.transaction() as conn:
             self._update_job(conn, hash, self._encode_job({**defaults, **fields, "status": status}))
 
@@ -337,7 +334,9 @@ class Store:
         return self._decode_job(rows[0]) if rows else None
 
     @_sqlite_errors
-    def jobs(self, recipe_hash: str | None = None, status: str | Sequence[str] | None = None) -> list[dict]:
+    def jobs(
+        self, recipe_hash: str | None = None, status: str | Sequence[str] | None = None
+    ) -> list[dict]:
         """Jobs in planning order, filtered by recipe (linked or first planner) and status(es)."""
         where, params = [], []
         if recipe_hash is not None:
@@ -349,14 +348,15 @@ class Store:
             statuses = [status] if isinstance(status, str) else list(status)
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             params += statuses
-        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
-        return [self._decode_job(r) for r in self.db.query(sql, params)]
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        return [self._decode_job(r) for r in self.db.query(sql + " ORDER BY rowid", params)]
 
     def _encode_job(self, fields: dict) -> dict:
         """Check column names, JSON-encode the JSON columns, store `dir` relative to the root."""
         unknown = set(fields) - self._job_columns
         if unknown:
-            raise ValueError(f"unknown job columns {sorted(unknown)}; known: {sorted(self._job_columns)}")
+            known = sorted(self._job_columns)
+            raise ValueError(f"unknown job columns {sorted(unknown)}; known: {known}")
         encoded = dict(fields)
         for column in JOB_JSON_COLUMNS & set(fields):
             if fields[column] is not None:
@@ -436,16 +436,25 @@ class Store:
                 ]
             conn.executemany(
                 "INSERT INTO metrics (job_hash, seq, step, key, value) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (job_hash, seq, key) DO UPDATE SET step = excluded.step, value = excluded.value",
+                "ON CONFLICT (job_hash, seq, key) "
+                "DO UPDATE SET step = excluded.step, value = excluded.value",
                 rows,
             )
             conn.execute(
-                'INSERT OR REPLACE INTO ingest (job_hash, file, "offset", line, skipped) VALUES (?, ?, ?, ?, ?)',
+                'INSERT OR REPLACE INTO ingest (job_hash, file, "offset", line, skipped) '
+                "VALUES (?, ?, ?, ?, ?)",
                 (job_hash, file_key, offset + end, line + len(lines), skipped + bad),
             )
         if bad:
             log.warning("skipped %d malformed line(s) in %s", bad, file_path)
         return len(rows)
+
+    @_sqlite_errors
+    def reset_job_outputs(self, job_hash: str) -> None:
+        """Forget a job's metrics, results, predictions and ingest offsets before it runs again."""
+        with self.transaction() as conn:
+            for table in ("metrics", "results", "predictions", "ingest"):
+                conn.execute(f"DELETE FROM {table} WHERE job_hash = ?", (job_hash,))
 
     @_sqlite_errors
     def metrics(self, job_hash: str, key: str | None = None) -> list[dict]:
@@ -469,7 +478,8 @@ class Store:
 
     @_sqlite_errors
     def results(self, job_hash: str) -> dict[str, float]:
-        rows = self.db.query("SELECT key, value FROM results WHERE job_hash = ? ORDER BY key", [job_hash])
+        sql = "SELECT key, value FROM results WHERE job_hash = ? ORDER BY key"
+        rows = self.db.query(sql, [job_hash])
         return {r["key"]: _nan_if_none(r["value"]) for r in rows}
 
     @_sqlite_errors
@@ -480,7 +490,9 @@ class Store:
         if split not in SPLITS:
             raise ValueError(f"prediction split {split!r} must be one of {SPLITS}")
         if labels is not None and len(labels) != len(probs):
-            raise ValueError(f"{len(probs)} probabilities but {len(labels)} labels for {job_hash}/{split}")
+            raise ValueError(
+                f"{len(probs)} probabilities but {len(labels)} labels for {job_hash}/{split}"
+            )
         label_values = [None] * len(probs) if labels is None else [int(x) for x in labels]
         with self.transaction() as conn:
             conn.execute("DELETE FROM predictions WHERE job_hash = ? AND split = ?", (job_hash, split))

@@ -165,7 +165,7 @@ def run(job_dir: Path) -> None:
     test = preds["test"]["probs"]
     result = {"test_acc": metrics.accuracy(test, test_labels), "test_auroc": metrics.auroc(test, test_labels),
               "train_label_acc": metrics.accuracy(labels[:, 1].tolist(), splits[job["train_split"]].labels),
-              "steps": step, "train_seconds": time.time() - t0}
+              "n_test": len(test_labels), "steps": step, "train_seconds": time.time() - t0}
     if job["labels"] != "gt":
         upstream = json.loads((Path(job["upstream_dir"]) / "predictions.json").read_text())["test"]["probs"]
         result.update(metrics.agreement(test, upstream, test_labels))
