@@ -67,9 +67,22 @@ def test_good_recipe_resolves_defaults_and_overrides(tmp_path):
     assert r.seeds == [0, 1]
 
 
-def test_shipped_recipes_are_valid():
+def test_shipped_recipes_are_valid(tmp_path):
     for path in (ROOT / "recipes").glob("*.toml"):
         load_recipe(path)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert load_recipe(write(tmp_path, block)).models[2]["name"] == "gpt2-large"
+
+
+def test_data_problems_stop_the_run_before_any_job(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "a b", "label": 1}\n{"text": "c d", "label": 0}\n')
+    recipe = GOOD.replace('name = "synthetic"', f'path = "{data}"')
+    code = main(["--results-dir", str(tmp_path / "res"), "run", str(write(tmp_path, recipe))])
+    err = capsys.readouterr().err
+    assert code == 2 and "n_test = 50" in err and "d.jsonl" in err and "Traceback" not in err
+    assert not (tmp_path / "res").exists()
 
 
 @pytest.mark.parametrize("edit, key, expected", [

@@ -46,6 +46,9 @@ def cmd_run(args) -> int:
             deps = ",".join(d[:10] for d in job.deps) or "-"
             print(f"{i:>3}. {job.short} [{state:6}] {describe(job)}  (after {deps})")
         return 0
+    from .data import make_splits
+
+    make_splits(recipe.data, recipe.seeds[0])  # a missing file/column or n_test too big fails here, before any job
     with _store(args, readonly=False) as store:
         failed = Runner(store, plan, force=args.force, parallel=args.parallel).run(sys.argv)
         from .analysis import format_table, pgr_table
