@@ -52,7 +52,8 @@ def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]
             prev = seed_steps.get(role["seed"])
             if prev is None or prev[0]["step"] < role["step"]:
                 seed_steps[role["seed"]] = (role, res)
-        n_test = n_test or res.get("n_test")
+        if "n_test" in res:
+            n_test = int(res["n_test"])
     rows = []
     for (kind, weak, strong, method, chain), by_seed in groups.items():
         per_seed = []
@@ -85,17 +86,24 @@ def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]
 
 
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table for the terminal."""
+    """A text table for the terminal, columns as wide as their widest entry."""
     if not rows:
         return "no finished transfer results yet"
     metric = rows[0]["metric"]
-    head = f"{'weak':<18} {'strong':<18} {'method':<16} {'weak':>6} {'w2s':>6} {'ceil':>6} {'PGR':>6}  {'95% CI':<15} seeds"
-    lines = [f"metric: {metric}", head, "-" * len(head)]
+    cells = []
     for r in rows:
         ci = "n/a" if math.isnan(r["pgr_lo"]) else f"[{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}]"
         strong = " > ".join(r["chain"][1:]) if r["chain"] else r["strong"]
-        lines.append(f"{r['weak']:<18} {strong:<18} {r['method']:<16} {r[f'weak_{metric}']:>6.3f} "
-                     f"{r[f'w2s_{metric}']:>6.3f} {r[f'ceiling_{metric}']:>6.3f} {r['pgr']:>6.2f}  {ci:<15} "
-                     f"{len(r['seeds'])}")
+        cells.append([r["weak"], strong, r["method"], f"{r[f'weak_{metric}']:.3f}", f"{r[f'w2s_{metric}']:.3f}",
+                      f"{r[f'ceiling_{metric}']:.3f}", f"{r['pgr']:.2f}", ci, str(len(r["seeds"]))])
+    head = ["weak", "strong", "method", "weak", "w2s", "ceiling", "PGR", "95% CI", "seeds"]
+    widths = [max(len(x) for x in col) for col in zip(head, *cells)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
+
+    lines = [f"metric: {metric}", line(head), "-" * len(line(head))]
+    for r, row in zip(rows, cells):
+        lines.append(line(row))
         lines += [f"    warning: {w}" for w in r["warnings"]]
     return "\n".join(lines)

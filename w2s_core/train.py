@@ -63,12 +63,17 @@ def build(job: dict, splits: dict, device: torch.device):
         return head, lambda batch: head(torch.stack(batch).to(device)), inputs
     lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
     dtype = pick_dtype(train.get("dtype", "auto"), device)
-    model, tok = load_classifier(spec, dtype=dtype, lora=lora, grad_checkpointing=bool(train.get("grad_checkpointing")))
+    # "auto" bf16 on a full finetune keeps float32 master weights and autocasts the compute: Adam
+    # updates on bf16 weights round away at lr 1e-5. LoRA or an explicit dtype loads weights in it.
+    autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
+    weights = torch.float32 if autocast else dtype
+    model, tok = load_classifier(spec, dtype=weights, lora=lora, grad_checkpointing=bool(train.get("grad_checkpointing")))
     inputs = {n: encode(tok, texts[n], train["max_length"]) for n in names}
 
     def forward(batch):
         ids, mask = collate(batch, tok.pad_token_id)
-        return model(ids.to(device), mask.to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            return model(ids.to(device), mask.to(device))
 
     return model, forward, inputs
 
