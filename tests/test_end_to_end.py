@@ -95,7 +95,7 @@ path = "no-such-org/no-such-model"
 name = "ok"
 path = "tiny-random-bert"
 """)
-    env_out = w2s(tmp_path / "res", "run", str(recipe))
+    env_out = w2s(tmp_path / "res", "run", str(recipe), "--parallel", "2")
     assert env_out.returncode == 1
     assert "FAILED" in env_out.stdout and "skipped" in env_out.stdout
     assert "Traceback" not in env_out.stdout + env_out.stderr
@@ -106,3 +106,28 @@ path = "tiny-random-bert"
     assert status[("gt", "broken")]["status"] == "failed"
     assert "no-such-org/no-such-model" in status[("gt", "broken")]["error"]
     assert status[("transfer", "ok")]["status"] == "skipped"
+
+
+def test_force_reruns_without_duplicating_rows(tmp_path):
+    recipe = tmp_path / "one.toml"
+    recipe.write_text(SMOKE.read_text().split("[[models]]")[0].replace("epochs = 3", "epochs = 1") + """
+[[models]]
+name = "a"
+path = "tiny-random-bert"
+tiny = { hidden_size = 16, num_layers = 1 }
+
+[[models]]
+name = "b"
+path = "tiny-random-bert"
+""")
+    res = tmp_path / "res"
+    assert w2s(res, "run", str(recipe), "--parallel", "2").returncode == 0
+    forced = w2s(res, "run", str(recipe), "--force", "--parallel", "2")
+    assert forced.returncode == 0 and "3 to run" in forced.stdout
+    with Store.open(res, readonly=True) as store:
+        for job in store.jobs():
+            lines = (Path(job["dir"]) / "events.jsonl").read_text().splitlines()
+            keys = [k for line in lines for k, v in json.loads(line).items()
+                    if k != "step" and isinstance(v, (int, float))]
+            assert len(store.metrics(job["hash"])) == len(keys)
+            assert job["run_id"] == 2 and job["provenance"]["job_env"]["device"] == "cpu"

@@ -55,6 +55,7 @@ class Running:
     proc: subprocess.Popen
     dir: Path
     started: float
+    command: list[str]
 
 
 class Runner:
@@ -94,7 +95,7 @@ class Runner:
     def start(self, job: Job) -> Running:
         job_dir = self.job_dir(job)
         job_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("events.jsonl", "predictions.json", "result.json", "log.txt"):
+        for name in ("events.jsonl", "predictions.json", "result.json", "env.json", "log.txt"):
             (job_dir / name).unlink(missing_ok=True)
         self.store.reset_job_outputs(job.hash)
         spec = dict(job.spec)
@@ -104,11 +105,11 @@ class Runner:
         env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
         if self.parallel > 1 and "OMP_NUM_THREADS" not in os.environ:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.parallel))
+        command = launch_command(job_dir, self.plan.recipe.launch.get("accelerate_config"))
         with open(job_dir / "log.txt", "w") as log:
-            proc = subprocess.Popen(launch_command(job_dir, self.plan.recipe.launch.get("accelerate_config")),
-                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.store.set_job_status(job.hash, "running", pid=proc.pid, started_at=time.time())
-        return Running(job, proc, job_dir, time.time())
+        return Running(job, proc, job_dir, time.time(), command)
 
     def finish(self, r: Running, code: int) -> bool:
         """Record a job that exited; return whether it succeeded."""
@@ -120,7 +121,9 @@ class Runner:
             for split, p in preds.items():
                 self.store.add_predictions(r.job.hash, split, p["probs"], p["labels"])
             self.store.set_results(r.job.hash, result)
-            self.store.set_job_status(r.job.hash, "done", exit_code=0, finished_at=time.time())
+            env = json.loads((r.dir / "env.json").read_text())
+            self.store.set_job_status(r.job.hash, "done", exit_code=0, finished_at=time.time(),
+                                      provenance={**self.provenance, "job_env": env, "command": r.command})
             return True
         error = failure_reason(r.dir / "log.txt") + "\n--- log tail ---\n" + log_tail(r.dir / "log.txt")
         self.store.set_job_status(r.job.hash, "failed", exit_code=code, finished_at=time.time(), error=error)
@@ -128,7 +131,8 @@ class Runner:
 
     def run(self, argv: list[str]) -> int:
         """Run every job not yet done; return the number of jobs that failed or were skipped."""
-        run_id = self.store.start_run(self.plan.recipe.hash, argv, provenance())
+        self.provenance = provenance()
+        run_id = self.store.start_run(self.plan.recipe.hash, argv, self.provenance)
         todo = self.record_plan(run_id)
         total, cached = len(self.plan.jobs), len(self.plan.jobs) - len(todo)
         self.echo(f"{self.plan.recipe.name}: {total} jobs, {cached} already done, {len(todo)} to run")

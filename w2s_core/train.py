@@ -176,6 +176,9 @@ def run(job_dir: Path) -> None:
         result.update(metrics.agreement(test, upstream, test_labels))
     emit({"step": step, "event": "final", "test_acc": result["test_acc"], "test_auroc": result["test_auroc"]})
     events.close()
+    write_json(job_dir / "env.json", {"device": str(acc.device), "num_processes": acc.num_processes,
+                                       "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                                       "distributed_type": str(acc.distributed_type), "torch": torch.__version__})
     write_json(job_dir / "predictions.json", preds)
     write_json(job_dir / "result.json", result)
 
