@@ -6,7 +6,6 @@ batch-mean loss, computed in float32 so bf16 models get the same numbers.
 
 from __future__ import annotations
 
-import difflib
 import math
 from functools import partial
 from typing import Callable
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from w2s_core.errors import InputError, W2SError
+from w2s_core.errors import InputError, W2SError, did_you_mean
 
 LossFn = Callable[[Tensor, Tensor, float], Tensor]
 
@@ -102,23 +101,18 @@ LOSS_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _resolve(name: str, params: dict) -> dict[str, float]:
     """The loss's defaults overridden by params, after checking every key and value."""
     if name not in LOSSES:
         names = sorted(LOSSES)
-        raise InputError(f"unknown loss '{name}'{_suggest(str(name), names)}; allowed: {', '.join(names)}.")
+        raise InputError(f"unknown loss '{name}'{did_you_mean(name, names)}; allowed: {', '.join(names)}.")
     defaults = LOSS_DEFAULTS[name]
     allowed = ", ".join(defaults) or "none (this loss takes no parameters)"
     merged = dict(defaults)
     for key, value in params.items():
         if key not in defaults:
             raise InputError(
-                f"loss '{name}': unknown parameter '{key}'{_suggest(str(key), list(defaults))}; allowed: {allowed}."
+                f"loss '{name}': unknown parameter '{key}'{did_you_mean(key, defaults)}; allowed: {allowed}."
             )
         lo, hi = _RANGES[key]
         ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)

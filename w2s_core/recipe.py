@@ -6,7 +6,6 @@ the key and what was expected, so a typo costs one edit and not one crashed job.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from .errors import InputError
+from .errors import InputError, did_you_mean
 from .losses import LOSS_DEFAULTS, make_loss
 from .model_registry import model_defaults
 
@@ -188,9 +187,7 @@ class _Errors:
         self.items.append(f"{key}: {msg}")
 
     def unknown(self, where: str, key: str, allowed) -> None:
-        close = [ALIASES[key]] if ALIASES.get(key) in allowed else difflib.get_close_matches(key, list(allowed), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        self.add(f"{where}{key}", f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+        self.add(f"{where}{key}", f"unknown key{did_you_mean(key, allowed, ALIASES)}; allowed: {', '.join(sorted(allowed))}")
 
     def check_table(self, where: str, values: dict, schema: dict[str, Check], extra=()) -> None:
         for key, value in values.items():
@@ -241,7 +238,7 @@ def parse_recipe(raw: dict, path: Path, text: str) -> Recipe:
     names = [m["name"] for m in models]
     pairs = _pairs(raw.get("pairs"), names, err)
     transfers = _transfers(raw.get("transfer"), err)
-    chains = _chains(raw.get("bootstrap"), names, transfers, err)
+    chains = _chains(raw.get("bootstrap"), names, err)
     seeds = raw.get("seeds", [0])
     if not (isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds)):
         err.add("seeds", f"expected a non-empty list of integers >= 0, got {seeds!r}")
@@ -287,8 +284,7 @@ def _data(data: dict, path: Path, err: _Errors, present: bool) -> dict:
         from .data import DATASETS
 
         if data["name"] not in DATASETS:
-            close = difflib.get_close_matches(data["name"], list(DATASETS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(data["name"], DATASETS)
             err.add("data.name", f"unknown dataset {data['name']!r}{hint}; known: {', '.join(sorted(DATASETS))}")
     out = {**DATA_DEFAULTS, **data}
     if isinstance(out.get("path"), str):
@@ -332,9 +328,7 @@ def _models(value: Any, train: dict, err: _Errors) -> list[dict]:
 def _known_model(name: Any, names: list[str], key: str, err: _Errors) -> bool:
     if name in names:
         return True
-    close = difflib.get_close_matches(str(name), names, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    err.add(key, f"unknown model {name!r}{hint}; the recipe's models are: {', '.join(names)}")
+    err.add(key, f"unknown model {name!r}{did_you_mean(name, names)}; the recipe's models are: {', '.join(names)}")
     return False
 
 
@@ -357,17 +351,14 @@ def _pairs(value: Any, names: list[str], err: _Errors) -> list[tuple[str, str]]:
 
 def _method(entry: dict, where: str, err: _Errors) -> dict | None:
     """Split a transfer/chain table into its loss name and the loss's own parameters."""
+    if "name" in entry and string(entry["name"]):
+        err.add(f"{where}name", f"expected a non-empty string, got {entry['name']!r}")
     loss = entry.get("loss", "xent")
-    if not isinstance(loss, str) or loss not in LOSS_DEFAULTS:
-        close = difflib.get_close_matches(str(loss), list(LOSS_DEFAULTS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        err.add(f"{where}loss", f"unknown loss {loss!r}{hint}; known: {', '.join(sorted(LOSS_DEFAULTS))}")
-        return None
     params = {k: v for k, v in entry.items() if k not in TRANSFER_KEYS and k not in CHAIN_KEYS}
     try:
-        make_loss(loss, params)
+        make_loss(str(loss), params)
     except InputError as exc:
-        err.add(f"{where.rstrip('.')}", str(exc))
+        err.add(f"{where}loss" if loss not in LOSS_DEFAULTS else where.rstrip("."), str(exc))
         return None
     return {"name": entry.get("name", loss), "loss": loss, "params": {**LOSS_DEFAULTS[loss], **params}}
 
@@ -380,11 +371,7 @@ def _transfers(value: Any, err: _Errors) -> list[dict]:
         return []
     out = []
     for i, entry in enumerate(value):
-        where = f"transfer[{i}]."
-        for key in ("name",):
-            if key in entry and string(entry[key]):
-                err.add(f"{where}{key}", f"expected a non-empty string, got {entry[key]!r}")
-        method = _method(entry, where, err)
+        method = _method(entry, f"transfer[{i}].", err)
         if method:
             out.append(method)
     names = [m["name"] for m in out]
@@ -393,7 +380,7 @@ def _transfers(value: Any, err: _Errors) -> list[dict]:
     return out
 
 
-def _chains(value: Any, names: list[str], transfers: list[dict], err: _Errors) -> list[dict]:
+def _chains(value: Any, names: list[str], err: _Errors) -> list[dict]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
