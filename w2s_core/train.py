@@ -12,7 +12,9 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
@@ -46,21 +48,29 @@ def training_labels(job: dict, split, job_dir: Path) -> torch.Tensor:
     return torch.stack([1 - p, p], dim=1)
 
 
-def build(job: dict, splits: dict, device: torch.device):
-    """Return (trainable module, forward(items) -> logits, items per split: token ids or frozen features)."""
+@dataclass
+class Setup:
+    """What the loop needs: the module to train, how to batch its inputs, the inputs per split."""
+
+    module: torch.nn.Module
+    batch: Callable[[list], tuple]  # items -> positional args of module
+    inputs: dict[str, list]  # "train" / "test" / "predict" -> token ids or frozen features
+    device: torch.device
+    autocast: bool = False
+
+
+def build(job: dict, splits: dict, device: torch.device) -> Setup:
     spec, train = job["model"], job["train"]
-    names = ["train", "test"] + (["predict"] if job["predict_split"] else [])
     texts = {"train": splits[job["train_split"]].texts, "test": splits["test"].texts}
     if job["predict_split"]:
         texts["predict"] = splits[job["predict_split"]].texts
     if train["mode"] == "probe":
-        feats = {n: cached_features(spec, texts[n], max_length=train["max_length"],
-                                    batch_size=max(train["minibatch_size"], 32), device=device) for n in names}
+        feats = {n: cached_features(spec, t, max_length=train["max_length"],
+                                    batch_size=max(train["minibatch_size"], 32), device=device) for n, t in texts.items()}
         head = torch.nn.Linear(feats["train"].shape[1], 2)
         torch.nn.init.zeros_(head.weight)
         torch.nn.init.zeros_(head.bias)
-        inputs = {n: list(feats[n]) for n in names}
-        return head, lambda batch: head(torch.stack(batch).to(device)), inputs
+        return Setup(head, lambda items: (torch.stack(items).to(device),), {n: list(f) for n, f in feats.items()}, device)
     lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
     dtype = pick_dtype(train.get("dtype", "auto"), device)
     # "auto" bf16 on a full finetune keeps float32 master weights and autocasts the compute: Adam
@@ -68,14 +78,12 @@ def build(job: dict, splits: dict, device: torch.device):
     autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
     weights = torch.float32 if autocast else dtype
     model, tok = load_classifier(spec, dtype=weights, lora=lora, grad_checkpointing=bool(train.get("grad_checkpointing")))
-    inputs = {n: encode(tok, texts[n], train["max_length"]) for n in names}
 
-    def forward(batch):
-        ids, mask = collate(batch, tok.pad_token_id)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            return model(ids.to(device), mask.to(device))
+    def batch(items):
+        ids, mask = collate(items, tok.pad_token_id)
+        return ids.to(device), mask.to(device)
 
-    return model, forward, inputs
+    return Setup(model, batch, {n: encode(tok, t, train["max_length"]) for n, t in texts.items()}, device, autocast)
 
 
 def lr_factor(schedule: str, warmup: float, frac: float) -> float:
@@ -85,15 +93,21 @@ def lr_factor(schedule: str, warmup: float, frac: float) -> float:
     return {"constant": 1.0, "linear": 1 - rest, "cosine": 0.5 * (1 + math.cos(math.pi * rest))}[schedule]
 
 
+def forward(setup: Setup, module, items: list) -> torch.Tensor:
+    """Logits through `module`: the accelerate-prepared wrapper, so DDP/FSDP hooks run."""
+    with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=setup.autocast):
+        return module(*setup.batch(items))
+
+
 @torch.no_grad()
-def predict(acc: Accelerator, module, forward, items: list, bs: int) -> list[float]:
+def predict(acc: Accelerator, setup: Setup, module, items: list, bs: int) -> list[float]:
     """P(class 1) for every item, in order (gathered across processes)."""
     module.eval()
     idx = torch.arange(len(items))
     loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=bs))
     out = []
     for batch in loader:
-        probs = torch.softmax(forward([items[i] for i in batch.tolist()]).float(), -1)[:, 1]
+        probs = torch.softmax(forward(setup, module, [items[i] for i in batch.tolist()]).float(), -1)[:, 1]
         out.append(acc.gather_for_metrics(probs))
     module.train()
     return torch.cat(out).cpu().tolist() if out else []
@@ -107,11 +121,12 @@ def run(job_dir: Path) -> None:
     set_seed(job["seed"])
     splits = make_splits(job["data"], job["seed"])
     labels = training_labels(job, splits[job["train_split"]], job_dir)
-    module, forward, inputs = build(job, splits, acc.device)
+    setup = build(job, splits, acc.device)
+    inputs = setup.inputs
     loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"])
-    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=train["lr"],
-                           weight_decay=train["weight_decay"])
-    module, opt = acc.prepare(module, opt)
+    module = acc.prepare(setup.module)
+    opt = acc.prepare(torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=train["lr"],
+                                       weight_decay=train["weight_decay"]))
     gen = torch.Generator().manual_seed(job["seed"])
     n, mb = len(inputs["train"]), train["minibatch_size"]
     total = max(1, math.ceil(n * train["epochs"]))
@@ -133,7 +148,7 @@ def run(job_dir: Path) -> None:
             idx = chunk[acc.process_index::acc.num_processes] or chunk[:1]  # this process's shard
             frac = seen / total
             with acc.accumulate(module):
-                logits = forward([inputs["train"][i] for i in idx])
+                logits = forward(setup, module, [inputs["train"][i] for i in idx])
                 target = labels[idx].to(logits.device)
                 loss = loss_fn(logits, target, frac)
                 acc.backward(loss)
@@ -154,16 +169,16 @@ def run(job_dir: Path) -> None:
                     event["alpha"] = alpha
                 window = []
                 if train["eval_every"] and step % train["eval_every"] == 0:
-                    probs = predict(acc, module, forward, inputs["test"], mb * 4)
+                    probs = predict(acc, setup, module, inputs["test"], mb * 4)
                     event.update(test_acc=metrics.accuracy(probs, test_labels), test_auroc=metrics.auroc(probs, test_labels))
                 emit(event)
             if seen >= total:
                 break
 
-    preds = {"test": {"probs": predict(acc, module, forward, inputs["test"], mb * 4), "labels": test_labels}}
+    preds = {"test": {"probs": predict(acc, setup, module, inputs["test"], mb * 4), "labels": test_labels}}
     if job["predict_split"]:
         split = splits[job["predict_split"]]
-        preds[job["predict_split"]] = {"probs": predict(acc, module, forward, inputs["predict"], mb * 4),
+        preds[job["predict_split"]] = {"probs": predict(acc, setup, module, inputs["predict"], mb * 4),
                                        "labels": split.labels}
     if not acc.is_main_process:
         return
