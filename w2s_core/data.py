@@ -247,6 +247,18 @@ def _synthetic_identity(cfg: dict) -> dict:
     return {"n_total": n_total, "noise": noise, "version": _SYNTHETIC_VERSION}
 
 
+def _load_movie_snippets(cfg: dict) -> tuple[Pool, None]:
+    """id, mean rating (-4..4), text; label = rating > 0; ratings of exactly 0 dropped (Hutto & Gilbert 2014)."""
+    from .assets import movie_snippets_file
+
+    pool = []
+    for line in movie_snippets_file().read_text(encoding="latin-1").splitlines():
+        _, rating, text = line.rstrip("\r").split("\t", 2)
+        if float(rating) != 0:
+            pool.append((text.strip(), int(float(rating) > 0)))
+    return pool, None
+
+
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
@@ -260,6 +272,8 @@ DATASETS: dict[str, DatasetInfo] = {
                    "Chosen vs rejected assistant reply (chance level in the reference)"),
         DatasetInfo("synthetic", _load_synthetic, _synthetic_identity,
                     "Generated word-polarity task for the tiny built-in models (offline)"),
+        DatasetInfo("movie-snippets", _load_movie_snippets, lambda cfg: {"source": "vaderSentiment==3.3.2", "version": 1},
+                    "10,605 movie-review snippets with human sentiment ratings (offline, `w2s assets install demo`)"),
     )
 }  # fmt: skip
 
@@ -468,6 +482,13 @@ def make_splits(cfg: dict, seed: int) -> dict[str, Split]:
     keep = np.ones(len(train), dtype=bool)
     keep[list(held_out)] = False
     remaining = np.flatnonzero(keep)
+    if cfg.get("train_pool", "per_seed") == "fixed":
+        # one pool of n_train examples for every run seed (drawn with the data seed): seeds only
+        # re-split it into A and B, so cached features of the pool serve every seed
+        fixed = _draw(train, _rng("w2s/pool", cfg["seed"]).permutation(remaining), n_train, balance, 1, set())
+        if len(fixed) < n_train:
+            raise _too_few("n_train", n_train, train, remaining, balance, source)
+        remaining = np.array(sorted(fixed))
     order = _rng("w2s/train", seed).permutation(remaining)
     half = n_train // 2
     a_ids = _draw(train, order, half, balance, 1, set())

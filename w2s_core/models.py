@@ -20,7 +20,8 @@ from torch import nn
 from .data import SYNTHETIC_VOCAB
 from .errors import InputError, W2SError
 from .model_registry import BUILTIN_TINY
-from .paths import cache_dir
+from .assets import PACKAGED_MODELS, package_version
+from .paths import cache_dir, locked
 
 POOLING = {"causal": "last", "encoder": "mean"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -135,6 +136,8 @@ def resolve_path(spec: dict) -> str:
     path = spec["path"]
     if path in BUILTIN_TINY:
         return str(ensure_tiny(path, spec.get("tiny")))
+    if path in PACKAGED_MODELS:
+        return str(PACKAGED_MODELS[path][0]())
     if not _looks_local(path):
         return path
     local = os.path.expanduser(path)
@@ -153,6 +156,9 @@ def model_fingerprint(spec: dict) -> str:
     parts: dict = {"path": path, "revision": spec.get("revision")}
     if path in BUILTIN_TINY:
         parts["tiny"] = _tiny_settings(path, spec.get("tiny"))
+    elif path in PACKAGED_MODELS:
+        dist = PACKAGED_MODELS[path][1]
+        parts["package"] = f"{dist}=={package_version(dist, f'The model {path!r}')}"
     elif _looks_local(path):
         local = Path(resolve_path(spec)).resolve()
         parts["path"] = str(local)
@@ -374,16 +380,16 @@ def cached_features(spec: dict, texts: Sequence[str], *, max_length: int, batch_
     pooling = POOLING[model_arch(spec)]
     key = _sha(json.dumps([model_fingerprint(spec), pooling, max_length, _texts_sha(texts)]))
     path = cache_dir() / "features" / f"{key}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True)
-    features = extract_features(spec, texts, max_length=max_length, batch_size=batch_size, device=device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(features, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with locked(path.with_suffix(".lock")):  # a parallel job wanting the same features waits, then loads
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        features = extract_features(spec, texts, max_length=max_length, batch_size=batch_size, device=device)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(features, f)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     return features

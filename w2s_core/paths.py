@@ -1,5 +1,7 @@
 """Where w2s keeps what it downloads or generates, so every process agrees on one place."""
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -10,3 +12,12 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on `path`, so parallel jobs prepare a shared file once instead of racing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

@@ -59,7 +59,7 @@ def job_hash(spec: dict, upstream: str | None) -> str:
         "version": SPEC_VERSION,
         "model": model_fingerprint(model),
         "data": dataset_fingerprint(spec["data"]),
-        "sizes": [spec["data"]["n_train"], spec["data"]["n_test"], spec["data"]["seed"], spec["data"]["balance"]],
+        "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
         **{k: v for k, v in spec.items() if k not in ("model", "data", "labels")},
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }

@@ -101,6 +101,7 @@ DATA_KEYS: dict[str, Check] = {
     "revision": string,
     "n_total": pos_int,
     "noise": fraction,
+    "train_pool": one_of("per_seed", "fixed"),
 }
 DATA_DEFAULTS = {"text_column": "text", "label_column": "label", "seed": 0, "balance": False}
 

@@ -65,9 +65,14 @@ def build(job: dict, splits: dict, device: torch.device) -> Setup:
     if job["predict_split"]:
         texts["predict"] = splits[job["predict_split"]].texts
     if train["mode"] == "probe":
-        feats = {n: cached_features(spec, t, max_length=train["max_length"],
-                                    batch_size=max(train["minibatch_size"], 32), device=device) for n, t in texts.items()}
-        head = torch.nn.Linear(feats["train"].shape[1], 2)
+        # one cache entry per model for all of A, B and test: every job (and, with a fixed train
+        # pool, every seed) on this model loads it instead of running the backbone again
+        pool = sorted({t for split in ("A", "B", "test") for t in splits[split].texts})
+        table = cached_features(spec, pool, max_length=train["max_length"],
+                                batch_size=max(train["minibatch_size"], 32), device=device)
+        row = {t: i for i, t in enumerate(pool)}
+        feats = {n: table[[row[x] for x in t]] for n, t in texts.items()}
+        head = torch.nn.Linear(table.shape[1], 2)
         torch.nn.init.zeros_(head.weight)
         torch.nn.init.zeros_(head.bias)
         return Setup(head, lambda items: (torch.stack(items).to(device),), {n: list(f) for n, f in feats.items()}, device)
