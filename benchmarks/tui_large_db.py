@@ -1,0 +1,94 @@
+"""Open the TUI on a database with 10,000 jobs and 1,000,000 metric rows; print how long the first
+screen takes, and how long scrolling keys take while the runs table pages in more rows.
+
+    .venv/bin/python benchmarks/tui_large_db.py [--jobs 10000] [--events 20]   (targets: first screen <= 1 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from w2s_core import browse
+from w2s_core.store import Store
+from w2s_tui.app import W2SApp
+
+KEYS = ("loss", "train_acc", "examples", "examples_per_s", "lr")
+
+
+def build(root: Path, n_jobs: int, n_events: int) -> None:
+    rng = random.Random(0)
+    statuses = ["done"] * 8 + ["failed", "running"]
+    with Store.open(root) as store, store.transaction() as conn:
+        conn.execute("INSERT INTO recipes VALUES ('r', 'big', 'big.toml', '', 0)")
+        spec = json.dumps({"data": {"name": "synthetic", "n_train": 1000}, "train": {"epochs": 2}})
+        for i in range(n_jobs):
+            h = f"{i:064x}"
+            model = f"model-{i % 7}"
+            conn.execute("INSERT INTO jobs (hash, recipe_hash, kind, model, weak_model, loss, seed, spec, status, "
+                         "started_at, finished_at, dir) VALUES (?, 'r', 'transfer', ?, 'model-0', 'xent', ?, ?, ?, ?, ?, ?)",
+                         (h, model, i % 5, spec, statuses[i % 10], 1.7e9 + i, 1.7e9 + i + 60, f"jobs/{h[:16]}"))
+            conn.execute("INSERT INTO recipe_jobs VALUES ('r', ?, ?)",
+                         (h, json.dumps({"role": "transfer", "weak": "model-0", "strong": model, "method": "xent",
+                                         "seed": i % 5})))
+            conn.execute("INSERT INTO results VALUES (?, 'test_acc', ?)", (h, rng.random()))
+            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                             [(h, s, s, k, rng.random()) for s in range(n_events) for k in KEYS])
+
+
+async def measure(root: Path, n_jobs: int) -> None:
+    t0 = time.perf_counter()
+    app = W2SApp(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#jobs", DataTable)
+        while table.row_count == 0:
+            await pilot.pause(0.01)
+        first = time.perf_counter() - t0
+        print(f"first screen (runs table with {table.row_count} rows of {n_jobs}): {first:.2f} s  (target <= 1 s)")
+        lags = []
+        for _ in range(600):  # down through three pages, each fetched near its end
+            t = time.perf_counter()
+            await pilot.press("down")
+            lags.append(time.perf_counter() - t)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        print(f"600 x down: mean {statistics.mean(lags) * 1000:.1f} ms, p99 "
+              f"{sorted(lags)[int(len(lags) * 0.99)] * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms per key; "
+              f"{table.row_count} rows loaded, cursor at {table.cursor_row}")
+        t = time.perf_counter()
+        await pilot.press("end")
+        await pilot.pause()
+        print(f"end key: {(time.perf_counter() - t) * 1000:.1f} ms")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--jobs", type=int, default=10_000)
+    p.add_argument("--events", type=int, default=20, help="events per job (x5 metric keys)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        build(root, args.jobs, args.events)
+        with Store.open(root, readonly=True) as store:
+            n_metrics = store.db.execute("SELECT count(*) FROM metrics").fetchone()[0]
+            print(f"built {args.jobs} jobs, {n_metrics} metric rows in {time.perf_counter() - t:.1f} s")
+            t = time.perf_counter()
+            browse.job_rows(store, limit=200)
+            print(f"browse.job_rows first page: {(time.perf_counter() - t) * 1000:.1f} ms")
+            t = time.perf_counter()
+            browse.job_rows(store, "model-3", sort="loss", limit=200)
+            print(f"browse.job_rows search 'model-3' sorted by loss: {(time.perf_counter() - t) * 1000:.1f} ms")
+        asyncio.run(measure(root, args.jobs))
+
+
+if __name__ == "__main__":
+    main()
