@@ -85,3 +85,12 @@ def test_hashes_stable_and_sensitive(tmp_path):
     # the seed changes every job
     reseeded = plan_of(tmp_path, GOOD.replace("seeds = [0, 1]", "seeds = [0, 2]"))
     assert len({j.hash for j in reseeded.jobs} & set(first)) == len(first) // 2
+
+
+def test_per_model_training_settings_reach_the_job(tmp_path):
+    text = GOOD.replace('path = "tiny-random-gpt2"\nlr = 0.005', 'path = "tiny-random-gpt2"\nlr = 0.005\nmode = "probe"\nlora = true')
+    plan = plan_of(tmp_path, text)
+    b = next(j for j in plan.jobs if j.kind == "gt" and j.model == "b")
+    a = next(j for j in plan.jobs if j.kind == "gt" and j.model == "a")
+    assert b.spec["train"]["mode"] == "probe" and b.spec["train"]["lora"] is True and b.spec["train"]["lr"] == 0.005
+    assert a.spec["train"]["mode"] == "finetune" and a.spec["train"]["lora"] is False

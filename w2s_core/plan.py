@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .data import dataset_fingerprint
 from .models import model_fingerprint
-from .recipe import MODEL_TRAIN_KEYS, Recipe
+from .recipe import TRAIN_KEYS, Recipe
 
 SPEC_VERSION = 1
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")
@@ -78,7 +78,7 @@ def build_plan(recipe: Recipe) -> Plan:
     def spec_for(model_name: str, seed: int, train_split: str, labels, predict: str, loss: dict) -> dict:
         model = recipe.model(model_name)
         train = dict(recipe.train)
-        train.update({k: model[k] for k in MODEL_TRAIN_KEYS if k in model})
+        train.update({k: model[k] for k in TRAIN_KEYS if k in model})
         return {
             "model": {k: model[k] for k in MODEL_IDENTITY_KEYS if k in model},
             "train": train,

@@ -129,7 +129,7 @@ TRAIN_DEFAULTS = {
     "eval_every": 0,
 }
 # Keys a model's registry entry supplies and a recipe may override per model.
-MODEL_TRAIN_KEYS = ("epochs", "lr", "batch_size", "minibatch_size", "max_length", "dtype", "grad_checkpointing")
+MODEL_TRAIN_KEYS = ("mode", "epochs", "lr", "batch_size", "minibatch_size", "max_length", "dtype", "grad_checkpointing")
 
 MODEL_KEYS: dict[str, Check] = {
     "name": string,
@@ -138,7 +138,7 @@ MODEL_KEYS: dict[str, Check] = {
     "arch": one_of("causal", "encoder"),
     "trust_remote_code": boolean,
     "tiny": table,
-    **{k: TRAIN_KEYS[k] for k in TRAIN_KEYS if k != "mode"},
+    **TRAIN_KEYS,
 }
 TRANSFER_KEYS: dict[str, Check] = {"name": string, "loss": string}
 CHAIN_KEYS: dict[str, Check] = {
