@@ -84,12 +84,16 @@ def test_second_run_trains_nothing(smoke):
 
 def test_failed_job_skips_dependents_only(tmp_path):
     recipe = tmp_path / "broken.toml"
-    # the weak model cannot load: its GT job fails, the transfer that needs its labels is skipped,
+    # the weak model cannot load (a local folder whose config.json is not a model config, so the
+    # checks before queueing pass): its GT job fails, the transfer that needs its labels is skipped,
     # and the strong model's own GT job (independent) still runs
-    recipe.write_text(SMOKE.read_text().split("[[models]]")[0].replace("epochs = 3", "epochs = 1") + """
+    broken = tmp_path / "no-such-org" / "no-such-model"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    recipe.write_text(SMOKE.read_text().split("[[models]]")[0].replace("epochs = 3", "epochs = 1") + f"""
 [[models]]
 name = "broken"
-path = "no-such-org/no-such-model"
+path = "{broken}"
 
 [[models]]
 name = "ok"

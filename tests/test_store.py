@@ -103,6 +103,24 @@ def test_older_db_gets_new_migrations_and_keeps_data(tmp_path, monkeypatch):
         assert [r["hash"] for r in s.recipes()] == ["r1"]
 
 
+def test_v1_db_gains_the_supervision_columns_and_keeps_its_jobs(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    with Store.open(tmp_path) as s:  # a database written before detached runs existed
+        s.upsert_job(make_job(status="done", pid=42))
+        with s.transaction() as conn:  # as v1 code wrote it (no submission column yet)
+            run_id = conn.execute("INSERT INTO runs (started_at, status, argv) VALUES (1, 'done', '[]')").lastrowid
+    monkeypatch.undo()
+    with Store.open(tmp_path) as s:
+        job = s.get_job("j1")
+        assert (job["status"], job["pid"], job["pgid"], job["proc_start"], job["signal"]) == ("done", 42, None, None, None)
+        s.set_job_status("j1", "failed", signal=9, pgid=42, proc_start=1.5, device="cuda:0", launch={"parallel": 2})
+        assert s.get_job("j1")["launch"] == {"parallel": 2} and s.get_job("j1")["signal"] == 9
+        assert s.run_of_submission("x") is None and [r["id"] for r in s.runs()] == [run_id]
+        s.start_run(None, [], {}, submission="x")
+        with pytest.raises(W2SError):  # a submission is applied once
+            s.start_run(None, [], {}, submission="x")
+
+
 def test_failed_migration_rolls_back_everything(tmp_path, monkeypatch):
     Store.open(tmp_path).close()
     old = store_mod.schema_version()

@@ -46,7 +46,7 @@ def _request(root: Path, **fields) -> dict:
     """What every queued request carries: the command line and a snapshot of the code version."""
     from .provenance import provenance, snapshot_code
 
-    return {"argv": sys.argv, "provenance": provenance(), "code": snapshot_code(root), **fields}
+    return {"argv": sys.argv, "cwd": os.getcwd(), "provenance": provenance(), "code": snapshot_code(root), **fields}
 
 
 def _supervise(args, root: Path, what: str, request: dict, parallel: int) -> tuple[int, bool]:
@@ -97,13 +97,13 @@ def cmd_run(args) -> int:
                 "trust_remote_code") else ""
             print(f"{i:>3}. {job.short} [{state:6}] {describe(job)}  (after {deps}){remote}")
         return 0
-    from .data import make_splits
+    from .preflight import preflight
 
-    make_splits(recipe.data, recipe.seeds[0])  # a missing file/column or n_test too big fails here, before any job
+    preflight(recipe)
     root = _root(args)
-    request = _request(root, action="submit", recipe_path=str(Path(recipe.path).resolve()), recipe_text=recipe.text,
-                       force=args.force)
     parallel = args.parallel or recipe.launch.get("parallel", 1)
+    request = _request(root, action="submit", recipe_path=str(Path(recipe.path).resolve()), recipe_text=recipe.text,
+                       force=args.force, parallel=parallel)
     run_id, failed = _supervise(args, root, f"run {recipe.path}", request, parallel)
     if args.detach:
         return 0
@@ -157,23 +157,36 @@ def cmd_queue(args) -> int:
                          "Pass the results directory `w2s run` wrote to.")
     with _store(args, readonly=True) as store:
         active = store.jobs(status=sv.ACTIVE)
-    holder = sv.holder(root)
+    holder = _resume(root, active)
     requests = len(sv.pending(root))
-    if holder is None and (active or requests) and os.access(root, os.W_OK):
-        pid, _ = sv.ensure_running(root)
-        print(f"no supervisor was running: started pid {pid} to re-attach {len(active)} job(s)", file=sys.stderr)
-        holder = {"pid": pid}
     if args.json:
         print(json.dumps(_json_safe({"supervisor": holder, "pending_requests": requests, "jobs": active}),
                          indent=1, default=str))
         return 0
     print(f"supervisor: {'pid ' + str(holder['pid']) if holder else 'none (idle)'}; "
           f"{requests} request(s) waiting; {len(active)} job(s) queued or running")
+    rejected = sorted((root / sv.INBOX).glob("*.rejected"))
+    if rejected:
+        print(f"{len(rejected)} request(s) could not be applied (the latest: {rejected[-1]}); "
+              f"the reason is in {root / sv.LOG_NAME}")
     for j in active:
         who = f"{j['kind']} {j['model']}" + (f" <- {j['weak_model']} ({j['loss']})" if j["weak_model"] else "")
         where = f"{j['device']} pid {j['pid']} since {_stamp(j['started_at'])}" if j["status"] == "running" else ""
         print(f"  {j['hash'][:10]}  {j['status']:<8} run {j['run_id']:<4} {who:<40} {where}")
     return 0
+
+
+def _resume(root: Path, active: list[dict]) -> dict | None:
+    """The supervisor of `root`; if there is none but work is queued or running (its supervisor was
+    killed, or the machine rebooted), start one: it re-attaches to live jobs and records lost ones."""
+    from . import supervisor as sv
+
+    holder = sv.holder(root)
+    if holder is None and (active or sv.pending(root)) and os.access(root, os.W_OK):
+        pid, _ = sv.ensure_running(root, sv.resume_parallel(active))
+        print(f"no supervisor was running: started pid {pid} to re-attach {len(active)} job(s)", file=sys.stderr)
+        holder = {"pid": pid}
+    return holder
 
 
 def cmd_cancel(args) -> int:
@@ -233,6 +246,7 @@ def cmd_runs(args) -> int:
     with _store(args, readonly=True) as store:
         names = {r["hash"]: r["name"] for r in store.recipes()}
         runs = [{**r, "recipe": names.get(r["recipe_hash"])} for r in store.runs()]
+        _resume(store.root, store.jobs(status=("queued", "running")))
     if args.json:
         print(json.dumps(_json_safe(runs), indent=1, default=str))
         return 0
@@ -302,8 +316,8 @@ def cmd_show(args) -> int:
             if run is None:
                 raise InputError(f"no run with id {args.id} in {store.path}; `w2s runs` lists them")
             jobs = [j for j in store.jobs() if j["run_id"] == run["id"]]
-            print(json.dumps(_json_safe({**run, "jobs": [{k: j[k] for k in ("hash", "kind", "model", "weak_model", "loss", "seed",
-                                                                  "status", "exit_code")} for j in jobs]}),
+            keys = ("hash", "kind", "model", "weak_model", "loss", "seed", "status", "device", "exit_code", "signal")
+            print(json.dumps(_json_safe({**run, "jobs": [{k: j[k] for k in keys} for j in jobs]}),
                              indent=1, default=str))
             return 0
         matches = [j for j in store.jobs() if j["hash"].startswith(args.id)]
@@ -312,8 +326,9 @@ def cmd_show(args) -> int:
                              "job hash prefix")
         job = matches[0]
         recipe = next((r for r in store.recipes() if r["hash"] == job["recipe_hash"]), None)
-        print(json.dumps(_json_safe({**job, "results": store.results(job["hash"]), "recipe": recipe}),
-                         indent=1, default=str))
+        run = next((r for r in store.runs() if r["id"] == job["run_id"]), None)
+        print(json.dumps(_json_safe({**job, "results": store.results(job["hash"]), "recipe": recipe,
+                                     "run_provenance": run and run["provenance"]}), indent=1, default=str))
         if job["error"]:  # the diagnosis and log tail read better as text than as a JSON string
             print(f"\n{job['status']}: {job['error']}")
     return 0

@@ -1,39 +1,57 @@
-"""Run a plan's jobs in dependency order, each in its own `accelerate launch` subprocess.
+"""One job's life: start it detached on a device, follow its events, and record how it ended.
 
-The runner is the only writer of the store: it tails each job's events.jsonl by byte offset and,
-when a job exits, records its results and predictions. Finished jobs (by content hash) are skipped.
+The supervisor (supervisor.py) decides what runs when and is the only writer of the store; this
+module knows what a job needs to start (its folder, job.json, the code snapshot, a device) and how
+to read its end: the wrapper's exit record, the signal, an out-of-memory in the log, or nothing
+at all (a job lost while no supervisor watched it).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from .plan import Job, Plan, describe
-from .provenance import provenance
+from . import processes
+from .processes import Identity
 from .store import Store
 
 POLL_S = 0.2
 LOG_TAIL_LINES = 15
+OUTPUT_FILES = ("events.jsonl", "predictions.json", "result.json", "env.json", "log.txt", "exit_status")
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "can't allocate memory", "MemoryError",
+               "Cannot allocate memory")
+LOST = "lost"
 
 
 def launch_command(job_dir: Path, accelerate_config: str | None) -> list[str]:
     """`accelerate launch` with the user's config if any, else one local process."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
-    from accelerate.commands.config import default_config_file
-
     if accelerate_config:
         cmd += ["--config_file", accelerate_config]
-    elif not Path(default_config_file).is_file():
+    elif default_accelerate_config() is None:
         cmd += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return cmd + ["-m", "w2s_core.train", str(job_dir)]
+
+
+def default_accelerate_config() -> Path | None:
+    from accelerate.commands.config import default_config_file
+
+    path = Path(default_config_file)
+    return path if path.is_file() else None
+
+
+def accelerate_config_text(accelerate_config: str | None) -> str | None:
+    """The accelerate config a job runs with, for its provenance (None: one local process)."""
+    path = Path(accelerate_config) if accelerate_config else default_accelerate_config()
+    try:
+        return path.read_text() if path else None
+    except OSError as exc:
+        return f"(unreadable: {exc})"
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -49,140 +67,132 @@ def failure_reason(path: Path) -> str:
     return errors[-1] if errors else log_tail(path, 5)
 
 
+def exit_signal(status: int | str | None, log: str) -> int | None:
+    """The signal that ended a job: from its status (Popen -N, shell 128+N) or, under accelerate, its log."""
+    if isinstance(status, int) and status < 0:
+        return -status
+    if isinstance(status, int) and 128 < status <= 128 + 64:
+        return status - 128
+    return processes.signal_in_log(log) if status not in (0, None, LOST) else None
+
+
+def diagnose(status: int | str, sig: int | None, log_path: Path) -> str:
+    """One paragraph on why a job failed, then the last lines of its log."""
+    log = log_path.read_text(errors="replace") if log_path.is_file() else ""
+    tail = "\n".join(log.splitlines()[-200:])
+    if any(marker in tail for marker in OOM_MARKERS):
+        why = "out of memory (the log reports an allocation failure); lower minibatch_size or max_length"
+    elif sig == 9:
+        why = ("killed by SIGKILL (signal 9) that w2s did not send: most likely the kernel's out-of-memory "
+               "killer (see `dmesg`), or someone ran kill -9")
+    elif sig is not None:
+        why = f"killed by {processes.signal_name(sig)} (signal {sig})"
+    elif status == LOST:
+        why = ("lost: its process ended while no supervisor was watching and left no exit record "
+               "(the machine rebooted, or its wrapper was killed)")
+    else:
+        why = f"exited with code {status}: {failure_reason(log_path)}"
+    return f"{why}\n--- log tail ---\n{log_tail(log_path)}"
+
+
 @dataclass
-class Running:
-    job: Job
-    proc: subprocess.Popen
+class Attempt:
+    """A running job: started by this supervisor (popen set) or re-attached after a restart (popen None)."""
+
+    hash: str
     dir: Path
+    ident: Identity
+    popen: subprocess.Popen | None
     started: float
-    command: list[str]
+    device: str
+    seen: dict = field(default_factory=dict)  # pid -> psutil.Process: every descendant seen while it ran
+
+    def remember(self) -> None:
+        """Note the job's processes now, so one that leaves the tree later is still killed with it."""
+        self.seen.update({p.pid: p for p in processes.tree(self.ident)})
+
+    @property
+    def exit_path(self) -> Path:
+        return self.dir / "exit_status"
+
+    def poll(self) -> int | str | None:
+        """None while it runs; then its exit status (Popen's, or the wrapper's record), or LOST."""
+        if self.popen is not None:
+            return self.popen.poll()
+        if processes.alive(self.ident):
+            return None
+        status = processes.read_exit(self.exit_path)
+        if status is None and (self.dir / "result.json").is_file():
+            return 0  # its wrapper died after the trainer finished: the result is complete
+        return LOST if status is None else status
 
 
-class Runner:
-    def __init__(self, store: Store, plan: Plan, *, force: bool = False, parallel: int | None = None,
-                 echo: Callable[[str], None] = print):
-        self.store, self.plan, self.force, self.echo = store, plan, force, echo
-        self.parallel = parallel or plan.recipe.launch.get("parallel", 1)
-        self.jobs_dir = store.root / "jobs"
+def job_dir(store: Store, job_hash: str) -> Path:
+    return store.root / "jobs" / job_hash[:16]
 
-    def job_dir(self, job: Job) -> Path:
-        return self.jobs_dir / job.hash[:16]
 
-    def is_done(self, job: Job) -> bool:
-        row = self.store.get_job(job.hash)
-        return bool(row and row["status"] == "done" and (self.job_dir(job) / "result.json").is_file())
+def upstream_hash(spec: dict) -> str | None:
+    labels = spec.get("labels")
+    return labels["from"] if isinstance(labels, dict) else None
 
-    def record_plan(self, run_id: int) -> list[Job]:
-        """Store the recipe, every job and its roles; return the jobs that still need to run."""
-        recipe = self.plan.recipe
-        self.store.add_recipe(recipe.hash, recipe.name, str(recipe.path), recipe.text)
-        todo = []
-        for job in self.plan.jobs:
-            done = self.is_done(job)
-            fields = {"hash": job.hash, "kind": job.kind, "model": job.model, "weak_model": job.weak_model,
-                      "loss": job.spec["loss"]["name"] if job.kind != "gt" else None, "seed": job.seed,
-                      "spec": job.spec, "dir": str(self.job_dir(job).relative_to(self.store.root))}
-            if self.store.get_job(job.hash) is None:
-                fields["recipe_hash"] = recipe.hash
-            if not done or self.force:
-                fields.update(status="queued", run_id=run_id, error=None, exit_code=None)
-                todo.append(job)
-            self.store.upsert_job(fields)
-            for role in job.roles:
-                self.store.link_job(recipe.hash, job.hash, json.dumps(role, sort_keys=True))
-        return todo
 
-    def start(self, job: Job) -> Running:
-        job_dir = self.job_dir(job)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("events.jsonl", "predictions.json", "result.json", "env.json", "log.txt"):
-            (job_dir / name).unlink(missing_ok=True)
-        self.store.reset_job_outputs(job.hash)
-        spec = dict(job.spec)
-        if job.deps:
-            spec["upstream_dir"] = str(self.job_dir(self.plan.job(job.deps[0])).resolve())
-        (job_dir / "job.json").write_text(json.dumps(spec, indent=1))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
-        if self.parallel > 1 and "OMP_NUM_THREADS" not in os.environ:
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.parallel))
-        command = launch_command(job_dir, self.plan.recipe.launch.get("accelerate_config"))
-        with open(job_dir / "log.txt", "w") as log:
-            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.store.set_job_status(job.hash, "running", pid=proc.pid, started_at=time.time())
-        return Running(job, proc, job_dir, time.time(), command)
+def start(store: Store, row: dict, device: str, device_env: dict) -> Attempt:
+    """Launch a queued job in its own session on `device`, running the code snapshot it was queued with."""
+    folder = job_dir(store, row["hash"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:
+        (folder / name).unlink(missing_ok=True)
+    store.reset_job_outputs(row["hash"])
+    spec = dict(row["spec"])
+    upstream = upstream_hash(spec)
+    if upstream:
+        spec["upstream_dir"] = str(job_dir(store, upstream).resolve())
+    (folder / "job.json").write_text(json.dumps(spec, indent=1))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", **device_env)
+    if row.get("code"):  # the snapshot comes first on the path; cwd is the job folder, not a checkout
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(store.root / row["code"]), env.get("PYTHONPATH")]))
+    accelerate_config = (row.get("launch") or {}).get("accelerate_config")
+    command = launch_command(folder.resolve(), accelerate_config)
+    popen, ident = processes.launch(command, folder / "log.txt", folder / "exit_status", env, folder)
+    provenance = {**(row.get("provenance") or {}), "command": command, "device": device,
+                  "cuda_visible_devices": device_env.get("CUDA_VISIBLE_DEVICES"),
+                  "accelerate_config": accelerate_config_text(accelerate_config)}
+    store.set_job_status(row["hash"], "running", pid=ident.pid, pgid=ident.pgid, proc_start=ident.start,
+                         device=device, provenance=provenance)
+    return Attempt(row["hash"], folder, ident, popen, time.time(), device)
 
-    def finish(self, r: Running, code: int) -> bool:
-        """Record a job that exited; return whether it succeeded."""
-        self.store.ingest_events(r.job.hash, r.dir / "events.jsonl")
-        result_path = r.dir / "result.json"
-        if code == 0 and result_path.is_file():
-            result = json.loads(result_path.read_text())
-            preds = json.loads((r.dir / "predictions.json").read_text())
+
+def reattach(store: Store, row: dict) -> Attempt:
+    """A job a previous supervisor started: follow it by pid and start time (it may have ended already)."""
+    ident = Identity(row["pid"] or 0, row["pgid"] or row["pid"] or 0, row["proc_start"] or 0.0)
+    return Attempt(row["hash"], Path(row["dir"]), ident, None, row["started_at"] or time.time(), row["device"] or "?")
+
+
+def finish(store: Store, attempt: Attempt, status: int | str) -> bool:
+    """Record an ended job: results and predictions on success, else a diagnosis. Returns success."""
+    store.ingest_events(attempt.hash, attempt.dir / "events.jsonl")
+    result_path = attempt.dir / "result.json"
+    if status == 0 and result_path.is_file():
+        result = json.loads(result_path.read_text())
+        preds = json.loads((attempt.dir / "predictions.json").read_text())
+        with store.transaction():
             for split, p in preds.items():
-                self.store.add_predictions(r.job.hash, split, p["probs"], p["labels"])
-            self.store.set_results(r.job.hash, result)
-            env = json.loads((r.dir / "env.json").read_text())
-            self.store.set_job_status(r.job.hash, "done", exit_code=0, finished_at=time.time(),
-                                      provenance={**self.provenance, "job_env": env, "command": r.command})
-            return True
-        error = failure_reason(r.dir / "log.txt") + "\n--- log tail ---\n" + log_tail(r.dir / "log.txt")
-        self.store.set_job_status(r.job.hash, "failed", exit_code=code, finished_at=time.time(), error=error)
-        return False
-
-    def run(self, argv: list[str]) -> int:
-        """Run every job not yet done; return the number of jobs that failed or were skipped."""
-        self.provenance = provenance()
-        run_id = self.store.start_run(self.plan.recipe.hash, argv, self.provenance)
-        todo = self.record_plan(run_id)
-        total, cached = len(self.plan.jobs), len(self.plan.jobs) - len(todo)
-        self.echo(f"{self.plan.recipe.name}: {total} jobs, {cached} already done, {len(todo)} to run")
-        pending, running, failed = list(todo), [], set()
-        done = {j.hash for j in self.plan.jobs if j not in todo}
-        count = cached
-        try:
-            while pending or running:
-                for job in [j for j in pending if any(d in failed for d in j.deps)]:
-                    pending.remove(job)
-                    failed.add(job.hash)
-                    self.store.set_job_status(job.hash, "skipped", error="an upstream job failed")
-                    self.echo(f"  skipped  {describe(job)} (upstream failed)")
-                for job in [j for j in pending if all(d in done for d in j.deps)][: self.parallel - len(running)]:
-                    pending.remove(job)
-                    running.append(self.start(job))
-                for r in list(running):
-                    self.store.ingest_events(r.job.hash, r.dir / "events.jsonl")
-                    code = r.proc.poll()
-                    if code is None:
-                        continue
-                    running.remove(r)
-                    count += 1
-                    secs = time.time() - r.started
-                    if self.finish(r, code):
-                        done.add(r.job.hash)
-                        acc = self.store.results(r.job.hash).get("test_acc", float("nan"))
-                        self.echo(f"[{count}/{total}] done   {describe(r.job)}: test acc {acc:.3f} ({secs:.1f}s)")
-                    else:
-                        failed.add(r.job.hash)
-                        self.echo(f"[{count}/{total}] FAILED {describe(r.job)} (exit {code}): "
-                                  f"{failure_reason(r.dir / 'log.txt')}\n    log: {r.dir / 'log.txt'}")
-                time.sleep(POLL_S if running else 0)
-        except KeyboardInterrupt:
-            for r in running:
-                stop(r.proc)
-                self.store.set_job_status(r.job.hash, "cancelled", finished_at=time.time())
-            self.store.finish_run(run_id, "interrupted")
-            raise
-        self.store.finish_run(run_id, "failed" if failed else "done")
-        return len(failed)
+                store.add_predictions(attempt.hash, split, p["probs"], p["labels"])
+            store.set_results(attempt.hash, result)
+            env = json.loads((attempt.dir / "env.json").read_text())
+            provenance = {**(store.get_job(attempt.hash)["provenance"] or {}), "job_env": env}
+            store.set_job_status(attempt.hash, "done", exit_code=0, provenance=provenance)
+        return True
+    log = log_tail(attempt.dir / "log.txt", 200)
+    sig = exit_signal(status, log)
+    store.set_job_status(attempt.hash, "failed", exit_code=None if status == LOST else status, signal=sig,
+                         error=diagnose(status, sig, attempt.dir / "log.txt"))
+    return False
 
 
-def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """Terminate a job's whole process group (accelerate launch does not forward signals reliably)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+def cancel(store: Store, attempt: Attempt) -> None:
+    """Kill the job's whole process tree, wait until it is gone, then record it cancelled."""
+    processes.kill_tree(attempt.ident, popen=attempt.popen, known=attempt.seen.values())
+    store.ingest_events(attempt.hash, attempt.dir / "events.jsonl")
+    code = attempt.popen.returncode if attempt.popen is not None else None
+    store.set_job_status(attempt.hash, "cancelled", exit_code=code, error="cancelled by `w2s cancel`")

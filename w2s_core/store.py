@@ -34,7 +34,7 @@ FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
 JOB_STATUSES = ("planned", "queued", "running", "done", "failed", "cancelled", "skipped")
 JOB_KINDS = ("gt", "transfer", "bootstrap")
 SPLITS = ("test", "A", "B")
-JOB_JSON_COLUMNS = frozenset({"chain", "spec", "provenance"})
+JOB_JSON_COLUMNS = frozenset({"chain", "spec", "provenance", "launch"})
 RUN_JSON_COLUMNS = frozenset({"argv", "provenance"})
 TERMINAL_JOB_STATUSES = frozenset({"done", "failed", "cancelled", "skipped"})
 
@@ -93,8 +93,30 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_SCHEMA_V2 = [
+    # supervision: who runs a job (pid + process group + start time identify it across restarts),
+    # on which device, with which code snapshot and launch settings, and how it ended
+    "ALTER TABLE jobs ADD COLUMN pgid INTEGER",
+    "ALTER TABLE jobs ADD COLUMN proc_start REAL",
+    "ALTER TABLE jobs ADD COLUMN device TEXT",
+    "ALTER TABLE jobs ADD COLUMN signal INTEGER",
+    "ALTER TABLE jobs ADD COLUMN code TEXT",
+    "ALTER TABLE jobs ADD COLUMN launch TEXT",
+    "ALTER TABLE jobs ADD COLUMN queued_at REAL",
+    # a queued submission is applied once, even if the supervisor dies right after applying it
+    "ALTER TABLE runs ADD COLUMN submission TEXT",
+    "CREATE UNIQUE INDEX runs_submission ON runs (submission)",
+]
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Detached runs and the queue (frozen like every migration)."""
+    for statement in _SCHEMA_V2:
+        conn.execute(statement)
+
+
 # MIGRATIONS[i] takes a database from schema version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
 
 
 def schema_version() -> int:
@@ -248,15 +270,22 @@ class Store:
             )
 
     @_sqlite_errors
-    def start_run(self, recipe_hash: str | None, argv: list[str], provenance: dict) -> int:
+    def start_run(self, recipe_hash: str | None, argv: list[str], provenance: dict,
+                  submission: str | None = None) -> int:
         """Record one `w2s run` invocation as running; returns its id."""
         with self.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO runs (recipe_hash, started_at, status, argv, provenance) "
-                "VALUES (?, ?, 'running', ?, ?)",
-                (recipe_hash, time.time(), json.dumps(argv), json.dumps(provenance)),
+                "INSERT INTO runs (recipe_hash, started_at, status, argv, provenance, submission) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (recipe_hash, time.time(), json.dumps(argv), json.dumps(provenance), submission),
             )
         return int(cursor.lastrowid)
+
+    @_sqlite_errors
+    def run_of_submission(self, submission: str) -> int | None:
+        """The run a queued submission created, if it was applied already."""
+        row = self.db.execute("SELECT id FROM runs WHERE submission = ?", [submission]).fetchone()
+        return None if row is None else int(row[0])
 
     @_sqlite_errors
     def finish_run(self, run_id: int, status: str) -> None:
@@ -322,7 +351,8 @@ class Store:
             raise ValueError(f"job status {status!r} must be one of {JOB_STATUSES}")
         defaults: dict[str, Any] = {}
         if status == "running":
-            defaults = {"started_at": time.time(), "finished_at": None, "exit_code": None, "error": None}
+            defaults = {"started_at": time.time(), "finished_at": None, "exit_code": None, "error": None,
+                        "signal": None}
         elif status in TERMINAL_JOB_STATUSES:
             defaults = {"finished_at": time.time()}
         with self.transaction() as conn:
@@ -335,10 +365,14 @@ class Store:
 
     @_sqlite_errors
     def jobs(
-        self, recipe_hash: str | None = None, status: str | Sequence[str] | None = None
+        self, recipe_hash: str | None = None, status: str | Sequence[str] | None = None,
+        run_id: int | None = None,
     ) -> list[dict]:
-        """Jobs in planning order, filtered by recipe (linked or first planner) and status(es)."""
+        """Jobs in planning order, filtered by recipe (linked or first planner), status(es), run."""
         where, params = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
         if recipe_hash is not None:
             where.append(
                 "(recipe_hash = ? OR hash IN (SELECT job_hash FROM recipe_jobs WHERE recipe_hash = ?))"
@@ -527,7 +561,8 @@ def _check_and_migrate(conn: sqlite3.Connection, path: Path, readonly: bool) -> 
             )
         if version < target and readonly:
             raise W2SError(
-                f"The w2s results database {path} has schema version {version}, older than {target}. "
+                f"The w2s results database {path} has schema version {version}, older than {target}"
+                f"{' (or a w2s that writes is creating it right now: retry in a moment)' if version == 0 else ''}. "
                 "Open it once with a w2s command that writes (such as `w2s run`) to upgrade it."
             )
         for migration in MIGRATIONS[version:]:

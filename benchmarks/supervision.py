@@ -1,0 +1,99 @@
+"""Measure run supervision with the real trainer: how fast `--detach` returns, how fast a cancel
+leaves no process behind, and how long a re-attaching supervisor takes to pick up after kill -9.
+
+Uses recipes/smoke.toml in a fresh results directory (W2S_CACHE as set, so tiny models are reused).
+Usage: python benchmarks/supervision.py [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "recipes" / "smoke.toml"
+
+
+def w2s(results: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.time()
+    out = subprocess.run([sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), *args],
+                         capture_output=True, text=True, cwd=ROOT)
+    return time.time() - start, out
+
+
+def jobs(results: Path) -> list[dict]:
+    try:
+        conn = sqlite3.connect(f"file:{results / 'w2s.db'}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT hash, status, pid FROM jobs")]
+    except sqlite3.Error:
+        return []
+
+
+def wait_for(predicate, timeout: float = 120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise SystemExit("timed out")
+
+
+def leftovers(results: Path) -> list[int]:
+    """Live (non-zombie) processes whose command line names this results directory's jobs."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and str(results / "jobs") in " ".join(proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--keep", type=Path, help="results directory to use and keep (default: a temporary one)")
+    args = p.parse_args()
+    results = (args.keep or Path(tempfile.mkdtemp(prefix="w2s-bench-"))).resolve()
+    figures = {}
+
+    figures["run --detach returns (s)"], out = w2s(results, "run", str(SMOKE), "--detach")
+    assert out.returncode == 0, out.stderr
+    t0 = time.time()
+    wait_for(lambda: any(j["status"] == "running" for j in jobs(results)))
+    figures["first job running after detach (s)"] = time.time() - t0
+
+    holder = json.loads((results / "w2s.lock").read_text())["pid"]
+    wait_for(lambda: any(j["status"] == "done" for j in jobs(results)))
+    os.kill(holder, signal.SIGKILL)
+    running = {j["hash"] for j in jobs(results) if j["status"] == "running"}
+    t0 = time.time()
+    _, out = w2s(results, "queue")  # starts a supervisor that re-attaches
+    wait_for(lambda: all(j["status"] != "running" or j["hash"] not in running for j in jobs(results))
+             or json.loads((results / "w2s.lock").read_text())["pid"] != holder)
+    figures["queue after kill -9 of the supervisor: new supervisor (s)"] = time.time() - t0
+
+    wait_for(lambda: any(j["status"] == "running" for j in jobs(results)))
+    time.sleep(3)  # let the trainers get going (imports, model load)
+    before = len(leftovers(results))
+    figures["cancel smoke: w2s cancel returns (s)"], out = w2s(results, "cancel", "smoke")
+    assert out.returncode == 0, out.stderr
+    figures["job processes before cancel"] = before
+    figures["job processes left after cancel"] = len(leftovers(results))
+    statuses = [j["status"] for j in jobs(results)]
+    figures["jobs done / cancelled / skipped"] = "/".join(str(statuses.count(s)) for s in ("done", "cancelled", "skipped"))
+    for key, value in figures.items():
+        print(f"{key:<60} {value:.2f}" if isinstance(value, float) else f"{key:<60} {value}")
+    print(f"results: {results}")
+
+
+if __name__ == "__main__":
+    main()

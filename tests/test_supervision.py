@@ -1,0 +1,417 @@
+"""Run supervision: detached jobs, the queue, kill -9 of the supervisor or a job, cancel, retry, the writer lock.
+
+The process machinery is real (sessions, process groups, psutil, the sh exit wrapper, SQLite); the
+trainer is a stand-in script that behaves like `accelerate launch`: a launcher that ignores SIGTERM
+and runs the trainer as its child, which writes events slowly and then the result files. That keeps
+these tests to seconds; the real trainer runs through the same path in test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from w2s_core import cli, processes, runner, supervisor
+from w2s_core.errors import W2SError
+from w2s_core.lock import WriterLock
+from w2s_core.store import Store
+
+FAKE = r'''
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+if len(sys.argv) == 2:  # the launcher: ignores SIGTERM (as accelerate launch forwards it badly), runs the trainer
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    code = subprocess.call([sys.executable, __file__, sys.argv[1], "train"])
+    if code < 0:
+        print(f"subprocess.CalledProcessError: Command '...' died with <Signals.{signal.Signals(-code).name}: {-code}>.")
+    sys.exit(1 if code else 0)
+job_dir = Path(sys.argv[1])
+job = json.loads((job_dir / "job.json").read_text())
+model = job["model"]["name"]
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+(job_dir / "tree.json").write_text(json.dumps([os.getppid(), os.getpid(), helper.pid]))
+if model == os.environ.get("FAKE_FAIL_MODEL"):
+    helper.kill()
+    print("error: fake trainer told to fail", flush=True)
+    sys.exit(3)
+n = int(os.environ.get("FAKE_EVENTS", "6"))
+with open(job_dir / "events.jsonl", "a") as events:
+    for step in range(1, n + 1):
+        time.sleep(float(os.environ.get("FAKE_DELAY", "0.05")))
+        events.write(json.dumps({"step": step, "loss": 1.0 / step, "lr": 0.01}) + "\n")
+        events.flush()
+helper.kill()
+labels = [i % 2 for i in range(10)]
+(job_dir / "env.json").write_text(json.dumps({"device": "cpu", "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}))
+(job_dir / "predictions.json").write_text(json.dumps({"test": {"probs": [0.7 if y else 0.3 for y in labels], "labels": labels}}))
+(job_dir / "result.json").write_text(json.dumps({"test_acc": 1.0}))
+'''
+
+SUPERVISE = """
+import sys
+from w2s_core import runner, supervisor
+runner.launch_command = lambda job_dir, config: [sys.executable, {fake!r}, str(job_dir)]
+sys.exit(supervisor.main(sys.argv[1:]))
+"""
+
+RECIPE = """name = "{name}"
+seeds = [0]
+[data]
+name = "synthetic"
+n_train = 40
+n_test = 20
+[train]
+epochs = 1
+"""
+
+
+def recipe_text(name: str, models) -> str:
+    text = RECIPE.format(name=name) + "".join(  # distinct sizes, or equal models would share one job hash
+        f'[[models]]\nname = "{m}"\npath = "tiny-random-bert"\ntiny = {{ hidden_size = {16 * (i + 1)} }}\n'
+        for i, m in enumerate(models))
+    return text + '[[transfer]]\nloss = "xent"\n'
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    script = tmp_path / "fake_accelerate.py"
+    script.write_text(FAKE)
+    monkeypatch.setattr(runner, "launch_command", lambda job_dir, config: [sys.executable, str(script), str(job_dir)])
+    monkeypatch.setenv("FAKE_DELAY", "0.05")
+    monkeypatch.setenv("W2S_KILL_GRACE_S", "1")  # the fake launcher ignores SIGTERM: escalate to SIGKILL sooner
+    return script
+
+
+def recipe(tmp_path: Path, models=("a", "b"), name="sup") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(recipe_text(name, models))
+    return path
+
+
+def submit(root: Path, recipe_path: Path) -> str:
+    return supervisor.post(root, "submit", recipe_path=str(recipe_path), recipe_text=recipe_path.read_text(),
+                           force=False, argv=["test"], provenance={}, code=None)
+
+
+def start_supervisor(root: Path, script: Path, parallel: int = 1) -> subprocess.Popen:
+    code = SUPERVISE.format(fake=str(script))
+    return subprocess.Popen([sys.executable, "-c", code, str(root), "--parallel", str(parallel)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def jobs(root: Path) -> dict[str, dict]:
+    try:
+        with Store.open(root, readonly=True) as store:
+            return {f"{j['kind']}:{j['weak_model'] or ''}>{j['model']}": j for j in store.jobs()}
+    except W2SError:  # not created (or not yet migrated) by the supervisor
+        return {}
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def assert_metrics_match_files(root: Path):
+    """Every numeric field of every complete JSONL line is one metric row: none duplicated or missing."""
+    with Store.open(root, readonly=True) as store:
+        for job in store.jobs():
+            events = Path(job["dir"]) / "events.jsonl"
+            lines = events.read_text().splitlines() if events.is_file() else []  # a skipped job never ran
+            expected = sorted((seq, e["step"], k, float(v)) for seq, line in enumerate(lines)
+                              for e in [json.loads(line)] for k, v in e.items() if k != "step")
+            got = sorted((m["seq"], m["step"], m["key"], m["value"]) for m in store.metrics(job["hash"]))
+            assert got == expected, job["hash"]
+
+
+def test_kill_9_supervisor_mid_plan_then_restart(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("FAKE_EVENTS", "15")
+    root = tmp_path / "res"
+    submit(root, recipe(tmp_path))  # GT a, GT b, transfer a>b; one at a time
+    first = start_supervisor(root, fake)
+    running = wait_for(lambda: [j for j in jobs(root).values() if j["status"] == "running"]
+                       if any(j["status"] == "done" for j in jobs(root).values()) else None, what="one done, one running")
+    before = jobs(root)
+    victim = running[0]
+    wait_for(lambda: (Path(victim["dir"]) / "events.jsonl").is_file(), what="the running job's first event")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert processes.alive(processes.Identity(victim["pid"], victim["pgid"], victim["proc_start"]))  # it lives on
+
+    second = start_supervisor(root, fake)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    assert "re-attached" in out
+    after = jobs(root)
+    assert all(j["status"] == "done" for j in after.values()), out
+    for key, job in before.items():
+        if job["status"] == "done":  # finished before the kill: not run again
+            assert after[key]["started_at"] == job["started_at"] and after[key]["pid"] == job["pid"]
+    assert after_key(after, victim)["pid"] == victim["pid"]  # re-attached, not restarted
+    assert after_key(after, victim)["exit_code"] == 0  # the wrapper's exit record, read after the restart
+    assert_metrics_match_files(root)
+    with Store.open(root, readonly=True) as store:
+        assert [r["status"] for r in store.runs()] == ["done"]
+
+
+def after_key(after: dict, job: dict) -> dict:
+    return next(j for j in after.values() if j["hash"] == job["hash"])
+
+
+def test_kill_9_job_fails_it_and_skips_only_dependents(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("FAKE_EVENTS", "30")
+    root = tmp_path / "res"
+    path = recipe(tmp_path, models=("a", "b"))  # GT a, GT b, transfer a>b
+
+    def kill_weak():
+        weak = wait_for(lambda: (j := jobs(root).get("gt:>a")) and j["status"] == "running" and
+                        (Path(j["dir"]) / "tree.json").is_file() and j, what="GT a running")
+        tree = json.loads((Path(weak["dir"]) / "tree.json").read_text())
+        os.kill(weak["pid"], signal.SIGKILL)
+        killed.extend([weak["pid"], *tree])
+
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_weak)
+    killer.start()
+    code = cli.main(["--results-dir", str(root), "run", str(path), "--parallel", "2"])
+    killer.join()
+    assert code == 1
+    status = jobs(root)
+    weak = status["gt:>a"]
+    assert weak["status"] == "failed" and weak["signal"] == 9
+    assert "SIGKILL" in weak["error"] and "out-of-memory" in weak["error"]
+    assert status["transfer:a>b"]["status"] == "skipped" and "failed" in status["transfer:a>b"]["error"]
+    assert status["gt:>b"]["status"] == "done"
+    assert all(gone(pid) for pid in killed[:3])  # the launcher and trainer the wrapper left behind are gone too
+    if not gone(killed[3]):  # the trainer's own-session helper escapes if it left before any poll saw it
+        os.kill(killed[3], signal.SIGKILL)
+    assert_metrics_match_files(root)
+
+    # w2s retry runs the failed job and the one it blocked, nothing else
+    assert cli.main(["--results-dir", str(root), "retry", "--parallel", "2"]) == 0
+    again = jobs(root)
+    assert {k: j["status"] for k, j in again.items()} == {k: "done" for k in status}
+    assert again["gt:>b"]["started_at"] == status["gt:>b"]["started_at"]
+
+
+def test_cancel_kills_the_whole_tree_before_the_next_job_starts(tmp_path, fake, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_EVENTS", "2000")
+    root = tmp_path / "res"
+    submit(root, recipe(tmp_path, name="gts"))  # GT a and GT b, independent; the transfer a>b waits for GT a
+    sup = start_supervisor(root, fake, parallel=1)
+    first = wait_for(lambda: next((j for j in jobs(root).values() if j["status"] == "running"
+                                   and (Path(j["dir"]) / "tree.json").is_file()), None), what="a job running")
+    tree = [first["pid"], *json.loads((Path(first["dir"]) / "tree.json").read_text())]
+    assert len(tree) == 4 and not any(gone(p) for p in tree)  # wrapper, launcher, trainer, its own-session helper
+
+    assert cli.main(["--results-dir", str(root), "cancel", first["hash"][:12]]) == 0
+    assert all(gone(p) for p in tree)  # gone when cancel returns: no orphan, not even the helper in its own session
+    assert "cancelled 1 job" in capsys.readouterr().out
+    cancelled = jobs(root)[next(k for k, j in jobs(root).items() if j["hash"] == first["hash"])]
+    assert cancelled["status"] == "cancelled"
+    second = wait_for(lambda: next((j for j in jobs(root).values() if j["status"] == "running"), None),
+                      what="the next job")
+    assert second["started_at"] >= cancelled["finished_at"]  # the slot was reused only after the tree was gone
+
+    assert cli.main(["--results-dir", str(root), "cancel", "gts"]) == 0  # by recipe name
+    out, _ = sup.communicate(timeout=60)
+    assert sup.returncode == 0, out
+    final = jobs(root)
+    assert final["gt:>a"]["status"] == final["gt:>b"]["status"] == "cancelled"
+    assert final["transfer:a>b"]["status"] == "skipped"  # its weak labels will never exist
+    with Store.open(root, readonly=True) as store:
+        assert [r["status"] for r in store.runs()] == ["failed"]
+
+
+def test_second_writer_is_refused_and_detach_snapshots_the_recipe(tmp_path, fake, capsys):
+    root = tmp_path / "res"
+    path = recipe(tmp_path, models=("a", "b"))
+    held = WriterLock(root)
+    assert held.try_acquire()
+    try:
+        assert cli.main(["--results-dir", str(root), "run", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert f"process {os.getpid()} is already writing to {root}" in err and "--detach" in err
+        assert "Traceback" not in err
+        # --detach queues behind the running supervisor and returns at once
+        assert cli.main(["--results-dir", str(root), "run", str(path), "--detach"]) == 0
+        assert f"queued behind supervisor pid {os.getpid()}" in capsys.readouterr().out
+        assert not supervisor.serve(root, [], echo=print)  # a second supervisor steps back
+    finally:
+        held.release()
+    assert len(supervisor.pending(root)) == 1
+    submitted = path.read_text()
+    path.write_text(recipe_text("sup", ("a", "b", "c")))  # edited after submission
+    assert supervisor.serve(root, supervisor.device_slots(2, gpus=[]), echo=lambda m: None)
+    status = jobs(root)
+    assert sorted(status) == ["gt:>a", "gt:>b", "transfer:a>b"]  # the snapshot ran, not the edited file
+    assert all(j["status"] == "done" for j in status.values())
+    request_code = status["gt:>a"]["code"]
+    assert request_code.startswith("code/") and (root / request_code / "w2s_core" / "train.py").is_file()
+    show = cli.main(["--results-dir", str(root), "show", status["gt:>a"]["hash"][:10]])
+    shown = json.loads(capsys.readouterr().out)
+    assert show == 0 and shown["recipe"]["text"] == submitted
+    assert {"git_sha", "git_dirty", "git_diff"} <= set(shown["run_provenance"]["code"])  # the diff: once, per run
+    assert "git_diff" not in shown["provenance"]["code"] and "packages" in shown["provenance"]
+    assert "accelerate_config" in shown["provenance"] and shown["provenance"]["device"] == "cpu"
+
+    moved = tmp_path / "moved"  # a results directory opens (and is complete) wherever it is moved
+    shutil.move(str(root), moved)
+    (tmp_path / "again.toml").write_text(submitted)
+    assert cli.main(["--results-dir", str(moved), "run", str(tmp_path / "again.toml")]) == 0
+    assert "3 jobs, 3 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_two_readers_and_a_writer_never_see_locked(tmp_path):
+    root = tmp_path / "res"
+    with Store.open(root) as store:
+        store.upsert_job({"hash": "h" * 64, "kind": "gt", "model": "m", "seed": 0, "spec": {}, "status": "running",
+                          "dir": "jobs/h"})
+        run_id = store.start_run(None, ["x"], {})
+        store.upsert_job({"hash": "h" * 64, "run_id": run_id})
+    reader = ("import sys\nfrom w2s_core.cli import main\n"
+              "for i in range(20):\n"
+              "    assert main(['--results-dir', sys.argv[1], 'runs', '--json']) == 0\n"
+              "    assert main(['--results-dir', sys.argv[1], 'show', 'hhhh']) == 0\n")
+    events = root / "jobs" / "h" / "events.jsonl"
+    events.parent.mkdir(parents=True)
+    lock = WriterLock(root).acquire("write")  # first: a reader seeing a running job and no writer would start one
+    readers = [subprocess.Popen([sys.executable, "-c", reader, str(root)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    with Store.open(root) as store:
+        step = 0
+        while any(r.poll() is None for r in readers):
+            step += 1
+            with open(events, "a") as f:
+                f.write(json.dumps({"step": step, "loss": 0.5}) + "\n")
+            store.ingest_events("h" * 64, events)
+            store.set_job_status("h" * 64, "running", pid=step)
+    lock.release()
+    for r in readers:
+        err = r.stderr.read()
+        assert r.wait() == 0 and "locked" not in err and "Traceback" not in err, err
+    assert step > 10
+    assert_metrics_match_files(root)
+
+
+@pytest.mark.parametrize("status, log, signal_, words", [
+    (-9, "", 9, ["SIGKILL", "out-of-memory"]),
+    (137, "", 9, ["SIGKILL"]),
+    (1, "subprocess.CalledProcessError: Command '[...]' died with <Signals.SIGKILL: 9>.", 9, ["SIGKILL"]),
+    (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None, ["out of memory"]),
+    (-15, "", 15, ["SIGTERM"]),
+    (2, "error: could not load model x", None, ["exited with code 2", "could not load model x"]),
+    (runner.LOST, "", None, ["lost", "no exit record"]),
+])
+def test_crash_diagnosis(tmp_path, status, log, signal_, words):
+    path = tmp_path / "log.txt"
+    path.write_text("some output\n" + log + "\n")
+    assert runner.exit_signal(status, log) == signal_
+    text = runner.diagnose(status, signal_, path)
+    assert all(w in text for w in words), text
+    assert text.rstrip().endswith(log.strip() or "some output")  # the log tail comes with it
+
+
+def test_failed_job_records_its_exit_code_and_reason(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL_MODEL", "a")
+    root = tmp_path / "res"
+    assert cli.main(["--results-dir", str(root), "run", str(recipe(tmp_path)), "--parallel", "2"]) == 1
+    status = jobs(root)
+    weak = status["gt:>a"]
+    assert weak["status"] == "failed" and weak["exit_code"] == 1 and weak["signal"] is None
+    assert weak["error"].startswith("exited with code 1: fake trainer told to fail")
+    assert status["gt:>b"]["status"] == "done" and status["transfer:a>b"]["status"] == "skipped"
+
+
+def test_gpu_slots_one_job_per_gpu_with_its_own_cuda_visible_devices(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("FAKE_EVENTS", "10")
+    slots = supervisor.device_slots(parallel=4, jobs_per_gpu=1, gpus=["3", "5"])
+    assert [(s.name, s.env["CUDA_VISIBLE_DEVICES"]) for s in slots] == [("cuda:3", "3"), ("cuda:5", "5")]
+    assert len(supervisor.device_slots(jobs_per_gpu=2, gpus=["0"])) == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU visible: CPU slots, and jobs see no GPU
+    assert [s.name for s in supervisor.device_slots(parallel=3)] == ["cpu"] * 3
+
+    root = tmp_path / "res"
+    submit(root, recipe(tmp_path, models=("a", "b", "c")))  # 3 GT jobs, then 3 transfers
+    assert supervisor.serve(root, slots, echo=lambda m: None)
+    with Store.open(root, readonly=True) as store:
+        done = store.jobs()
+    assert len(done) == 6 and all(j["status"] == "done" for j in done)
+    for job in done:  # the job saw exactly the GPU of the slot it was given
+        env = json.loads((Path(job["dir"]) / "env.json").read_text())
+        assert job["device"] == f"cuda:{env['cuda']}" and job["provenance"]["cuda_visible_devices"] == env["cuda"]
+    for gpu in ("cuda:3", "cuda:5"):  # never two jobs on one GPU at once
+        spans = sorted((j["started_at"], j["finished_at"]) for j in done if j["device"] == gpu)
+        assert spans and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("exit_record, status, words", [
+    (None, "failed", ["lost", "no exit record"]),
+    ("137", "failed", ["SIGKILL"]),
+    ("2", "failed", ["exited with code 2", "error: bad thing"]),
+])
+def test_job_that_ended_unsupervised_is_diagnosed_on_restart(tmp_path, exit_record, status, words):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    start = psutil.Process(proc.pid).create_time()
+    proc.wait()  # the job ended while no supervisor watched it
+    root = tmp_path / "res"
+    folder = root / "jobs" / "dddd"
+    folder.mkdir(parents=True)
+    (folder / "log.txt").write_text("loading\nerror: bad thing\n")
+    (folder / "events.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.25}\n')
+    if exit_record is not None:
+        (folder / "exit_status").write_text(exit_record + "\n")
+    with Store.open(root) as store:
+        run_id = store.start_run(None, ["x"], {})
+        spec = {"train_split": "A", "predict_split": "B", "labels": "gt"}
+        store.upsert_job({"hash": "d" * 64, "kind": "gt", "model": "m", "seed": 0, "spec": spec, "status": "running",
+                          "run_id": run_id, "dir": "jobs/dddd", "pid": proc.pid, "pgid": proc.pid,
+                          "proc_start": start})
+        supervisor.Supervisor(store, [], echo=lambda m: None).run()
+        job = store.get_job("d" * 64)
+        assert job["status"] == status and all(w in job["error"] for w in words), job["error"]
+        assert job["exit_code"] == (None if exit_record is None else int(exit_record))
+        assert [m["value"] for m in store.metrics("d" * 64, "loss")] == [0.5, 0.25]  # its metrics were finished
+        assert store.runs()[0]["status"] == "failed"
+
+
+def test_relative_model_folder_means_the_submitters_folder(tmp_path, fake, monkeypatch):
+    (tmp_path / "models" / "m1").mkdir(parents=True)
+    (tmp_path / "models" / "m1" / "config.json").write_text("{}")
+    path = recipe(tmp_path)
+    path.write_text(path.read_text().replace('path = "tiny-random-bert"\ntiny = { hidden_size = 16 }',
+                                             'path = "./models/m1"'))
+    root = tmp_path / "res"
+    supervisor.post(root, "submit", recipe_path=str(path), recipe_text=path.read_text(), force=False, argv=["test"],
+                    provenance={}, code=None, cwd=str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a detached supervisor runs in the results folder, not where `w2s run` ran
+    said: list[str] = []
+    assert supervisor.serve(root, supervisor.device_slots(1, gpus=[]), echo=said.append)
+    assert not list((root / "inbox").glob("*.rejected")), said
+    job = jobs(root)["gt:>a"]
+    assert {j["status"] for j in jobs(root).values()} == {"done"} and Path.cwd() == elsewhere
+    assert json.loads((Path(job["dir"]) / "job.json").read_text())["model"]["path"] == str(tmp_path / "models" / "m1")

@@ -1,0 +1,98 @@
+"""Runs: every job with its status, role, loss, progress, ETA and speed; filter, sort, cancel, open."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from w2s_core import browse
+from w2s_core.errors import W2SError
+
+from . import control, fmt
+from .job_list import JobListScreen
+
+STATUS_STYLE = {"queued": "cyan", "running": "bold yellow", "done": "green", "failed": "bold red",
+                "cancelled": "magenta", "skipped": "dim", "planned": "dim"}
+STATUS_FILTERS = (None, "running", "queued", "done", "failed", "cancelled")
+REFRESH_S = 1.0
+CONFIRM_S = 3.0
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+class RunsScreen(JobListScreen):
+    COLUMNS = ("status", "model", "role", "loss", "seed", "progress", "ETA", "elapsed", "ex/s", "recipe", "job")
+    BINDINGS = [
+        Binding("slash", "search", "Filter", id="runs.filter"),
+        Binding("f", "cycle_status", "Status filter", id="runs.status"),
+        Binding("s", "cycle_sort", "Sort", id="runs.sort"),
+        Binding("c", "cancel_job", "Cancel job", id="runs.cancel"),
+        Binding("enter", "open_job", "Live view", id="runs.open"),
+    ]
+    armed: str | None = None  # the job a first cancel press picked
+    armed_at = 0.0
+
+    def on_mount(self) -> None:
+        self.sub_title = "Runs"
+        self.set_interval(REFRESH_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    def cells(self, row: dict) -> tuple:
+        p = fmt.progress(row)
+        return (status_text(row["status"]), row["model"], fmt.role(row), fmt.num(row["last_loss"]), str(row["seed"]),
+                p["progress"], p["eta"], p["elapsed"], p["speed"], row["recipe"] or "-", row["hash"][:10])
+
+    def summary(self) -> str:
+        status = self.status_filter or "any status"
+        return f"{len(self.rows)} of {self.total} jobs · {status} · sorted by {self.sort}"
+
+    def action_cycle_status(self) -> None:
+        self.status_filter = STATUS_FILTERS[(STATUS_FILTERS.index(self.status_filter) + 1) % len(STATUS_FILTERS)]
+        self.reload()
+
+    def action_cycle_sort(self) -> None:
+        sorts = list(browse.SORTS)
+        self.sort = sorts[(sorts.index(self.sort) + 1) % len(sorts)]
+        self.reload()
+
+    def action_open_job(self) -> None:
+        from .live import LiveScreen
+
+        job = self.current()
+        if job:
+            self.app.push_screen(LiveScreen(job["hash"]))
+
+    @on(DataTable.RowSelected)
+    def _selected(self) -> None:
+        self.action_open_job()
+
+    def action_cancel_job(self) -> None:
+        """Cancel on a second press within CONFIRM_S, so one stray key never kills hours of training."""
+        job = self.current()
+        if job is None:
+            return
+        now = time.time()
+        if self.armed == job["hash"] and now - self.armed_at <= CONFIRM_S:
+            self.armed = None
+            self.cancel(job)
+            return
+        self.armed, self.armed_at = job["hash"], now
+        self.notify(f"press again to cancel {job['model']} {fmt.role(job)} ({job['hash'][:10]})", timeout=CONFIRM_S)
+
+    @work(thread=True, group="cancel")
+    def cancel(self, job: dict) -> None:
+        try:
+            done = control.cancel(job, self.app.results_dir)
+        except W2SError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.app.call_from_thread(self.notify, done)
