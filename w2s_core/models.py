@@ -127,7 +127,7 @@ def ensure_tiny(name: str, tiny: dict | None) -> Path:
 # --- resolving and fingerprinting -----------------------------------------------------------
 
 
-def _looks_local(path: str) -> bool:
+def looks_local(path: str) -> bool:
     return path.startswith(("/", "./", "../", "~")) or os.path.isdir(os.path.expanduser(path))
 
 
@@ -138,7 +138,7 @@ def resolve_path(spec: dict) -> str:
         return str(ensure_tiny(path, spec.get("tiny")))
     if path in PACKAGED_MODELS:
         return str(PACKAGED_MODELS[path][0]())
-    if not _looks_local(path):
+    if not looks_local(path):
         return path
     local = os.path.expanduser(path)
     if not os.path.isdir(local):
@@ -159,7 +159,7 @@ def model_fingerprint(spec: dict) -> str:
     elif path in PACKAGED_MODELS:
         dist = PACKAGED_MODELS[path][1]
         parts["package"] = f"{dist}=={package_version(dist, f'The model {path!r}')}"
-    elif _looks_local(path):
+    elif looks_local(path):
         local = Path(resolve_path(spec)).resolve()
         parts["path"] = str(local)
         parts["config_sha256"] = _sha((local / "config.json").read_bytes())

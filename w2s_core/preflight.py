@@ -14,7 +14,7 @@ from huggingface_hub import try_to_load_from_cache
 from .data import make_splits
 from .errors import InputError, did_you_mean
 from .model_registry import BUILTIN_TINY, MODEL_DEFAULTS
-from .models import PACKAGED_MODELS, _looks_local
+from .models import PACKAGED_MODELS, looks_local
 from .recipe import Recipe
 
 
@@ -30,7 +30,7 @@ def preflight(recipe: Recipe) -> None:
         return  # a hub model may still download; a failure is then diagnosed in the job's status
     for model in recipe.models:
         path = model["path"]
-        if path in BUILTIN_TINY or path in PACKAGED_MODELS or _looks_local(path):
+        if path in BUILTIN_TINY or path in PACKAGED_MODELS or looks_local(path):
             continue
         if try_to_load_from_cache(path, "config.json", revision=model.get("revision")) is None:
             known = [*BUILTIN_TINY, *PACKAGED_MODELS, *MODEL_DEFAULTS]

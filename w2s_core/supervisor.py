@@ -123,10 +123,10 @@ def ensure_running(root: Path, parallel: int = 1, jobs_per_gpu: int = 1) -> tupl
 def absolute_model_path(spec: dict) -> dict:
     """The spec with a relative local model folder made absolute: jobs run in their own folder.
     (The job hash already names the resolved folder, so this changes no hash.)"""
-    from .models import _looks_local
+    from .models import looks_local
 
     path = spec["model"].get("path", "")
-    if not _looks_local(path) or os.path.isabs(os.path.expanduser(path)):
+    if not looks_local(path) or os.path.isabs(os.path.expanduser(path)):
         return spec
     return {**spec, "model": {**spec["model"], "path": os.path.abspath(os.path.expanduser(path))}}
 
