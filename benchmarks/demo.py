@@ -23,24 +23,24 @@ TARGETS = {"first run (s)": 300.0, "re-run (s)": 15.0, "peak memory (GiB)": 4.0}
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """Wall seconds, peak summed RSS (GiB) of the command's process tree, and its stdout."""
-    start = time.time()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    parent, peak = psutil.Process(proc.pid), 0
-    out = []
-    os.set_blocking(proc.stdout.fileno(), False)
-    while proc.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        out.append(proc.stdout.read() or "")
-        time.sleep(0.2)
-    out.append(proc.stdout.read() or "")
+    """Wall seconds, peak summed RSS (GiB) of the command's process tree, and its output."""
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.time()
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        parent, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        elapsed = time.time() - start
+        log.seek(0)
+        out = log.read()
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{''.join(out)}")
-    return time.time() - start, peak / 2**30, "".join(out)
+        sys.exit(f"{' '.join(cmd)} failed:\n{out}")
+    return elapsed, peak / 2**30, out
 
 
 def main() -> None:

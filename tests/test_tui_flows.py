@@ -75,7 +75,7 @@ def w2s_json(results: Path, *args: str):
     return json.loads(out.stdout)
 
 
-@pytest.mark.slow  # trains three tiny jobs through `accelerate launch`: 20-45 s on 2 busy cores
+# trains three tiny jobs through `accelerate launch`: 20-45 s on 2 busy cores
 def test_launch_watch_results_history(tmp_path, monkeypatch):
     asyncio.run(_test_launch_watch_results_history(tmp_path, monkeypatch))
 
@@ -161,7 +161,7 @@ async def _test_launch_watch_results_history(tmp_path, monkeypatch):
         assert {j["status"] for j in store.jobs()} == {"done"}
 
 
-@pytest.mark.slow  # trains three tiny jobs
+# trains three tiny jobs
 def test_runs_outlive_the_app_and_show_again_on_reopening(tmp_path, monkeypatch):
     asyncio.run(_test_runs_outlive_the_app(tmp_path, monkeypatch))
 
