@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from w2s_core import browse
+from w2s_core import analysis, browse
 from w2s_core.store import Store
 
 from test_tui_support import GT_ACC, MODELS, SEEDS, fill
@@ -59,6 +59,6 @@ def test_metric_series_reads_only_what_is_new(store):
 
 def test_chain_steps_average_each_step_over_seeds(store):
     s, _ = store
-    (chain,) = browse.chain_steps(s, "r" * 64, "test_acc")
+    (chain,) = analysis.chain_steps(s, "r" * 64, "acc")
     assert chain["chain"] == list(MODELS) and chain["method"] == "boot-xent"
     assert chain["steps"] == pytest.approx([GT_ACC["m-small"], 0.66, 0.72])

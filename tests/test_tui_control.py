@@ -1,11 +1,12 @@
-"""Launch and cancel from the TUI: what is refused, and the process-group fallback when the core
-has no `w2s cancel` (a sleeping process stands in for a training job)."""
+"""Cancel from the TUI: what is refused, and a running job's process killed through `w2s cancel`
+(a sleeping process in its own session stands in for a training job)."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 
+import psutil
 import pytest
 
 from w2s_core.errors import W2SError
@@ -29,21 +30,31 @@ def test_only_queued_or_running_jobs_can_be_cancelled(tmp_path):
         control.cancel({"hash": "a" * 64, "status": "done", "pid": None}, tmp_path)
 
 
-def test_without_a_cancel_command_the_process_group_is_terminated(tmp_path, monkeypatch, sleeper):
-    monkeypatch.setattr(control, "_subcommand", lambda name: None)
-    with pytest.raises(W2SError, match="has not started"):
-        control.cancel({"hash": "a" * 64, "status": "queued", "pid": None}, tmp_path)
-    done = control.cancel({"hash": "a" * 64, "status": "running", "pid": sleeper.pid}, tmp_path)
-    assert "SIGTERM" in done and sleeper.wait(5) == -15
-    with pytest.raises(W2SError, match="already gone"):
-        control.cancel({"hash": "a" * 64, "status": "running", "pid": sleeper.pid}, tmp_path)
+def running(results, job_hash: str, proc: subprocess.Popen) -> None:
+    """Record `proc` as the job's process, as the supervisor does when it starts a job."""
+    with Store.open(results) as store:
+        store.set_job_status(job_hash, "running", pid=proc.pid, pgid=proc.pid,
+                             proc_start=psutil.Process(proc.pid).create_time(), started_at=2e9)  # newest: row 0
 
 
-def test_runs_screen_cancels_on_the_second_press(tmp_path, monkeypatch, sleeper):
-    monkeypatch.setattr(control, "_subcommand", lambda name: None)
+def test_cancel_kills_a_running_job_and_dequeues_a_queued_one(tmp_path, sleeper):
     hashes = fill(tmp_path)
+    running(tmp_path, hashes["gt m-big s1"], sleeper)
     with Store.open(tmp_path) as store:
-        store.set_job_status(hashes["gt m-big s1"], "running", pid=sleeper.pid, started_at=2e9)  # newest: row 0
+        store.set_job_status(hashes["gt m-mid s1"], "queued")
+        jobs = {h: store.get_job(h) for h in (hashes["gt m-big s1"], hashes["gt m-mid s1"])}
+    for job in jobs.values():
+        assert control.cancel(job, tmp_path) == f"cancelled {job['hash'][:10]}"
+    assert sleeper.wait(5) == -15
+    with Store.open(tmp_path, readonly=True) as store:
+        assert {store.get_job(h)["status"] for h in jobs} == {"cancelled"}
+    with pytest.raises(W2SError, match="failed: .*Nothing to cancel"):  # the core refuses it now
+        control.cancel({**jobs[hashes["gt m-mid s1"]], "status": "queued"}, tmp_path)
+
+
+def test_runs_screen_cancels_on_the_second_press(tmp_path, sleeper):
+    hashes = fill(tmp_path)
+    running(tmp_path, hashes["gt m-big s1"], sleeper)
 
     async def body() -> None:
         app = W2SApp(tmp_path)

@@ -6,6 +6,7 @@ the PGR table and grids are the same on every machine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,9 +30,10 @@ def fill(results: Path) -> dict[str, str]:
         def job(name: str, kind: str, model: str, seed: int, role: dict, acc: float, weak=None, loss=None) -> str:
             nonlocal n
             n += 1
-            h = f"{n:02d}" + name.replace(" ", "-").ljust(62, "x")[:62]
+            h = f"{n:02d}" + hashlib.sha256(name.encode()).hexdigest()[:62]  # hex, as real job hashes
             store.upsert_job({"hash": h, "kind": kind, "model": model, "weak_model": weak, "loss": loss, "seed": seed,
-                              "spec": {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1}},
+                              "spec": {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1},
+                                       "train_split": "A" if kind == "gt" else "B", "predict_split": "B"},
                               "recipe_hash": "r" * 64, "run_id": run_id, "dir": f"jobs/{h[:16]}"})
             store.link_job("r" * 64, h, json.dumps(role, sort_keys=True))
             store.set_job_status(h, "done", started_at=1_700_000_000.0, finished_at=1_700_000_060.0, exit_code=0)

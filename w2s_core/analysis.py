@@ -85,6 +85,34 @@ def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]
     return rows
 
 
+def chain_steps(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
+    """Each bootstrap chain of a recipe as its models and the mean metric of each step over seeds
+    (step 0 is the first model's GT job), shown while the chain is still running too."""
+    key = METRICS[metric]
+    gt: dict[str, list[float]] = defaultdict(list)
+    steps: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for role, res, status in _recipe_rows(store, recipe_hash):
+        if status != "done" or key not in res:
+            continue
+        if role["role"] == "gt":
+            gt[role["model"]].append(res[key])
+        elif role["role"] == "bootstrap":
+            steps[(tuple(role["chain"]), role["method"])][role["step"]].append(res[key])
+    return [{"chain": list(chain), "method": method,
+             "steps": [_mean(gt[chain[0]])] + [_mean(by_step.get(i, [])) for i in range(1, len(chain))]}
+            for (chain, method), by_step in steps.items()]
+
+
+def ci_text(row: dict) -> str:
+    """A row's 95% interval of PGR, or n/a with one seed."""
+    return "n/a" if math.isnan(row["pgr_lo"]) else f"[{row['pgr_lo']:.2f}, {row['pgr_hi']:.2f}]"
+
+
+def strong_label(row: dict) -> str:
+    """The strong side of a row: the model, or a chain's steps after the weak model."""
+    return " > ".join(row["chain"][1:]) if row["chain"] else row["strong"]
+
+
 def format_table(rows: list[dict]) -> str:
     """A text table for the terminal, columns as wide as their widest entry."""
     if not rows:
@@ -92,10 +120,8 @@ def format_table(rows: list[dict]) -> str:
     metric = rows[0]["metric"]
     cells = []
     for r in rows:
-        ci = "n/a" if math.isnan(r["pgr_lo"]) else f"[{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}]"
-        strong = " > ".join(r["chain"][1:]) if r["chain"] else r["strong"]
-        cells.append([r["weak"], strong, r["method"], f"{r[f'weak_{metric}']:.3f}", f"{r[f'w2s_{metric}']:.3f}",
-                      f"{r[f'ceiling_{metric}']:.3f}", f"{r['pgr']:.2f}", ci, str(len(r["seeds"]))])
+        cells.append([r["weak"], strong_label(r), r["method"], f"{r[f'weak_{metric}']:.3f}", f"{r[f'w2s_{metric}']:.3f}",
+                      f"{r[f'ceiling_{metric}']:.3f}", f"{r['pgr']:.2f}", ci_text(r), str(len(r["seeds"]))])
     head = ["weak", "strong", "method", "weak", "w2s", "ceiling", "PGR", "95% CI", "seeds"]
     widths = [max(len(x) for x in col) for col in zip(head, *cells)]
 

@@ -7,14 +7,11 @@ incrementally from a sequence number, so a live view only reads what is new.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import sqlite3
 from collections import defaultdict
 
-from .errors import W2SError
-from .store import Store
+from .store import Store, sqlite_errors
 
 SORTS = {
     "recent": "coalesce(j.started_at, 0) DESC, rid DESC",
@@ -23,20 +20,6 @@ SORTS = {
     "loss": "last_loss IS NULL, last_loss, rid",
 }
 LIVE_KEYS = ("loss", "examples", "examples_per_s", "test_acc")
-
-
-def _readable(query):
-    """A failing read (a damaged file, a lock held too long) becomes one W2SError paragraph."""
-
-    @functools.wraps(query)
-    def wrapper(store: Store, *args, **kwargs):
-        try:
-            return query(store, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise W2SError(f"Reading the w2s results database {store.path} failed in {query.__name__}: {exc}. "
-                           "If it persists, move the file aside and re-run the recipes.") from exc
-
-    return wrapper
 
 
 def _last(key: str) -> str:
@@ -63,13 +46,13 @@ def _where(text: str, status: str | None) -> tuple[str, list]:
 _FROM = " FROM jobs j LEFT JOIN recipes r ON r.hash = j.recipe_hash"
 
 
-@_readable
+@sqlite_errors
 def count_jobs(store: Store, text: str = "", status: str | None = None) -> int:
     where, params = _where(text, status)
     return store.db.execute("SELECT count(*)" + _FROM + where, params).fetchone()[0]
 
 
-@_readable
+@sqlite_errors
 def job_rows(store: Store, text: str = "", status: str | None = None, sort: str = "recent",
              offset: int = 0, limit: int = 200) -> list[dict]:
     """One page of jobs matching every word of `text` (hash, model, method, kind, recipe, dataset)."""
@@ -92,7 +75,7 @@ def job_rows(store: Store, text: str = "", status: str | None = None, sort: str 
     return rows
 
 
-@_readable
+@sqlite_errors
 def metric_series(store: Store, job_hash: str, keys: tuple[str, ...] | None = None,
                   since_seq: int = -1) -> tuple[dict[str, list[tuple[int, float]]], int]:
     """{key: [(step or seq, value)]} for events after `since_seq`, and the last seq read."""
@@ -110,36 +93,9 @@ def metric_series(store: Store, job_hash: str, keys: tuple[str, ...] | None = No
     return dict(series), last
 
 
-@_readable
+@sqlite_errors
 def recipes_with_results(store: Store) -> list[dict]:
     """Recipes that planned at least one job, newest first."""
     return [dict(r) for r in store.db.query(
         "SELECT hash, name, path, created_at FROM recipes r WHERE EXISTS "
         "(SELECT 1 FROM recipe_jobs rj WHERE rj.recipe_hash = r.hash) ORDER BY created_at DESC")]
-
-
-@_readable
-def chain_steps(store: Store, recipe_hash: str, metric_key: str) -> list[dict]:
-    """Each bootstrap chain of a recipe: its models and the mean `metric_key` of each step over seeds
-    (step 0 is the first model's GT job)."""
-    roles = [(json.loads(r["role"]), r["job_hash"]) for r in store.db.query(
-        "SELECT rj.role, rj.job_hash FROM recipe_jobs rj JOIN jobs j ON j.hash = rj.job_hash "
-        "WHERE rj.recipe_hash = ? AND j.status = 'done'", [recipe_hash])]
-    value = {h: v for h, v in store.db.execute(
-        "SELECT job_hash, value FROM results WHERE key = ? AND job_hash IN "
-        "(SELECT job_hash FROM recipe_jobs WHERE recipe_hash = ?)", [metric_key, recipe_hash])}
-    gt = defaultdict(list)
-    steps: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for role, h in roles:
-        if h not in value:
-            continue
-        if role["role"] == "gt":
-            gt[role["model"]].append(value[h])
-        elif role["role"] == "bootstrap":
-            steps[(tuple(role["chain"]), role["method"])][role["step"]].append(value[h])
-    out = []
-    for (chain, method), by_step in steps.items():
-        means = {0: gt[chain[0]]} | dict(by_step)
-        out.append({"chain": list(chain), "method": method,
-                    "steps": [sum(v) / len(v) if v else None for v in (means.get(i, []) for i in range(len(chain)))]})
-    return out

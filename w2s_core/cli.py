@@ -29,17 +29,9 @@ def _stamp(t: float | None) -> str:
 
 
 def _root(args) -> Path:
-    """The results directory, checked writable (created if missing) before anything is queued in it."""
-    root = Path(args.results_dir).expanduser().resolve()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"Cannot create the results directory {root}: {exc.strerror or exc}. "
-                         "Pass a writable directory (--results-dir or $W2S_RESULTS).") from exc
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise InputError(f"The results directory {root} is not writable by you. Pass a writable directory "
-                         "(--results-dir or $W2S_RESULTS), or fix its permissions.")
-    return root
+    from .paths import writable_results_dir
+
+    return writable_results_dir(args.results_dir)
 
 
 def _request(root: Path, **fields) -> dict:
@@ -86,7 +78,9 @@ def cmd_run(args) -> int:
     plan = build_plan(recipe)
     if args.dry_run:
         done = set()
-        if (Path(args.results_dir) / "w2s.db").is_file():
+        from .store import DB_NAME
+
+        if (Path(args.results_dir) / DB_NAME).is_file():
             with _store(args, readonly=True) as store:
                 done = {j["hash"] for j in store.jobs(status="done")}
         print(f"recipe {recipe.name} ({recipe.path}): {len(plan.jobs)} jobs, seeds {recipe.seeds}")

@@ -5,6 +5,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from .errors import InputError
+
 
 def cache_dir() -> Path:
     """The w2s cache: $W2S_CACHE, else ~/.cache/w2s."""
@@ -12,6 +14,20 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def writable_results_dir(results_dir: str | Path) -> Path:
+    """The results directory, created if missing and checked writable, before anything is written there."""
+    root = Path(results_dir).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot create the results directory {root}: {exc.strerror or exc}. "
+                         "Pass a writable directory (--results-dir or $W2S_RESULTS).") from exc
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise InputError(f"The results directory {root} is not writable by you. Pass a writable directory "
+                         "(--results-dir or $W2S_RESULTS), or fix its permissions.")
+    return root
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from w2s_core.errors import InputError, W2SError
+from w2s_core.paths import writable_results_dir
 
 DB_NAME = "w2s.db"
 DEFAULT_RESULTS_DIR = "w2s-results"
@@ -138,8 +139,9 @@ def _explain(exc: sqlite3.Error) -> str:
     return "This is likely a bug in w2s; please report it with this message."
 
 
-def _sqlite_errors(method: Callable) -> Callable:
-    """Turn a raw sqlite3 error into one W2SError paragraph naming the database."""
+def sqlite_errors(method: Callable) -> Callable:
+    """Turn a raw sqlite3 error into one W2SError paragraph naming the database (for Store methods,
+    and for functions whose first argument is a Store, like the browse queries)."""
 
     @functools.wraps(method)
     def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
@@ -205,13 +207,7 @@ class Store:
                 "that `w2s run` wrote to (it holds w2s.db)."
             )
         if not readonly:
-            try:
-                root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InputError(
-                    f"Cannot create the results directory {root}: {exc.strerror or exc}. "
-                    "Pass a writable directory path for the results."
-                ) from exc
+            writable_results_dir(root)
         conn = None
         try:
             conn = _connect(path, readonly)
@@ -259,7 +255,7 @@ class Store:
 
     # -- recipes and runs -------------------------------------------------------------------
 
-    @_sqlite_errors
+    @sqlite_errors
     def add_recipe(self, hash: str, name: str, path: str | Path | None, text: str) -> None:
         """Record a recipe; re-adding it only refreshes its name and path (the file may move)."""
         with self.transaction() as conn:
@@ -269,7 +265,7 @@ class Store:
                 (hash, name, None if path is None else str(path), text, time.time()),
             )
 
-    @_sqlite_errors
+    @sqlite_errors
     def start_run(self, recipe_hash: str | None, argv: list[str], provenance: dict,
                   submission: str | None = None) -> int:
         """Record one `w2s run` invocation as running; returns its id."""
@@ -281,13 +277,13 @@ class Store:
             )
         return int(cursor.lastrowid)
 
-    @_sqlite_errors
+    @sqlite_errors
     def run_of_submission(self, submission: str) -> int | None:
         """The run a queued submission created, if it was applied already."""
         row = self.db.execute("SELECT id FROM runs WHERE submission = ?", [submission]).fetchone()
         return None if row is None else int(row[0])
 
-    @_sqlite_errors
+    @sqlite_errors
     def finish_run(self, run_id: int, status: str) -> None:
         if status not in FINISHED_RUN_STATUSES:
             raise ValueError(f"finish_run status {status!r} must be one of {FINISHED_RUN_STATUSES}")
@@ -297,17 +293,18 @@ class Store:
             )
             self._require_row(cursor, f"run {run_id}")
 
-    @_sqlite_errors
-    def runs(self) -> list[dict]:
-        return [_decode(r, RUN_JSON_COLUMNS) for r in self.db.query("SELECT * FROM runs ORDER BY id")]
+    @sqlite_errors
+    def runs(self, status: str | None = None) -> list[dict]:
+        where, params = ("", []) if status is None else (" WHERE status = ?", [status])
+        return [_decode(r, RUN_JSON_COLUMNS) for r in self.db.query(f"SELECT * FROM runs{where} ORDER BY id", params)]
 
-    @_sqlite_errors
+    @sqlite_errors
     def recipes(self) -> list[dict]:
         return list(self.db.query("SELECT * FROM recipes ORDER BY created_at, hash"))
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    @_sqlite_errors
+    @sqlite_errors
     def upsert_job(self, job: dict) -> None:
         """Insert the job, or update only the given columns of an existing one.
 
@@ -331,7 +328,7 @@ class Store:
             if fields:
                 self._update_job(conn, job["hash"], fields)
 
-    @_sqlite_errors
+    @sqlite_errors
     def link_job(self, recipe_hash: str, job_hash: str, role: str) -> None:
         """Say that `recipe_hash` uses the job in `role` (idempotent)."""
         with self.transaction() as conn:
@@ -340,7 +337,7 @@ class Store:
                 (recipe_hash, job_hash, role),
             )
 
-    @_sqlite_errors
+    @sqlite_errors
     def set_job_status(self, hash: str, status: str, **fields: Any) -> None:
         """Move a job to `status`, also setting any other job columns given.
 
@@ -358,12 +355,12 @@ class Store:
         with self.transaction() as conn:
             self._update_job(conn, hash, self._encode_job({**defaults, **fields, "status": status}))
 
-    @_sqlite_errors
+    @sqlite_errors
     def get_job(self, hash: str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM jobs WHERE hash = ?", [hash]))
         return self._decode_job(rows[0]) if rows else None
 
-    @_sqlite_errors
+    @sqlite_errors
     def jobs(
         self, recipe_hash: str | None = None, status: str | Sequence[str] | None = None,
         run_id: int | None = None,
@@ -423,7 +420,7 @@ class Store:
 
     # -- events, metrics, results, predictions ------------------------------------------------
 
-    @_sqlite_errors
+    @sqlite_errors
     def ingest_events(self, job_hash: str, path: str | Path) -> int:
         """Ingest the complete new lines of a job's events.jsonl; returns metric rows written.
 
@@ -483,14 +480,14 @@ class Store:
             log.warning("skipped %d malformed line(s) in %s", bad, file_path)
         return len(rows)
 
-    @_sqlite_errors
+    @sqlite_errors
     def reset_job_outputs(self, job_hash: str) -> None:
         """Forget a job's metrics, results, predictions and ingest offsets before it runs again."""
         with self.transaction() as conn:
             for table in ("metrics", "results", "predictions", "ingest"):
                 conn.execute(f"DELETE FROM {table} WHERE job_hash = ?", (job_hash,))
 
-    @_sqlite_errors
+    @sqlite_errors
     def metrics(self, job_hash: str, key: str | None = None) -> list[dict]:
         """Rows {seq, step, key, value} in event order (NaN comes back as NaN)."""
         sql = "SELECT seq, step, key, value FROM metrics WHERE job_hash = ?"
@@ -501,7 +498,7 @@ class Store:
         rows = self.db.query(sql + " ORDER BY seq, key", params)
         return [{**r, "value": _nan_if_none(r["value"])} for r in rows]
 
-    @_sqlite_errors
+    @sqlite_errors
     def set_results(self, job_hash: str, values: dict[str, float]) -> None:
         """Merge final metrics into the job's results (a key given again is overwritten)."""
         with self.transaction() as conn:
@@ -510,13 +507,13 @@ class Store:
                 [(job_hash, k, float(v)) for k, v in values.items()],
             )
 
-    @_sqlite_errors
+    @sqlite_errors
     def results(self, job_hash: str) -> dict[str, float]:
         sql = "SELECT key, value FROM results WHERE job_hash = ? ORDER BY key"
         rows = self.db.query(sql, [job_hash])
         return {r["key"]: _nan_if_none(r["value"]) for r in rows}
 
-    @_sqlite_errors
+    @sqlite_errors
     def add_predictions(
         self, job_hash: str, split: str, probs: Sequence[float], labels: Sequence[int] | None = None
     ) -> None:
@@ -535,7 +532,7 @@ class Store:
                 [(job_hash, split, i, float(p), y) for i, (p, y) in enumerate(zip(probs, label_values))],
             )
 
-    @_sqlite_errors
+    @sqlite_errors
     def predictions(self, job_hash: str, split: str) -> tuple[list[float], list[int | None]]:
         """(probs, labels) in index order; labels are None where none were stored."""
         rows = list(

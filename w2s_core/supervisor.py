@@ -327,9 +327,7 @@ class Supervisor:
 
     def close_runs(self) -> None:
         """A run is over when none of its jobs is queued or running."""
-        for run in self.store.runs():
-            if run["status"] != "running":
-                continue
+        for run in self.store.runs(status="running"):  # every poll: read only the open runs
             statuses = [j["status"] for j in self.store.jobs(run_id=run["id"])]
             if not any(s in ACTIVE for s in statuses):
                 self.store.finish_run(run["id"], "failed" if any(s in UNSUCCESSFUL for s in statuses) else "done")
@@ -370,9 +368,8 @@ class Supervisor:
         self.running.clear()
         for row in self.store.jobs(status="queued"):
             self.store.set_job_status(row["hash"], "cancelled", error="interrupted (Ctrl-C)")
-        for run in self.store.runs():
-            if run["status"] == "running":
-                self.store.finish_run(run["id"], "interrupted")
+        for run in self.store.runs(status="running"):
+            self.store.finish_run(run["id"], "interrupted")
 
 
 def serve(root: Path, slots: list[Slot], echo: Callable[[str], None]) -> bool:

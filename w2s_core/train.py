@@ -34,13 +34,12 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def training_labels(job: dict, split, job_dir: Path) -> torch.Tensor:
+def training_labels(job: dict, split, upstream: dict | None) -> torch.Tensor:
     """Soft labels [N,2] for the training split: one-hot GT, or the upstream job's predictions."""
-    if job["labels"] == "gt":
+    if upstream is None:
         p = torch.tensor(split.labels, dtype=torch.float32)
     else:
-        preds = json.loads((Path(job["upstream_dir"]) / "predictions.json").read_text())
-        probs = preds[job["labels"]["split"]]["probs"]
+        probs = upstream[job["labels"]["split"]]["probs"]
         if len(probs) != len(split.labels):
             raise W2SError(f"upstream labels have {len(probs)} rows but split {job['train_split']} has "
                            f"{len(split.labels)}: the upstream job {job['labels']['from'][:10]} is stale")
@@ -125,7 +124,8 @@ def run(job_dir: Path) -> None:
     acc = Accelerator(gradient_accumulation_steps=accum)
     set_seed(job["seed"])
     splits = make_splits(job["data"], job["seed"])
-    labels = training_labels(job, splits[job["train_split"]], job_dir)
+    upstream = None if job["labels"] == "gt" else json.loads((Path(job["upstream_dir"]) / "predictions.json").read_text())
+    labels = training_labels(job, splits[job["train_split"]], upstream)
     setup = build(job, splits, acc.device)
     inputs = setup.inputs
     loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"])
@@ -191,9 +191,8 @@ def run(job_dir: Path) -> None:
     result = {"test_acc": metrics.accuracy(test, test_labels), "test_auroc": metrics.auroc(test, test_labels),
               "train_label_acc": metrics.accuracy(labels[:, 1].tolist(), splits[job["train_split"]].labels),
               "n_test": len(test_labels), "steps": step, "train_seconds": time.time() - t0}
-    if job["labels"] != "gt":
-        upstream = json.loads((Path(job["upstream_dir"]) / "predictions.json").read_text())["test"]["probs"]
-        result.update(metrics.agreement(test, upstream, test_labels))
+    if upstream is not None:
+        result.update(metrics.agreement(test, upstream["test"]["probs"], test_labels))
     emit({"step": step, "event": "final", "test_acc": result["test_acc"], "test_auroc": result["test_auroc"]})
     events.close()
     write_json(job_dir / "env.json", {"device": str(acc.device), "num_processes": acc.num_processes,

@@ -83,10 +83,6 @@ def chain_table(rows: list[dict], chains: list[dict], metric: str) -> Table | No
     return table
 
 
-def ci(row: dict) -> str:
-    return "n/a" if math.isnan(row["pgr_lo"]) else f"[{row['pgr_lo']:.2f}, {row['pgr_hi']:.2f}]"
-
-
 class ResultsScreen(Screen):
     BINDINGS = [
         Binding("m", "toggle_metric", "Acc/AUROC", id="results.metric"),
@@ -141,7 +137,7 @@ class ResultsScreen(Screen):
                 recipes = browse.recipes_with_results(store)
                 recipe = recipes[min(self.recipe_index, len(recipes) - 1)] if recipes else None
                 rows = analysis.pgr_table(store, recipe["hash"], self.metric) if recipe else []
-                chains = browse.chain_steps(store, recipe["hash"], analysis.METRICS[self.metric]) if recipe else []
+                chains = analysis.chain_steps(store, recipe["hash"], self.metric) if recipe else []
         except W2SError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
@@ -159,10 +155,9 @@ class ResultsScreen(Screen):
         table = self.query_one("#pgr", DataTable)
         table.clear()
         for r in rows:
-            strong = " > ".join(r["chain"][1:]) if r["chain"] else r["strong"]
             warn = Text(" !", style="bold red") if r["warnings"] else ""
-            table.add_row(r["weak"], strong, r["method"], fmt.num(r[f"weak_{m}"]), fmt.num(r[f"w2s_{m}"]),
-                          fmt.num(r[f"ceiling_{m}"]), Text(f"{r['pgr']:.2f}") + warn, ci(r), str(len(r["seeds"])))
+            table.add_row(r["weak"], analysis.strong_label(r), r["method"], fmt.num(r[f"weak_{m}"]), fmt.num(r[f"w2s_{m}"]),
+                          fmt.num(r[f"ceiling_{m}"]), Text(f"{r['pgr']:.2f}") + warn, analysis.ci_text(r), str(len(r["seeds"])))
         parts = pgr_grids(rows)
         chain = chain_table(rows, chains, m)
         if chain is not None:
