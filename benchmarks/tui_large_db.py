@@ -21,7 +21,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from w2s_core import browse
+from w2s_core.store import queries as browse
 from w2s_core.store import Store
 from w2s_tui.app import W2SApp
 

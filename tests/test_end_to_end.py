@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from w2s_core import metrics
+from w2s_core.analysis import stats as metrics
 from w2s_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

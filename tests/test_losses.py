@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from w2s_core.errors import InputError
-from w2s_core.losses import LOSS_DEFAULTS, LOSSES, alpha_at, hard_labels, loss_alpha, make_loss
+from w2s_core.training.losses import LOSS_DEFAULTS, LOSSES, alpha_at, hard_labels, loss_alpha, make_loss
 
 
 def _batch(n: int, seed: int = 0, zeros: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

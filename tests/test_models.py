@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, GPT2Config, LlamaConfig
 
-from w2s_core import models
+from w2s_core.training import models
 from w2s_core.data import SYNTHETIC_VOCAB
 from w2s_core.errors import InputError, W2SError
-from w2s_core.model_registry import GENERIC_DEFAULTS, MODEL_DEFAULTS, model_defaults
+from w2s_core.spec.registry import GENERIC_DEFAULTS, MODEL_DEFAULTS, model_defaults
 
 TEXTS = ["the movie was great", "not good", "a very dull and boring film with a weak plot", "fun", ""]
 

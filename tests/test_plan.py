@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from w2s_core.plan import build_plan
-from w2s_core.recipe import load_recipe
+from w2s_core.spec.plan import build_plan
+from w2s_core.spec.recipe import load_recipe
 
 from test_recipe import GOOD, write
 
@@ -71,7 +71,7 @@ def test_hashes_stable_and_sensitive(tmp_path):
     assert len(set(first)) == len(first)
     # stable across processes (no per-process hash randomisation)
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-            "from pathlib import Path; from w2s_core.plan import build_plan; from w2s_core.recipe import load_recipe;"
+            "from pathlib import Path; from w2s_core.spec.plan import build_plan; from w2s_core.spec.recipe import load_recipe;"
             f"print([j.hash for j in build_plan(load_recipe(Path({str(tmp_path / 'r.toml')!r}))).jobs])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == first

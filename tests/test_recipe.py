@@ -6,7 +6,7 @@ import pytest
 
 from w2s_core.cli import main
 from w2s_core.errors import InputError
-from w2s_core.recipe import load_recipe
+from w2s_core.spec.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 

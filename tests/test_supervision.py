@@ -21,9 +21,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from w2s_core import cli, processes, runner, supervisor
+from w2s_core import cli
+
+from w2s_core.supervision import processes
+
+from w2s_core.supervision import runner
+
+from w2s_core.supervision import supervisor
 from w2s_core.errors import W2SError
-from w2s_core.lock import WriterLock
+from w2s_core.supervision.lock import WriterLock
 from w2s_core.store import Store
 
 FAKE = r'''
@@ -59,7 +65,8 @@ labels = [i % 2 for i in range(10)]
 
 SUPERVISE = """
 import sys
-from w2s_core import runner, supervisor
+from w2s_core.supervision import runner
+from w2s_core.supervision import supervisor
 runner.launch_command = lambda job_dir, config: [sys.executable, {fake!r}, str(job_dir)]
 sys.exit(supervisor.main(sys.argv[1:]))
 """
@@ -269,7 +276,7 @@ def test_second_writer_is_refused_and_detach_snapshots_the_recipe(tmp_path, fake
     assert sorted(status) == ["gt:>a", "gt:>b", "transfer:a>b"]  # the snapshot ran, not the edited file
     assert all(j["status"] == "done" for j in status.values())
     request_code = status["gt:>a"]["code"]
-    assert request_code.startswith("code/") and (root / request_code / "w2s_core" / "train.py").is_file()
+    assert request_code.startswith("code/") and (root / request_code / "w2s_core" / "training" / "loop.py").is_file()
     show = cli.main(["--results-dir", str(root), "show", status["gt:>a"]["hash"][:10]])
     shown = json.loads(capsys.readouterr().out)
     assert show == 0 and shown["recipe"]["text"] == submitted

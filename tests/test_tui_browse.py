@@ -1,10 +1,12 @@
-"""w2s_core.browse: the paged, read-only queries behind the TUI, on a database the test fills."""
+"""w2s_core.store.queries: the paged, read-only queries behind the TUI, on a database the test fills."""
 
 from __future__ import annotations
 
 import pytest
 
-from w2s_core import analysis, browse
+from w2s_core import analysis
+
+from w2s_core.store import queries as browse
 from w2s_core.store import Store
 
 from test_tui_support import GT_ACC, MODELS, SEEDS, fill

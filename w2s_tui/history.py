@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from w2s_core import browse
+from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
 
 from . import fmt

@@ -1,6 +1,6 @@
 """A searchable, lazily paged table of jobs: the base of the Runs and History screens.
 
-Rows come from `w2s_core.browse.job_rows` in a thread worker, a page at a time: the first page is
+Rows come from `w2s_core.store.queries.job_rows` in a thread worker, a page at a time: the first page is
 on screen at once whatever the size of the database, and scrolling near the end fetches the next.
 A refresh re-reads the loaded range and touches only the cells that changed.
 """
@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from w2s_core import browse
+from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
 
 PAGE = 200

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, Static
 from textual_plotext import PlotextPlot
 
-from w2s_core import browse
+from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
 
 from . import fmt

@@ -83,8 +83,8 @@ class RecipesScreen(Screen):
 
     @work(thread=True, exclusive=True, group="preview")
     def preview(self, path: Path) -> None:
-        from w2s_core.plan import build_plan, describe  # imports torch: here, off the UI's startup path
-        from w2s_core.recipe import load_recipe
+        from w2s_core.spec.plan import build_plan, describe  # imports torch: here, off the UI's startup path
+        from w2s_core.spec.recipe import load_recipe
 
         try:
             recipe = load_recipe(path)

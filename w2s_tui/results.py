@@ -16,7 +16,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from w2s_core import analysis, browse
+from w2s_core import analysis
+
+from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
 
 from . import fmt

@@ -9,7 +9,7 @@ from textual import on, work
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from w2s_core import browse
+from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
 
 from . import control, fmt

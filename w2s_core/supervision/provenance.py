@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 MAX_DIFF_CHARS = 200_000
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # w2s_core/
 PACKAGES = ("w2s", "torch", "transformers", "accelerate", "datasets", "peft", "sqlite-utils")
 
 

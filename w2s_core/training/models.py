@@ -17,52 +17,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import SYNTHETIC_VOCAB
-from .errors import InputError, W2SError
-from .model_registry import BUILTIN_TINY
-from .assets import PACKAGED_MODELS, package_version
-from .paths import cache_dir, locked
+from w2s_core.assets import PACKAGED_MODELS
+from w2s_core.errors import InputError, W2SError
+from w2s_core.paths import cache_dir, locked
+from w2s_core.spec.models import (SPECIAL_TOKENS, TINY_POSITIONS, local_model_dir, looks_local, model_fingerprint,
+                           sha256_text, tiny_settings, tiny_vocab)
+from w2s_core.spec.registry import BUILTIN_TINY
 
 POOLING = {"causal": "last", "encoder": "mean"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TINY_DEFAULTS = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0}
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[BOS]", "[EOS]"]
-_TINY_POSITIONS = 512
-_TINY_GENERATOR = 1  # bump when ensure_tiny's output changes, so old cached models are not reused
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-def _sha(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
 # --- built-in tiny models -------------------------------------------------------------------
-
-
-def _tiny_settings(name: str, tiny: dict | None) -> dict:
-    """Everything that determines a tiny model's files (its cache key), validated."""
-    if name not in BUILTIN_TINY:
-        raise InputError(f"'{name}' is not a built-in tiny model; the built-ins are {', '.join(sorted(BUILTIN_TINY))}.")
-    unknown = set(tiny or {}) - set(TINY_DEFAULTS)
-    if unknown:
-        raise InputError(f"model '{name}': unknown `tiny` keys {', '.join(sorted(unknown))}; "
-                         f"expected some of {', '.join(TINY_DEFAULTS)}.")
-    settings = {**TINY_DEFAULTS, **(tiny or {})}
-    for key, value in settings.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
-            raise InputError(f"model '{name}': `tiny.{key}` must be a {'non-negative' if key == 'seed' else 'positive'} "
-                             f"integer, got {value!r}.")
-    if settings["hidden_size"] % settings["num_heads"]:
-        raise InputError(f"model '{name}': `tiny.hidden_size` ({settings['hidden_size']}) must be a multiple of "
-                         f"`tiny.num_heads` ({settings['num_heads']}).")
-    vocab = _tiny_vocab()
-    return {"name": name, **settings, "positions": _TINY_POSITIONS, "generator": _TINY_GENERATOR,
-            "vocab_sha256": _sha(json.dumps(list(vocab)))}
-
-
-def _tiny_vocab() -> dict[str, int]:
-    words = [w.lower() for w in SYNTHETIC_VOCAB]
-    return {tok: i for i, tok in enumerate(dict.fromkeys(SPECIAL_TOKENS + words))}
 
 
 def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
@@ -78,14 +44,14 @@ def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
     tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=[(s, vocab[s]) for s in specials])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        bos_token="[BOS]", eos_token="[EOS]", model_max_length=_TINY_POSITIONS, padding_side="right",
+        bos_token="[BOS]", eos_token="[EOS]", model_max_length=TINY_POSITIONS, padding_side="right",
     )
 
 
 def _write_tiny(settings: dict, dest: Path) -> None:
     from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
-    vocab = _tiny_vocab()
+    vocab = tiny_vocab()
     causal = settings["name"] == "tiny-random-gpt2"
     h, n_layers, n_heads = settings["hidden_size"], settings["num_layers"], settings["num_heads"]
     if causal:
@@ -105,9 +71,9 @@ def _write_tiny(settings: dict, dest: Path) -> None:
 
 def ensure_tiny(name: str, tiny: dict | None) -> Path:
     """Generate a built-in random-init model once; concurrent callers never see a half-written dir."""
-    settings = _tiny_settings(name, tiny)
+    settings = tiny_settings(name, tiny)
     root = cache_dir() / "models"
-    target = root / f"{name}-{_sha(json.dumps(settings, sort_keys=True))[:16]}"
+    target = root / f"{name}-{sha256_text(json.dumps(settings, sort_keys=True))[:16]}"
     if target.is_dir():
         return target
     root.mkdir(parents=True, exist_ok=True)
@@ -127,10 +93,6 @@ def ensure_tiny(name: str, tiny: dict | None) -> Path:
 # --- resolving and fingerprinting -----------------------------------------------------------
 
 
-def looks_local(path: str) -> bool:
-    return path.startswith(("/", "./", "../", "~")) or os.path.isdir(os.path.expanduser(path))
-
-
 def resolve_path(spec: dict) -> str:
     """A path `from_pretrained` accepts: a generated dir for built-ins, a checked local dir, or a hub id."""
     path = spec["path"]
@@ -140,32 +102,7 @@ def resolve_path(spec: dict) -> str:
         return str(PACKAGED_MODELS[path][0]())
     if not looks_local(path):
         return path
-    local = os.path.expanduser(path)
-    if not os.path.isdir(local):
-        raise InputError(f"Model '{spec.get('name', path)}': the local directory '{path}' does not exist. "
-                         "Expected a directory holding config.json and weights (or a hub id like 'gpt2').")
-    if not os.path.isfile(os.path.join(local, "config.json")):
-        raise InputError(f"Model '{spec.get('name', path)}': the local directory '{path}' has no config.json, "
-                         "so it is not a saved Hugging Face model. Expected the output of `save_pretrained`.")
-    return local
-
-
-def model_fingerprint(spec: dict) -> str:
-    """Stable text that changes whenever the weights a job would load could change."""
-    path = spec["path"]
-    parts: dict = {"path": path, "revision": spec.get("revision")}
-    if path in BUILTIN_TINY:
-        parts["tiny"] = _tiny_settings(path, spec.get("tiny"))
-    elif path in PACKAGED_MODELS:
-        dist = PACKAGED_MODELS[path][1]
-        parts["package"] = f"{dist}=={package_version(dist, f'The model {path!r}')}"
-    elif looks_local(path):
-        local = Path(resolve_path(spec)).resolve()
-        parts["path"] = str(local)
-        parts["config_sha256"] = _sha((local / "config.json").read_bytes())
-        parts["weights"] = {p.name: p.stat().st_size for p in sorted(local.iterdir())
-                            if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)}
-    return json.dumps(parts, sort_keys=True)
+    return local_model_dir(spec)
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -365,7 +302,7 @@ def extract_features(spec: dict, texts: Sequence[str], *, max_length: int, batch
     return out
 
 
-def _texts_sha(texts: Sequence[str]) -> str:
+def _textssha256_text(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for text in texts:
         data = text.encode()
@@ -378,7 +315,7 @@ def cached_features(spec: dict, texts: Sequence[str], *, max_length: int, batch_
                     device: torch.device | str) -> torch.Tensor:
     """extract_features, memoised on disk so probe jobs sharing a model and texts run it once."""
     pooling = POOLING[model_arch(spec)]
-    key = _sha(json.dumps([model_fingerprint(spec), pooling, max_length, _texts_sha(texts)]))
+    key = sha256_text(json.dumps([model_fingerprint(spec), pooling, max_length, _textssha256_text(texts)]))
     path = cache_dir() / "features" / f"{key}.pt"
     with locked(path.with_suffix(".lock")):  # a parallel job wanting the same features waits, then loads
         if path.is_file():

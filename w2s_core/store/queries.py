@@ -11,7 +11,7 @@ import json
 import math
 from collections import defaultdict
 
-from .store import Store, sqlite_errors
+from w2s_core.store import Store, sqlite_errors
 
 SORTS = {
     "recent": "coalesce(j.started_at, 0) DESC, rid DESC",

@@ -1,4 +1,4 @@
-"""One job, one process: `accelerate launch -m w2s_core.train JOB_DIR`.
+"""One job, one process: `accelerate launch -m w2s_core.training JOB_DIR`.
 
 Reads JOB_DIR/job.json, trains, appends events to JOB_DIR/events.jsonl, writes
 JOB_DIR/predictions.json and, last of all, JOB_DIR/result.json (its presence means success).
@@ -20,11 +20,11 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from . import metrics
-from .data import make_splits
-from .errors import W2SError
-from .losses import loss_alpha, make_loss
-from .models import cached_features, collate, encode, load_classifier, pick_dtype
+from w2s_core.analysis import stats as metrics
+from w2s_core.data import make_splits
+from w2s_core.errors import W2SError
+from w2s_core.training.losses import loss_alpha, make_loss
+from w2s_core.training.models import cached_features, collate, encode, load_classifier, pick_dtype
 
 
 def write_json(path: Path, obj) -> None:
@@ -204,7 +204,7 @@ def run(job_dir: Path) -> None:
 
 def main() -> None:
     if len(sys.argv) != 2:
-        sys.exit("usage: accelerate launch -m w2s_core.train JOB_DIR")
+        sys.exit("usage: accelerate launch -m w2s_core.training JOB_DIR")
     try:
         run(Path(sys.argv[1]))
     except W2SError as exc:

@@ -10,8 +10,8 @@ import json
 import math
 from collections import defaultdict
 
-from . import metrics
-from .store import Store
+from w2s_core.analysis import stats as metrics
+from w2s_core.store import Store
 
 METRICS = {"acc": "test_acc", "auroc": "test_auroc"}
 

@@ -249,7 +249,7 @@ def _synthetic_identity(cfg: dict) -> dict:
 
 def _load_movie_snippets(cfg: dict) -> tuple[Pool, None]:
     """id, mean rating (-4..4), text; label = rating > 0; ratings of exactly 0 dropped (Hutto & Gilbert 2014)."""
-    from .assets import movie_snippets_file
+    from w2s_core.assets import movie_snippets_file
 
     pool = []
     for line in movie_snippets_file().read_text(encoding="latin-1").splitlines():

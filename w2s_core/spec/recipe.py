@@ -16,9 +16,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from .errors import InputError, did_you_mean
-from .losses import LOSS_DEFAULTS, make_loss
-from .model_registry import model_defaults
+from w2s_core.errors import InputError, did_you_mean
+from w2s_core.spec.losses import LOSS_DEFAULTS, resolve_loss
+from w2s_core.spec.registry import model_defaults
 
 # A check returns None when the value is fine, else what was expected.
 Check = Callable[[Any], "str | None"]
@@ -282,7 +282,7 @@ def _data(data: dict, path: Path, err: _Errors, present: bool) -> dict:
     if _is_int(data.get("n_train")) and data["n_train"] % 2:
         err.add("data.n_train", f"expected an even number (it is split into halves A and B), got {data['n_train']}")
     if "name" in data and isinstance(data["name"], str):
-        from .data import DATASETS
+        from w2s_core.data import DATASETS
 
         if data["name"] not in DATASETS:
             hint = did_you_mean(data["name"], DATASETS)
@@ -357,7 +357,7 @@ def _method(entry: dict, where: str, err: _Errors) -> dict | None:
     loss = entry.get("loss", "xent")
     params = {k: v for k, v in entry.items() if k not in TRANSFER_KEYS and k not in CHAIN_KEYS}
     try:
-        make_loss(str(loss), params)
+        resolve_loss(str(loss), params)
     except InputError as exc:
         err.add(f"{where}loss" if loss not in LOSS_DEFAULTS else where.rstrip("."), str(exc))
         return None

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import processes
-from .processes import Identity
-from .store import Store
+from w2s_core.supervision import processes
+from w2s_core.supervision.processes import Identity
+from w2s_core.store import Store
 
 POLL_S = 0.2
 LOG_TAIL_LINES = 15
@@ -35,7 +35,7 @@ def launch_command(job_dir: Path, accelerate_config: str | None) -> list[str]:
         cmd += ["--config_file", accelerate_config]
     elif default_accelerate_config() is None:
         cmd += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    return cmd + ["-m", "w2s_core.train", str(job_dir)]
+    return cmd + ["-m", "w2s_core.training", str(job_dir)]
 
 
 def default_accelerate_config() -> Path | None:

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import InputError, W2SError
+from w2s_core.errors import InputError, W2SError
 
 LOCK_NAME = "w2s.lock"
 

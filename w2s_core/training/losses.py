@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from w2s_core.errors import InputError, W2SError, did_you_mean
+from w2s_core.errors import W2SError
+from w2s_core.spec.losses import LOSS_DEFAULTS, alpha_at, loss_alpha, resolve_loss  # noqa: F401  (re-exported for the loop)
 
 LossFn = Callable[[Tensor, Tensor, float], Tensor]
 
@@ -56,13 +57,6 @@ def product(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 1.0, 
     return _soft_ce(logits, target)
 
 
-def alpha_at(step_frac: float, alpha: float, warmup_frac: float) -> float:
-    """logconf's auxiliary weight: a linear ramp from 0 to alpha over the first warmup_frac of training."""
-    if warmup_frac <= 0:
-        return alpha
-    return alpha * min(1.0, max(0.0, step_frac) / warmup_frac)
-
-
 def hard_labels(probs1: Tensor, positive_share: float) -> Tensor:
     """0/1 labels marking the round(share·N) examples with highest probs1 as positive.
 
@@ -90,48 +84,7 @@ def logconf(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {"xent": xent, "kl": kl, "product": product, "logconf": logconf}
 
-# Allowed range (inclusive) of each parameter; the defaults live in LOSS_DEFAULTS.
-_RANGES: dict[str, tuple[float, float]] = {"alpha": (0.0, 1.0), "warmup_frac": (0.0, 1.0), "beta": (0.0, math.inf)}
-
-LOSS_DEFAULTS: dict[str, dict[str, float]] = {
-    "xent": {},
-    "kl": {},
-    "product": {"alpha": 1.0, "beta": 1.0},
-    "logconf": {"alpha": 0.5, "warmup_frac": 0.2},
-}
-
-
-def _resolve(name: str, params: dict) -> dict[str, float]:
-    """The loss's defaults overridden by params, after checking every key and value."""
-    if name not in LOSSES:
-        names = sorted(LOSSES)
-        raise InputError(f"unknown loss '{name}'{did_you_mean(name, names)}; allowed: {', '.join(names)}.")
-    defaults = LOSS_DEFAULTS[name]
-    allowed = ", ".join(defaults) or "none (this loss takes no parameters)"
-    merged = dict(defaults)
-    for key, value in params.items():
-        if key not in defaults:
-            raise InputError(
-                f"loss '{name}': unknown parameter '{key}'{did_you_mean(key, defaults)}; allowed: {allowed}."
-            )
-        lo, hi = _RANGES[key]
-        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok_type or not math.isfinite(value) or not lo <= value <= hi:
-            bounds = f"between {lo:g} and {hi:g}" if math.isfinite(hi) else f"at least {lo:g}"
-            raise InputError(f"loss '{name}': parameter '{key}' is {value!r}; expected a number {bounds}.")
-        merged[key] = float(value)
-    return merged
-
-
 def make_loss(name: str, params: dict) -> LossFn:
     """The loss `name` with its parameters bound; raises InputError for anything the recipe got wrong."""
-    merged = _resolve(name, params)
+    merged = resolve_loss(name, params)
     return partial(LOSSES[name], **merged)
-
-
-def loss_alpha(name: str, params: dict, step_frac: float) -> float | None:
-    """The α in effect at step_frac (logconf's warmed-up weight, product's weak exponent), None if the loss has none."""
-    merged = _resolve(name, params)
-    if name == "logconf":
-        return alpha_at(step_frac, merged["alpha"], merged["warmup_frac"])
-    return merged.get("alpha")

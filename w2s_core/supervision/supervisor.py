@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import processes, runner
-from .errors import W2SError
-from .lock import WriterLock
-from .store import Store
+from w2s_core.supervision import processes
+
+from w2s_core.supervision import runner
+from w2s_core.errors import W2SError
+from w2s_core.supervision.lock import WriterLock
+from w2s_core.store import Store
 
 # plan, recipe and models import torch and transformers (seconds): only what plans work imports
 # them, so `w2s queue`, `w2s cancel` and `w2s runs` stay quick.
@@ -101,7 +103,7 @@ def spawn(root: Path, parallel: int = 1, jobs_per_gpu: int = 1) -> int:
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     with open(root / LOG_NAME, "a") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "w2s_core.supervisor", str(root), "--parallel", str(parallel),
+        proc = subprocess.Popen([sys.executable, "-m", "w2s_core.supervision", str(root), "--parallel", str(parallel),
                                  "--jobs-per-gpu", str(jobs_per_gpu)], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
     return proc.pid
@@ -123,7 +125,7 @@ def ensure_running(root: Path, parallel: int = 1, jobs_per_gpu: int = 1) -> tupl
 def absolute_model_path(spec: dict) -> dict:
     """The spec with a relative local model folder made absolute: jobs run in their own folder.
     (The job hash already names the resolved folder, so this changes no hash.)"""
-    from .models import looks_local
+    from w2s_core.spec.models import looks_local
 
     path = spec["model"].get("path", "")
     if not looks_local(path) or os.path.isabs(os.path.expanduser(path)):
@@ -140,7 +142,7 @@ def job_provenance(run_provenance: dict) -> dict:
 
 def describe_row(row: dict) -> str:
     """plan.describe for a stored job."""
-    from .plan import Job, describe
+    from w2s_core.spec.plan import Job, describe
 
     return describe(Job(row["hash"], row["kind"], row["model"], row["seed"], row["spec"], [], row["weak_model"],
                         row["loss"]))
@@ -186,8 +188,8 @@ class Supervisor:
         existing = self.store.run_of_submission(request["id"])
         if existing is not None:
             return existing
-        from .plan import build_plan
-        from .recipe import parse_recipe
+        from w2s_core.spec.plan import build_plan
+        from w2s_core.spec.recipe import parse_recipe
 
         text = request["recipe_text"]
         with contextlib.chdir(request.get("cwd") or "."):  # relative model paths mean the submitter's folder
@@ -397,7 +399,7 @@ def _echo(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m w2s_core.supervisor", description="Run a results directory's queue.")
+    p = argparse.ArgumentParser(prog="python -m w2s_core.supervision", description="Run a results directory's queue.")
     p.add_argument("results_dir")
     p.add_argument("--parallel", type=int, default=1, help="CPU jobs at once when there is no GPU")
     p.add_argument("--jobs-per-gpu", type=int, default=1)

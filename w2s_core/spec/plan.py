@@ -17,9 +17,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .data import dataset_fingerprint
-from .models import model_fingerprint
-from .recipe import TRAIN_KEYS, Recipe
+from w2s_core.data import dataset_fingerprint
+from w2s_core.spec.models import model_fingerprint
+from w2s_core.spec.recipe import TRAIN_KEYS, Recipe
 
 SPEC_VERSION = 1
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")
