@@ -1,0 +1,167 @@
+"""The job-folder contract: what a job's folder holds, who writes each file, and how to read it.
+
+A job folder (`<results>/jobs/<hash>/`) is the only channel between the manager (supervisor,
+store, CLI, TUI) and the training process (`python -m w2s_core.training JOB_DIR`):
+
+    job.json          manager → child   the job's resolved spec (written before launch)
+    events.jsonl      child → manager   one JSON object a line, appended and flushed as training goes
+    predictions.json  child → manager   probabilities per split; read by downstream jobs for labels
+    env.json          child → manager   device, process count, library versions
+    result.json       child → manager   final metrics; written last, so its presence means success
+    log.txt           both              the job's stdout and stderr (the wrapper redirects them)
+    exit_status       wrapper           the shell exit status, written when the process ends
+
+Every other module names these files and event keys through this one; nothing else spells them.
+This module imports neither torch nor the store, so both sides can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JOB_JSON = "job.json"
+EVENTS = "events.jsonl"
+PREDICTIONS = "predictions.json"
+ENV = "env.json"
+RESULT = "result.json"
+LOG = "log.txt"
+EXIT_STATUS = "exit_status"
+
+# What a job writes: removed before a retry so a new attempt never mixes with the old one.
+OUTPUT_FILES = (EVENTS, PREDICTIONS, RESULT, ENV, LOG, EXIT_STATUS)
+
+LOG_TAIL_BYTES = 64 * 1024
+
+
+class Event:
+    """Keys of an events.jsonl line. `step` is the optimiser step; every other number is a metric."""
+
+    STEP = "step"
+    KIND = "event"  # "final" on the last line; absent on progress lines
+    FINAL = "final"
+    EXAMPLES = "examples"
+    EPOCH = "epoch"
+    LOSS = "loss"
+    TRAIN_ACC = "train_acc"
+    LR = "lr"
+    EXAMPLES_PER_S = "examples_per_s"
+    ALPHA = "alpha"
+    TEST_ACC = "test_acc"
+    TEST_AUROC = "test_auroc"
+
+
+def write_json(path: Path, obj: Any, indent: int | None = None) -> None:
+    """Write atomically (temp file + rename), so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=indent))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def tail_lines(path: Path, lines: int = 50, max_bytes: int = LOG_TAIL_BYTES) -> list[str]:
+    """The last `lines` lines of a text file, reading at most `max_bytes` from its end; [] if absent."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            return f.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """One job's folder; properties name its files, methods read and write them."""
+
+    path: Path
+
+    @property
+    def job_json(self) -> Path:
+        return self.path / JOB_JSON
+
+    @property
+    def events(self) -> Path:
+        return self.path / EVENTS
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def env(self) -> Path:
+        return self.path / ENV
+
+    @property
+    def result(self) -> Path:
+        return self.path / RESULT
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def exit_status(self) -> Path:
+        return self.path / EXIT_STATUS
+
+    # -- the manager's side ------------------------------------------------------------------
+
+    def write_spec(self, spec: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.job_json, spec, indent=1)
+
+    def clear_outputs(self) -> None:
+        for name in OUTPUT_FILES:
+            (self.path / name).unlink(missing_ok=True)
+
+    def succeeded(self) -> bool:
+        return self.result.is_file()
+
+    def read_result(self) -> dict:
+        return read_json(self.result)
+
+    def read_env(self) -> dict | None:
+        try:
+            return read_json(self.env)
+        except (OSError, ValueError):
+            return None
+
+    def log_tail(self, lines: int = 50) -> list[str]:
+        return tail_lines(self.log, lines)
+
+    # -- the training process's side ---------------------------------------------------------
+
+    def read_spec(self) -> dict:
+        return read_json(self.job_json)
+
+    def read_predictions(self) -> dict:
+        return read_json(self.predictions)
+
+    def write_outputs(self, env: dict, predictions: dict, result: dict) -> None:
+        """env and predictions first, result last: result.json's presence means the rest is complete."""
+        write_json(self.env, env)
+        write_json(self.predictions, predictions)
+        write_json(self.result, result)
+
+
+class EventWriter:
+    """Appends events to events.jsonl, flushing each line so the manager can follow live."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file = open(path, "a") if path is not None else None  # None: not the main process
+
+    def emit(self, event: dict) -> None:
+        if self._file:
+            self._file.write(json.dumps(event) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
