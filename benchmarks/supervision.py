@@ -20,6 +20,11 @@ from pathlib import Path
 
 import psutil
 
+from w2s_core.status import JobStatus
+from w2s_core.store import DB_NAME
+from w2s_core.supervision.lock import LOCK_NAME
+from w2s_core.supervision.runner import JOBS_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "recipes" / "smoke.toml"
 
@@ -33,7 +38,7 @@ def w2s(results: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
 
 def jobs(results: Path) -> list[dict]:
     try:
-        conn = sqlite3.connect(f"file:{results / 'w2s.db'}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"file:{results / DB_NAME}?mode=ro", uri=True)  # raw: never disturbs the writer
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT hash, status, pid FROM jobs")]
     except sqlite3.Error:
@@ -53,7 +58,7 @@ def leftovers(results: Path) -> list[int]:
     """Live (non-zombie) processes whose command line names this results directory's jobs."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and str(results / "jobs") in " ".join(proc.info["cmdline"] or []):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and str(results / JOBS_DIR) in " ".join(proc.info["cmdline"] or []):
             found.append(proc.pid)
     return found
 
@@ -68,20 +73,20 @@ def main() -> None:
     figures["run --detach returns (s)"], out = w2s(results, "run", str(SMOKE), "--detach")
     assert out.returncode == 0, out.stderr
     t0 = time.time()
-    wait_for(lambda: any(j["status"] == "running" for j in jobs(results)))
+    wait_for(lambda: any(j["status"] == JobStatus.RUNNING for j in jobs(results)))
     figures["first job running after detach (s)"] = time.time() - t0
 
-    holder = json.loads((results / "w2s.lock").read_text())["pid"]
-    wait_for(lambda: any(j["status"] == "done" for j in jobs(results)))
+    holder = json.loads((results / LOCK_NAME).read_text())["pid"]
+    wait_for(lambda: any(j["status"] == JobStatus.DONE for j in jobs(results)))
     os.kill(holder, signal.SIGKILL)
-    running = {j["hash"] for j in jobs(results) if j["status"] == "running"}
+    running = {j["hash"] for j in jobs(results) if j["status"] == JobStatus.RUNNING}
     t0 = time.time()
     _, out = w2s(results, "queue")  # starts a supervisor that re-attaches
-    wait_for(lambda: all(j["status"] != "running" or j["hash"] not in running for j in jobs(results))
-             or json.loads((results / "w2s.lock").read_text())["pid"] != holder)
+    wait_for(lambda: all(j["status"] != JobStatus.RUNNING or j["hash"] not in running for j in jobs(results))
+             or json.loads((results / LOCK_NAME).read_text())["pid"] != holder)
     figures["queue after kill -9 of the supervisor: new supervisor (s)"] = time.time() - t0
 
-    wait_for(lambda: any(j["status"] == "running" for j in jobs(results)))
+    wait_for(lambda: any(j["status"] == JobStatus.RUNNING for j in jobs(results)))
     time.sleep(3)  # let the trainers get going (imports, model load)
     before = len(leftovers(results))
     figures["cancel smoke: w2s cancel returns (s)"], out = w2s(results, "cancel", "smoke")
@@ -89,7 +94,8 @@ def main() -> None:
     figures["job processes before cancel"] = before
     figures["job processes left after cancel"] = len(leftovers(results))
     statuses = [j["status"] for j in jobs(results)]
-    figures["jobs done / cancelled / skipped"] = "/".join(str(statuses.count(s)) for s in ("done", "cancelled", "skipped"))
+    done_cancelled_skipped = (JobStatus.DONE, JobStatus.CANCELLED, JobStatus.SKIPPED)
+    figures["jobs done / cancelled / skipped"] = "/".join(str(statuses.count(s)) for s in done_cancelled_skipped)
     for key, value in figures.items():
         print(f"{key:<60} {value:.2f}" if isinstance(value, float) else f"{key:<60} {value}")
     print(f"results: {results}")

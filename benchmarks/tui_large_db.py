@@ -21,16 +21,18 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from w2s_core.store import queries as browse
+from w2s_core.jobdir import Event
+from w2s_core.status import JobStatus
 from w2s_core.store import Store
+from w2s_core.store import queries as browse
 from w2s_tui.app import W2SApp
 
-KEYS = ("loss", "train_acc", "examples", "examples_per_s", "lr")
+KEYS = (Event.LOSS, Event.TRAIN_ACC, Event.EXAMPLES, Event.EXAMPLES_PER_S, Event.LR)
 
 
 def build(root: Path, n_jobs: int, n_events: int) -> None:
     rng = random.Random(0)
-    statuses = ["done"] * 8 + ["failed", "running"]
+    statuses = [JobStatus.DONE] * 8 + [JobStatus.FAILED, JobStatus.RUNNING]
     with Store.open(root) as store, store.transaction() as conn:
         conn.execute("INSERT INTO recipes VALUES ('r', 'big', 'big.toml', '', 0)")
         spec = json.dumps({"data": {"name": "synthetic", "n_train": 1000}, "train": {"epochs": 2}})
@@ -43,7 +45,7 @@ def build(root: Path, n_jobs: int, n_events: int) -> None:
             conn.execute("INSERT INTO recipe_jobs VALUES ('r', ?, ?)",
                          (h, json.dumps({"role": "transfer", "weak": "model-0", "strong": model, "method": "xent",
                                          "seed": i % 5})))
-            conn.execute("INSERT INTO results VALUES (?, 'test_acc', ?)", (h, rng.random()))
+            conn.execute("INSERT INTO results VALUES (?, ?, ?)", (h, Event.TEST_ACC, rng.random()))
             conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
                              [(h, s, s, k, rng.random()) for s in range(n_events) for k in KEYS])
 
@@ -81,7 +83,7 @@ def real_terminal_first_screen(root: Path, n_jobs: int) -> None:
         return
     tmux = ["tmux", "-L", f"w2s-bench-{os.getpid()}"]
     try:
-        for attempt in range(3):
+        for _attempt in range(3):
             subprocess.run([*tmux, "kill-session", "-t", "b"], capture_output=True)
             t0 = time.perf_counter()
             subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", "80", "-y", "24",

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from w2s_core.jobdir import EVENTS
+from w2s_core.status import JobStatus
 from w2s_core.store import Store
 
 HASH = "f" * 64
@@ -53,14 +55,14 @@ def manage(root: Path, events: Path) -> None:
 
 def reset(root: Path) -> None:
     """Forget the previous phase's events, in the file and the store."""
-    for name in ("events.jsonl", "events.done"):
+    for name in (EVENTS, "events.done"):
         (root / "jobs" / HASH[:16] / name).unlink(missing_ok=True)
     with Store.open(root) as store:
         store.reset_job_outputs(HASH)
 
 
 def run_job(root: Path, rate: float, seconds: float) -> tuple[subprocess.Popen, subprocess.Popen, Path]:
-    events = root / "jobs" / HASH[:16] / "events.jsonl"
+    events = root / "jobs" / HASH[:16] / EVENTS
     me = [sys.executable, __file__]
     job = subprocess.Popen([*me, "--emit", str(events), "--rate", str(rate), "--seconds", str(seconds)],
                            stdout=subprocess.PIPE, text=True)
@@ -70,7 +72,7 @@ def run_job(root: Path, rate: float, seconds: float) -> tuple[subprocess.Popen, 
 
 async def watch(root: Path, rate: float, seconds: float) -> tuple[dict, list[float], int]:
     from w2s_tui.app import W2SApp
-    from w2s_tui.live import LiveScreen
+    from w2s_tui.screens import LiveScreen
 
     reset(root)
     app = W2SApp(root, start="runs")
@@ -78,7 +80,7 @@ async def watch(root: Path, rate: float, seconds: float) -> tuple[dict, list[flo
     async with app.run_test(size=(100, 30)) as pilot:
         screen = LiveScreen(HASH)
         await app.push_screen(screen)
-        original = screen.apply
+        original = screen.apply  # the JobEvents handler's work: note when each batch is on screen
 
         def apply(*args):
             original(*args)
@@ -115,7 +117,7 @@ def main() -> None:
             store.upsert_job({"hash": HASH, "kind": "gt", "model": "bench", "seed": 0, "dir": f"jobs/{HASH[:16]}",
                               "spec": {"data": {"name": "synthetic", "n_train": int(16 * args.rate * args.seconds)},
                                        "train": {"epochs": 1}}})
-            store.set_job_status(HASH, "running", pid=0)
+            store.set_job_status(HASH, JobStatus.RUNNING, pid=0)
         (root / "jobs" / HASH[:16]).mkdir(parents=True)
         reset(root)
         job, manager, _ = run_job(root, args.rate, args.seconds)

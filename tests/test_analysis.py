@@ -3,6 +3,8 @@
 import json
 import math
 import statistics
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,10 @@ def test_degenerate_setup_warns_and_table_prints(store):
     assert any("not above" in w for w in row["warnings"])
     text = format_table(pgr_table(store, "r"))
     assert "warning:" in text and "m > l" in text and "xent" in text
+
+
+def test_stats_alone_does_not_load_the_store():
+    """A training job imports analysis.stats; it must not pull in the database layer."""
+    code = ("import sys, w2s_core.analysis.stats; "
+            "assert 'w2s_core.store' not in sys.modules and 'sqlite_utils' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)

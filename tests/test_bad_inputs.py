@@ -15,6 +15,7 @@ import pytest
 
 from w2s_core import cli
 from w2s_core.store import Store
+from w2s_core.supervision.requests import INBOX
 
 GOOD = """name = "bad-inputs"
 seeds = [0]
@@ -147,7 +148,7 @@ def test_bad_input(name, files, argv, code, words, tmp_path, recorded, capsys, m
     before = snapshot(recorded)
     check(capsys, ["--results-dir", str(recorded), *[a.format(tmp=tmp_path) for a in argv]], code, words)
     assert snapshot(recorded) == before  # nothing already recorded was touched
-    assert not (recorded / "inbox").exists() or not list((recorded / "inbox").iterdir())  # nothing queued
+    assert not (recorded / INBOX).exists() or not list((recorded / INBOX).iterdir())  # nothing queued
 
 
 @pytest.mark.parametrize("name, kind, argv, code, words", DIR_CASES, ids=[c[0] for c in DIR_CASES])

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from w2s_core import data
 from w2s_core.data import (
     DATASETS,
     SYNTHETIC_VOCAB,
@@ -23,6 +22,7 @@ from w2s_core.data import (
     format_cosmos_qa,
     format_sciq,
     make_splits,
+    synthetic,
     synthetic_pool,
 )
 from w2s_core.errors import InputError, W2SError
@@ -300,12 +300,12 @@ def rule_label(text):
     intensifier doubles it."""
     score, factor = 0.0, 1.0
     for word in text.split():
-        if word in data._NEGATIONS:
+        if word in synthetic.NEGATIONS:
             factor = -1.0
-        elif word in data._INTENSIFIERS:
+        elif word in synthetic.INTENSIFIERS:
             factor = 2.0
         else:
-            score += factor * data._SYNTHETIC_WEIGHTS.get(word, 0.0)
+            score += factor * synthetic.WEIGHTS.get(word, 0.0)
             factor = 1.0
     return int(score > 0)
 
@@ -317,7 +317,7 @@ def test_synthetic_vocab_and_rule():
     assert all(set(t.split()) <= set(SYNTHETIC_VOCAB) and 8 <= len(t.split()) <= 24 for t, _ in clean)
     assert all(label == rule_label(text) for text, label in clean)
     assert 0.35 < sum(y for _, y in clean) / 1000 < 0.65
-    negated = sum(any(w in data._NEGATIONS for w in t.split()) for t, _ in clean)
+    negated = sum(any(w in synthetic.NEGATIONS for w in t.split()) for t, _ in clean)
     assert 100 < negated < 600  # context matters in a real share of examples
 
 

@@ -1,16 +1,12 @@
 """The demo's real packaged models and data, on a reduced recipe. Opt-in: pytest -m slow."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_w2s  # the w2s_cli fixture's function: a module-scoped fixture uses it
 
 from w2s_core import assets
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
@@ -24,11 +20,9 @@ def results(tmp_path_factory):
     recipe.write_text(text.replace("n_train = 2000", "n_train = 600").replace("n_test = 600", "n_test = 300")
                       .replace("seeds = [0, 1, 2]", "seeds = [0]"))
     out = tmp_path_factory.mktemp("results")
-    cmd = [sys.executable, "-m", "w2s_core.cli", "--results-dir", str(out)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    run = subprocess.run(cmd + ["run", str(recipe)], capture_output=True, text=True, env=env)
+    run = run_w2s(out, "run", str(recipe))
     assert run.returncode == 0, run.stdout + run.stderr
-    return json.loads(subprocess.run(cmd + ["results", "--json"], capture_output=True, text=True, env=env).stdout)
+    return json.loads(run_w2s(out, "results", "--json").stdout)
 
 
 def test_real_models_learn_and_strong_beats_weak(results):

@@ -7,8 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
+from w2s_core.analysis.stats import accuracy, aggregate, agreement, auroc, pgr, t_quantile, warnings_for
 from w2s_core.errors import W2SError
-from w2s_core.analysis.stats import accuracy, agreement, aggregate, auroc, pgr, t_quantile, warnings_for
 
 
 def _random_data(n: int, seed: int) -> tuple[list[float], list[int]]:

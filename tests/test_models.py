@@ -1,4 +1,5 @@
-"""Model loading, pooling, built-in tiny models, probe-feature caching and the defaults registry."""
+"""Model loading and pooling (training.models), built-in tiny models (training.tiny), probe-feature caching
+(training.features) and the defaults registry."""
 
 import json
 import shutil
@@ -8,10 +9,11 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, GPT2Config, LlamaConfig
 
-from w2s_core.training import models
 from w2s_core.data import SYNTHETIC_VOCAB
 from w2s_core.errors import InputError, W2SError
+from w2s_core.spec.models import model_fingerprint
 from w2s_core.spec.registry import GENERIC_DEFAULTS, MODEL_DEFAULTS, model_defaults
+from w2s_core.training import features, models, tiny
 
 TEXTS = ["the movie was great", "not good", "a very dull and boring film with a weak plot", "fun", ""]
 
@@ -36,7 +38,7 @@ def batch(tok, texts=TEXTS):
 @pytest.mark.parametrize("name, first, last", [("tiny-random-gpt2", "[BOS]", "great"),
                                                ("tiny-random-bert", "[CLS]", "[SEP]")])
 def test_tiny_model_is_generated_once_and_loads_like_any_model(name, first, last, monkeypatch):
-    path = models.ensure_tiny(name, None)
+    path = tiny.ensure_tiny(name, None)
     assert AutoModel.from_pretrained(path).config.hidden_size == 32
     tok = AutoTokenizer.from_pretrained(path)
     ids = tok("The MOVIE   was great")["input_ids"]
@@ -45,17 +47,17 @@ def test_tiny_model_is_generated_once_and_loads_like_any_model(name, first, last
     assert tok.unk_token_id not in ids and tok("zzzz")["input_ids"].count(tok.unk_token_id) == 1
     assert set(SYNTHETIC_VOCAB) <= set(tok.get_vocab())
 
-    monkeypatch.setattr(models, "_write_tiny", lambda *a: pytest.fail("regenerated an existing model"))
-    assert models.ensure_tiny(name, {"seed": 0}) == path  # explicit defaults: same model, same dir
+    monkeypatch.setattr(tiny, "_write_tiny", lambda *a: pytest.fail("regenerated an existing model"))
+    assert tiny.ensure_tiny(name, {"seed": 0}) == path  # explicit defaults: same model, same dir
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
 
 
 def test_tiny_init_depends_only_on_the_seed(tmp_path, monkeypatch):
-    default = AutoModel.from_pretrained(models.ensure_tiny("tiny-random-gpt2", None)).state_dict()
+    default = AutoModel.from_pretrained(tiny.ensure_tiny("tiny-random-gpt2", None)).state_dict()
     monkeypatch.setenv("W2S_CACHE", str(tmp_path))
     torch.manual_seed(1234)  # the caller's RNG state must not matter
-    again = AutoModel.from_pretrained(models.ensure_tiny("tiny-random-gpt2", None)).state_dict()
-    other_dir = models.ensure_tiny("tiny-random-gpt2", {"seed": 1})
+    again = AutoModel.from_pretrained(tiny.ensure_tiny("tiny-random-gpt2", None)).state_dict()
+    other_dir = tiny.ensure_tiny("tiny-random-gpt2", {"seed": 1})
     other = AutoModel.from_pretrained(other_dir).state_dict()
     assert all(torch.equal(default[k], again[k]) for k in default)
     assert not torch.equal(default["wte.weight"], other["wte.weight"])
@@ -63,9 +65,9 @@ def test_tiny_init_depends_only_on_the_seed(tmp_path, monkeypatch):
 
 def test_bad_tiny_settings_are_input_errors():
     with pytest.raises(InputError, match="num_heads"):
-        models.ensure_tiny("tiny-random-bert", {"hidden_size": 30, "num_heads": 4})
+        tiny.ensure_tiny("tiny-random-bert", {"hidden_size": 30, "num_heads": 4})
     with pytest.raises(InputError, match="layers"):
-        models.ensure_tiny("tiny-random-bert", {"layers": 3})
+        tiny.ensure_tiny("tiny-random-bert", {"layers": 3})
 
 
 @pytest.mark.parametrize("name", ["tiny-random-gpt2", "tiny-random-bert"])
@@ -130,7 +132,7 @@ def test_full_finetune_gives_every_parameter_a_gradient():
 
 
 def test_gpt2_style_tokenizer_without_pad_pads_with_eos(tmp_path):
-    src = models.ensure_tiny("tiny-random-gpt2", None)
+    src = tiny.ensure_tiny("tiny-random-gpt2", None)
     shutil.copytree(src, tmp_path / "m")
     config_file = tmp_path / "m" / "tokenizer_config.json"
     config_file.write_text(json.dumps({k: v for k, v in json.loads(config_file.read_text()).items()
@@ -141,20 +143,20 @@ def test_gpt2_style_tokenizer_without_pad_pads_with_eos(tmp_path):
 
 def test_cached_features_are_reused_without_loading_the_model(monkeypatch):
     s = spec("tiny-random-bert")
-    first = models.cached_features(s, TEXTS, max_length=64, batch_size=2, device="cpu")
+    first = features.cached_features(s, TEXTS, max_length=64, batch_size=2, device="cpu")
     # Sorting by length must not shuffle rows: compare with one text at a time.
     for row, text in enumerate(TEXTS):
-        alone = models.extract_features(s, [text], max_length=64, batch_size=1, device="cpu")
+        alone = features.extract_features(s, [text], max_length=64, batch_size=1, device="cpu")
         torch.testing.assert_close(first[row], alone[0], atol=1e-5, rtol=1e-5)
 
     def no_loading(*args, **kwargs):
         raise RuntimeError("model loaded")
 
-    monkeypatch.setattr(models, "_load_backbone", no_loading)
-    second = models.cached_features(s, TEXTS, max_length=64, batch_size=7, device="cpu")
+    monkeypatch.setattr(features, "load_backbone", no_loading)
+    second = features.cached_features(s, TEXTS, max_length=64, batch_size=7, device="cpu")
     assert second.dtype == torch.float32 and torch.equal(first, second)
     with pytest.raises(RuntimeError, match="model loaded"):  # other texts are a different cache entry
-        models.cached_features(s, TEXTS[::-1], max_length=64, batch_size=2, device="cpu")
+        features.cached_features(s, TEXTS[::-1], max_length=64, batch_size=2, device="cpu")
 
 
 def test_missing_local_directories_are_input_errors(tmp_path):
@@ -187,20 +189,20 @@ def test_arch_detection():
 
 
 def test_fingerprints_follow_what_would_be_loaded(tmp_path):
-    hub = models.model_fingerprint(spec("gpt2"))
-    assert hub != models.model_fingerprint(spec("gpt2", revision="abc"))
+    hub = model_fingerprint(spec("gpt2"))
+    assert hub != model_fingerprint(spec("gpt2", revision="abc"))
     assert "gpt2" in hub
-    tiny = models.model_fingerprint(spec("tiny-random-gpt2"))
-    assert tiny == models.model_fingerprint(spec("tiny-random-gpt2"))
-    assert tiny != models.model_fingerprint(spec("tiny-random-gpt2", tiny={"seed": 3}))
+    tiny = model_fingerprint(spec("tiny-random-gpt2"))
+    assert tiny == model_fingerprint(spec("tiny-random-gpt2"))
+    assert tiny != model_fingerprint(spec("tiny-random-gpt2", tiny={"seed": 3}))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     (tmp_path / "model.safetensors").write_bytes(b"x" * 10)
     local = spec(str(tmp_path))
-    before = models.model_fingerprint(local)
+    before = model_fingerprint(local)
     (tmp_path / "model.safetensors").write_bytes(b"x" * 11)
-    after_weights = models.model_fingerprint(local)
+    after_weights = model_fingerprint(local)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 3}))
-    assert len({before, after_weights, models.model_fingerprint(local)}) == 3
+    assert len({before, after_weights, model_fingerprint(local)}) == 3
 
 
 def test_encode_truncates_and_collate_right_pads():

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from w2s_core import store as store_mod
 from w2s_core.errors import InputError, W2SError
-from w2s_core.store import Store
+from w2s_core.status import FINISHED_RUN, JobStatus
+from w2s_core.store import Store, connection, schema
+from w2s_core.store.schema import Migrations
 
 
-def make_job(hash="j1", **extra):
-    job = {"hash": hash, "kind": "gt", "model": "gpt2", "seed": 0, "spec": {"lr": 1e-4, "epochs": 2}}
+def make_job(job_hash="j1", **extra):
+    job = {"hash": job_hash, "kind": "gt", "model": "gpt2", "seed": 0, "spec": {"lr": 1e-4, "epochs": 2}}
     return {**job, **extra}
 
 
@@ -74,16 +75,16 @@ def test_fresh_db_has_schema_wal_and_version(tmp_path):
         tables = set(s.db.table_names())
         expected = {"recipes", "runs", "jobs", "recipe_jobs", "metrics", "results", "predictions", "ingest"}
         assert expected <= tables
-        assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(store_mod.MIGRATIONS)
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
         assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert s.db.execute("PRAGMA busy_timeout").fetchone()[0] == store_mod.BUSY_TIMEOUT_MS
+        assert s.db.execute("PRAGMA busy_timeout").fetchone()[0] == connection.BUSY_TIMEOUT_MS
 
 
 def test_version0_db_is_upgraded(tmp_path):
     (tmp_path / "res").mkdir()
     sqlite3.connect(tmp_path / "res" / "w2s.db").execute("PRAGMA user_version = 0").connection.close()
     with Store.open(tmp_path / "res") as s:
-        assert s.db.execute("PRAGMA user_version").fetchone()[0] == store_mod.schema_version()
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == schema.schema_version()
         s.upsert_job(make_job())
         assert s.get_job("j1")["model"] == "gpt2"
 
@@ -91,12 +92,12 @@ def test_version0_db_is_upgraded(tmp_path):
 def test_older_db_gets_new_migrations_and_keeps_data(tmp_path, monkeypatch):
     with Store.open(tmp_path) as s:
         s.add_recipe("r1", "demo", "demo.toml", "x = 1")
-    old = store_mod.schema_version()
+    old = schema.schema_version()
 
     def add_notes(conn):
         conn.execute("CREATE TABLE notes (job_hash TEXT, note TEXT)")
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, add_notes])
+    monkeypatch.setattr(schema, "MIGRATIONS", Migrations([*schema.MIGRATIONS.steps, add_notes]))
     with Store.open(tmp_path) as s:
         assert s.db.execute("PRAGMA user_version").fetchone()[0] == old + 1
         assert "notes" in s.db.table_names()
@@ -104,7 +105,7 @@ def test_older_db_gets_new_migrations_and_keeps_data(tmp_path, monkeypatch):
 
 
 def test_v1_db_gains_the_supervision_columns_and_keeps_its_jobs(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "MIGRATIONS", Migrations(schema.MIGRATIONS.steps[:1]))
     with Store.open(tmp_path) as s:  # a database written before detached runs existed
         s.upsert_job(make_job(status="done", pid=42))
         with s.transaction() as conn:  # as v1 code wrote it (no submission column yet)
@@ -123,13 +124,13 @@ def test_v1_db_gains_the_supervision_columns_and_keeps_its_jobs(tmp_path, monkey
 
 def test_failed_migration_rolls_back_everything(tmp_path, monkeypatch):
     Store.open(tmp_path).close()
-    old = store_mod.schema_version()
+    old = schema.schema_version()
 
     def half_done(conn):
         conn.execute("CREATE TABLE half (x)")
         raise sqlite3.OperationalError("boom")
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, half_done])
+    monkeypatch.setattr(schema, "MIGRATIONS", Migrations([*schema.MIGRATIONS.steps, half_done]))
     with pytest.raises(W2SError, match="boom"):
         Store.open(tmp_path)
     conn = sqlite3.connect(tmp_path / "w2s.db")
@@ -138,9 +139,30 @@ def test_failed_migration_rolls_back_everything(tmp_path, monkeypatch):
     conn.close()
 
 
+def test_migrations_are_numbered_in_order():
+    names = [m.__name__ for m in schema.MIGRATIONS.steps]
+    assert [n[:5] for n in names] == [f"m{i:03d}_" for i in range(1, len(names) + 1)]
+    assert schema.schema_version() == len(names) == schema.MIGRATIONS.version
+
+
+def test_status_checks_follow_the_status_enums(st):
+    st.upsert_job(make_job())
+    for status in JobStatus:
+        st.set_job_status("j1", status)
+        assert st.get_job("j1")["status"] == status.value
+    run = st.start_run(None, [], {})
+    for status in FINISHED_RUN:
+        st.finish_run(run, status)
+        assert st.runs(status)[0]["status"] == status.value
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"), st.transaction() as conn:
+        conn.execute("UPDATE jobs SET status = 'exploded'")
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"), st.transaction() as conn:
+        conn.execute("UPDATE runs SET status = 'exploded'")
+
+
 def test_newer_db_is_refused(tmp_path):
     Store.open(tmp_path).close()
-    newer = store_mod.schema_version() + 3
+    newer = schema.schema_version() + 3
     sqlite3.connect(tmp_path / "w2s.db").execute(f"PRAGMA user_version = {newer}").connection.close()
     for readonly in (False, True):
         with pytest.raises(W2SError, match=f"schema version {newer}, newer"):

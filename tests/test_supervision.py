@@ -15,22 +15,20 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from conftest import poll_until as wait_for
 
 from w2s_core import cli
-
-from w2s_core.supervision import processes
-
-from w2s_core.supervision import runner
-
-from w2s_core.supervision import supervisor
 from w2s_core.errors import W2SError
-from w2s_core.supervision.lock import WriterLock
 from w2s_core.store import Store
+from w2s_core.supervision import diagnosis, handlers, processes, requests, runner, supervisor
+from w2s_core.supervision.lock import WriterLock
+from w2s_core.supervision.loop import Supervisor
+from w2s_core.supervision.requests import Submit
+from w2s_core.supervision.slots import device_slots
 
 FAKE = r'''
 import json, os, signal, subprocess, sys, time
@@ -106,8 +104,8 @@ def recipe(tmp_path: Path, models=("a", "b"), name="sup") -> Path:
 
 
 def submit(root: Path, recipe_path: Path) -> str:
-    return supervisor.post(root, "submit", recipe_path=str(recipe_path), recipe_text=recipe_path.read_text(),
-                           force=False, argv=["test"], provenance={}, code=None)
+    return requests.post(root, Submit(recipe_path=str(recipe_path), recipe_text=recipe_path.read_text(),
+                                      force=False, argv=["test"], provenance={}, code=None))
 
 
 def start_supervisor(root: Path, script: Path, parallel: int = 1) -> subprocess.Popen:
@@ -122,16 +120,6 @@ def jobs(root: Path) -> dict[str, dict]:
             return {f"{j['kind']}:{j['weak_model'] or ''}>{j['model']}": j for j in store.jobs()}
     except W2SError:  # not created (or not yet migrated) by the supervisor
         return {}
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def gone(pid: int) -> bool:
@@ -268,10 +256,10 @@ def test_second_writer_is_refused_and_detach_snapshots_the_recipe(tmp_path, fake
         assert not supervisor.serve(root, [], echo=print)  # a second supervisor steps back
     finally:
         held.release()
-    assert len(supervisor.pending(root)) == 1
+    assert len(requests.pending(root)) == 1
     submitted = path.read_text()
     path.write_text(recipe_text("sup", ("a", "b", "c")))  # edited after submission
-    assert supervisor.serve(root, supervisor.device_slots(2, gpus=[]), echo=lambda m: None)
+    assert supervisor.serve(root, device_slots(2, gpus=[]), echo=lambda m: None)
     status = jobs(root)
     assert sorted(status) == ["gt:>a", "gt:>b", "transfer:a>b"]  # the snapshot ran, not the edited file
     assert all(j["status"] == "done" for j in status.values())
@@ -330,13 +318,13 @@ def test_two_readers_and_a_writer_never_see_locked(tmp_path):
     (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None, ["out of memory"]),
     (-15, "", 15, ["SIGTERM"]),
     (2, "error: could not load model x", None, ["exited with code 2", "could not load model x"]),
-    (runner.LOST, "", None, ["lost", "no exit record"]),
+    (diagnosis.LOST, "", None, ["lost", "no exit record"]),
 ])
 def test_crash_diagnosis(tmp_path, status, log, signal_, words):
     path = tmp_path / "log.txt"
     path.write_text("some output\n" + log + "\n")
-    assert runner.exit_signal(status, log) == signal_
-    text = runner.diagnose(status, signal_, path)
+    assert diagnosis.exit_signal(status, log) == signal_
+    text = diagnosis.diagnose(status, signal_, path)
     assert all(w in text for w in words), text
     assert text.rstrip().endswith(log.strip() or "some output")  # the log tail comes with it
 
@@ -354,11 +342,11 @@ def test_failed_job_records_its_exit_code_and_reason(tmp_path, fake, monkeypatch
 
 def test_gpu_slots_one_job_per_gpu_with_its_own_cuda_visible_devices(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("FAKE_EVENTS", "10")
-    slots = supervisor.device_slots(parallel=4, jobs_per_gpu=1, gpus=["3", "5"])
+    slots = device_slots(parallel=4, jobs_per_gpu=1, gpus=["3", "5"])
     assert [(s.name, s.env["CUDA_VISIBLE_DEVICES"]) for s in slots] == [("cuda:3", "3"), ("cuda:5", "5")]
-    assert len(supervisor.device_slots(jobs_per_gpu=2, gpus=["0"])) == 2
+    assert len(device_slots(jobs_per_gpu=2, gpus=["0"])) == 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU visible: CPU slots, and jobs see no GPU
-    assert [s.name for s in supervisor.device_slots(parallel=3)] == ["cpu"] * 3
+    assert [s.name for s in device_slots(parallel=3)] == ["cpu"] * 3
 
     root = tmp_path / "res"
     submit(root, recipe(tmp_path, models=("a", "b", "c")))  # 3 GT jobs, then 3 transfers
@@ -396,7 +384,7 @@ def test_job_that_ended_unsupervised_is_diagnosed_on_restart(tmp_path, exit_reco
         store.upsert_job({"hash": "d" * 64, "kind": "gt", "model": "m", "seed": 0, "spec": spec, "status": "running",
                           "run_id": run_id, "dir": "jobs/dddd", "pid": proc.pid, "pgid": proc.pid,
                           "proc_start": start})
-        supervisor.Supervisor(store, [], echo=lambda m: None).run()
+        Supervisor(store, [], echo=lambda m: None).run()
         job = store.get_job("d" * 64)
         assert job["status"] == status and all(w in job["error"] for w in words), job["error"]
         assert job["exit_code"] == (None if exit_record is None else int(exit_record))
@@ -411,14 +399,86 @@ def test_relative_model_folder_means_the_submitters_folder(tmp_path, fake, monke
     path.write_text(path.read_text().replace('path = "tiny-random-bert"\ntiny = { hidden_size = 16 }',
                                              'path = "./models/m1"'))
     root = tmp_path / "res"
-    supervisor.post(root, "submit", recipe_path=str(path), recipe_text=path.read_text(), force=False, argv=["test"],
-                    provenance={}, code=None, cwd=str(tmp_path))
+    requests.post(root, Submit(recipe_path=str(path), recipe_text=path.read_text(), force=False, argv=["test"],
+                               provenance={}, code=None, cwd=str(tmp_path)))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # a detached supervisor runs in the results folder, not where `w2s run` ran
     said: list[str] = []
-    assert supervisor.serve(root, supervisor.device_slots(1, gpus=[]), echo=said.append)
+    assert supervisor.serve(root, device_slots(1, gpus=[]), echo=said.append)
     assert not list((root / "inbox").glob("*.rejected")), said
     job = jobs(root)["gt:>a"]
     assert {j["status"] for j in jobs(root).values()} == {"done"} and Path.cwd() == elsewhere
     assert json.loads((Path(job["dir"]) / "job.json").read_text())["model"]["path"] == str(tmp_path / "models" / "m1")
+
+
+def test_requests_round_trip_through_their_files_and_old_action_files_still_read(tmp_path):
+    root = tmp_path / "res"
+    made = [Submit(recipe_path="/r.toml", recipe_text="name = 'x'", argv=["w2s", "run"], provenance={"p": 1},
+                   code="code/abc", cwd="/home", force=True, parallel=3),
+            requests.Retry(jobs=["a" * 64], argv=["w2s", "retry"], provenance={}),
+            requests.Cancel(jobs=["b" * 64, "c" * 64])]
+    for request in made:
+        assert requests.post(root, request) == request.id
+    files = requests.pending(root)
+    assert [json.loads(p.read_text())["kind"] for p in files] == ["submit", "retry", "cancel"]  # oldest first
+    assert [requests.read(p) for p in files] == made
+    old = {"id": "1-x", "action": "cancel", "jobs": ["d" * 64]}  # written before requests had a kind
+    assert requests.from_json(old) == requests.Cancel(jobs=["d" * 64], id="1-x")
+    assert set(handlers.HANDLERS) == set(requests.KINDS.values())  # every kind of request has its handler
+    with pytest.raises(TypeError, match="no handler for dict"):
+        handlers.handle(None, old)  # dispatch is by type, never by a string in the request
+
+
+BAD_REQUESTS = {
+    "1-notjson.json": ("{oops", "cannot be read as JSON"),
+    "2-list.json": ("[1, 2]", "is a JSON list"),
+    "3-kind.json": ('{"kind": "frobnicate", "id": "3"}', "has kind 'frobnicate'"),
+    "4-missing.json": ('{"kind": "retry", "id": "4", "jobs": []}', "lacks argv, provenance"),
+    "5-type.json": ('{"kind": "cancel", "id": "5", "jobs": "abc"}', "jobs = 'abc'"),
+    "6-extra.json": ('{"kind": "cancel", "id": "6", "jobs": [], "force": true}', "fields force"),
+    "7-recipe.json": ('{"kind": "submit", "id": "7", "recipe_path": "r.toml", "recipe_text": "seeds = [", '
+                      '"argv": [], "provenance": {}}', "not valid TOML"),
+}
+
+
+def test_bad_request_files_are_reported_and_set_aside_and_the_loop_goes_on(tmp_path):
+    root = tmp_path / "res"
+    inbox = root / requests.INBOX
+    inbox.mkdir(parents=True)
+    for name, (text, _) in BAD_REQUESTS.items():
+        (inbox / name).write_text(text)
+    with Store.open(root) as store:
+        store.upsert_job({"hash": "e" * 64, "kind": "gt", "model": "m", "seed": 0, "status": "queued", "dir": "jobs/eeee",
+                          "spec": {"train_split": "A", "predict_split": "B", "labels": "gt"}})
+    good = requests.post(root, requests.Cancel(jobs=["e" * 64]))  # after the bad ones: they must not stop it
+    said: list[str] = []
+    with Store.open(root) as store:
+        Supervisor(store, [], echo=said.append).run()
+        assert store.get_job("e" * 64)["status"] == "cancelled"
+    assert not requests.is_pending(root, good) and requests.pending(root) == [], said
+    assert sorted(p.name for p in requests.rejected(root)) == sorted(n.replace(".json", ".rejected")
+                                                                     for n in BAD_REQUESTS)
+    for name, (_, words) in BAD_REQUESTS.items():
+        line = next(m for m in said if name in m)
+        assert line.startswith(f"could not apply request {name}") and words in line, line
+
+
+def test_accelerate_default_config_is_found_where_accelerate_looks_without_importing_it(tmp_path, monkeypatch):
+    ask = "from accelerate.commands.config import default_config_file as f; print(f)"
+    for env in ({"HF_HOME": str(tmp_path / "hf")}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}):
+        monkeypatch.delenv("HF_HOME", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        theirs = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True,
+                                env=dict(os.environ)).stdout.strip()
+        assert runner.default_accelerate_config() is None  # none written yet: one local process
+        assert "--num_processes" in runner.launch_command(tmp_path, None)
+        Path(theirs).parent.mkdir(parents=True)
+        Path(theirs).write_text("compute_environment: LOCAL_MACHINE\n")
+        assert runner.default_accelerate_config() == Path(theirs)
+        assert "--num_processes" not in runner.launch_command(tmp_path, None)  # accelerate's own default applies
+    code = ("import sys\nfrom pathlib import Path\nfrom w2s_core.supervision import runner\n"
+            "runner.launch_command(Path('.'), None); runner.accelerate_config_text(None)\n"
+            "assert not {'torch', 'accelerate'} & set(sys.modules), 'the supervisor imported torch'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,19 +5,14 @@ from __future__ import annotations
 import pytest
 
 from w2s_core import analysis
-
-from w2s_core.store import queries as browse
 from w2s_core.store import Store
+from w2s_core.store import queries as browse
 
-from test_tui_support import GT_ACC, MODELS, SEEDS, fill
 
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browse")
-    hashes = fill(root)
-    with Store.open(root, readonly=True) as s:
-        yield s, hashes
+@pytest.fixture
+def store(filled_results):
+    with Store.open(filled_results.root, readonly=True) as s:
+        yield s, filled_results.hashes
 
 
 def test_pages_cover_every_job_once_in_order(store):
@@ -30,21 +25,21 @@ def test_pages_cover_every_job_once_in_order(store):
     assert models == sorted(models)
 
 
-def test_search_matches_every_word_across_columns(store):
+def test_search_matches_every_word_across_columns(store, filled_results):
     s, hashes = store
     rows = browse.job_rows(s, "m-small logconf", limit=100)  # weak model and method
     assert {(r["weak_model"], r["loss"]) for r in rows} == {("m-small", "logconf")}
-    assert len(rows) == 2 * len(SEEDS)
+    assert len(rows) == 2 * len(filled_results.seeds)
     assert browse.count_jobs(s, "synthetic grid-demo") == len(hashes)  # dataset and recipe name
     assert browse.job_rows(s, "no-such-thing") == []
     assert browse.count_jobs(s, status="running") == 0
 
 
-def test_rows_carry_latest_metrics_role_and_final_result(store):
+def test_rows_carry_latest_metrics_role_and_final_result(store, filled_results):
     s, hashes = store
     row = browse.job_rows(s, hashes["gt m-mid s0"], limit=1)[0]
     assert row["last_loss"] == pytest.approx(0.45) and row["last_examples"] == 50
-    assert row["final_acc"] == pytest.approx(GT_ACC["m-mid"])
+    assert row["final_acc"] == pytest.approx(filled_results.gt_acc["m-mid"])
     assert row["role"] == {"role": "gt", "model": "m-mid", "seed": 0}
     assert row["total_examples"] == 100  # half of n_train, one epoch
 
@@ -59,8 +54,18 @@ def test_metric_series_reads_only_what_is_new(store):
     assert browse.metric_series(s, hashes["gt m-big s0"], since_seq=last) == ({}, last)
 
 
-def test_chain_steps_average_each_step_over_seeds(store):
+def test_chain_steps_average_each_step_over_seeds(store, filled_results):
     s, _ = store
     (chain,) = analysis.chain_steps(s, "r" * 64, "acc")
-    assert chain["chain"] == list(MODELS) and chain["method"] == "boot-xent"
-    assert chain["steps"] == pytest.approx([GT_ACC["m-small"], 0.66, 0.72])
+    assert chain["chain"] == list(filled_results.models) and chain["method"] == "boot-xent"
+    assert chain["steps"] == pytest.approx([filled_results.gt_acc["m-small"], 0.66, 0.72])
+
+
+def test_recipe_rows_give_every_planned_job_with_role_and_results(store, filled_results):
+    s, hashes = store
+    rows = browse.recipe_rows(s, "r" * 64)
+    assert sorted(r["job_hash"] for r in rows) == sorted(hashes.values())
+    assert all(r["status"] == "done" for r in rows)
+    gt = {(r["role"]["model"], r["role"]["seed"]): r["results"]["test_acc"] for r in rows if r["role"]["role"] == "gt"}
+    assert gt == {(m, seed): filled_results.gt_acc[m] for m in filled_results.models for seed in filled_results.seeds}
+    assert browse.recipe_rows(s, "no-such-recipe") == []

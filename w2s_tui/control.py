@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from w2s_core.errors import W2SError
+from w2s_core.status import ACTIVE
 
 
 def _w2s(results_dir: Path, *args: str) -> list[str]:
@@ -32,7 +33,7 @@ def launch(recipe: Path, results_dir: Path) -> tuple[subprocess.Popen, Path]:
 
 def cancel(job: dict, results_dir: Path) -> str:
     """Stop a queued or running job (its whole process tree); raises W2SError when it cannot."""
-    if job["status"] not in ("queued", "running"):
+    if job["status"] not in ACTIVE:
         raise W2SError(f"job {job['hash'][:10]} is {job['status']}; only queued or running jobs can be cancelled")
     out = subprocess.run(_w2s(results_dir, "cancel", job["hash"]), capture_output=True, text=True)
     if out.returncode != 0:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+from w2s_core.status import JobStatus
+
 
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0 or math.isnan(seconds):
@@ -35,15 +37,15 @@ def progress(job: dict, now: float | None = None) -> dict[str, str]:
     """Progress, ETA, elapsed and speed of a job row from `w2s_core.store.queries.job_rows`."""
     now = now or time.time()
     total, seen, speed = job.get("total_examples"), job.get("last_examples"), job.get("last_examples_per_s")
-    if job["status"] == "done":
+    if job["status"] == JobStatus.DONE:
         pct = "100%"
     elif total and seen is not None:
         pct = f"{min(100, 100 * seen / total):.0f}%"
     else:
         pct = "-"
     eta = "-"
-    if job["status"] == "running" and total and seen is not None and speed:
+    if job["status"] == JobStatus.RUNNING and total and seen is not None and speed:
         eta = duration(max(0.0, total - seen) / speed)
     start, end = job.get("started_at"), job.get("finished_at")
-    elapsed = duration((end or now) - start) if start and job["status"] != "queued" else "-"
+    elapsed = duration((end or now) - start) if start and job["status"] != JobStatus.QUEUED else "-"
     return {"progress": pct, "eta": eta, "elapsed": elapsed, "speed": num(speed, 0) if speed else "-"}

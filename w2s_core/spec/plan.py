@@ -1,4 +1,4 @@
-"""Expand a recipe into a DAG of jobs, each named by a content hash so finished work is never redone.
+"""Expand a recipe into a DAG of jobs, each named by a content hash (its key) so finished work is never redone.
 
 Which split each job trains on and labels (halves A and B come from `data.make_splits`):
 - GT job of model M: trains on half A with ground-truth labels, predicts half B. It is the weak
@@ -6,41 +6,109 @@ Which split each job trains on and labels (halves A and B come from `data.make_s
 - Transfer weak->strong: trains on half B with the weak GT job's soft labels of B, predicts half A
   (a model never labels the half it was trained on, so it can seed the next bootstrap step).
 - Bootstrap chain M1->...->Mn, relabel "alternate" (default): step 1 is exactly the transfer
-  M1->M2 (same hash, trained once); step k trains on the half step k-1 predicted, with its labels,
+  M1->M2 (same key, trained once); step k trains on the half step k-1 predicted, with its labels,
   and predicts the other half. relabel "same": every step trains on B and labels B, i.e. a model
   labels the examples it was trained on; only when the recipe asks for it.
+
+A job's spec (written to job.json and the store) and its roles (why a recipe wants it, stored in
+`recipe_jobs`) are plain JSON-able dicts; the TypedDicts below only name their keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import TypedDict
 
 from w2s_core.data import dataset_fingerprint
 from w2s_core.spec.models import model_fingerprint
-from w2s_core.spec.recipe import TRAIN_KEYS, Recipe
+from w2s_core.spec.recipe import TRAIN_KEYS, UNHASHED_TRAIN_DEFAULTS, Chain, Method, Recipe
 
-SPEC_VERSION = 1
+SPEC_VERSION = 1  # bump when the meaning of a spec changes: every job key changes with it
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")
 OTHER_HALF = {"A": "B", "B": "A"}
 
 
-@dataclass
-class Job:
-    hash: str
-    kind: str  # "gt" | "transfer" | "bootstrap"
+class JobKind(str, Enum):
+    """What a job is for; equal to (and stored as) its plain value: `JobKind.GT == "gt"`."""
+
+    GT = "gt"  # ground-truth labels: the weak supervisor and the ceiling
+    TRANSFER = "transfer"  # trained on a GT job's labels
+    BOOTSTRAP = "bootstrap"  # trained on a transfer's or an earlier bootstrap step's labels
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class GtRole(TypedDict):
+    role: str  # "gt"
     model: str
     seed: int
-    spec: dict  # what the trainer reads
-    deps: list[str]
+
+
+class TransferRole(TypedDict):
+    role: str  # "transfer"
+    weak: str
+    strong: str
+    method: str
+    seed: int
+
+
+class BootstrapRole(TypedDict):
+    role: str  # "bootstrap"
+    chain: list[str]
+    method: str
+    step: int  # 1 for the first transfer of the chain
+    seed: int
+
+
+# Why a recipe wants a job; one job can have several (a chain's first step is also a pair's transfer).
+Role = GtRole | TransferRole | BootstrapRole
+
+# Where a non-GT job's labels come from: the upstream job's key and the split it predicted.
+Labels = TypedDict("Labels", {"from": str, "split": str})
+
+
+class LossSpec(TypedDict):
+    name: str
+    params: dict[str, float]
+
+
+class JobSpec(TypedDict):
+    """What the trainer reads from job.json."""
+
+    model: dict  # MODEL_IDENTITY_KEYS of the recipe's model entry
+    train: dict
+    data: dict
+    seed: int
+    train_split: str  # "A" | "B"
+    labels: Labels | str  # "gt" for ground truth
+    predict_split: str
+    loss: LossSpec
+
+
+@dataclass
+class Job:
+    key: str  # sha256 hex of what determines the job's outputs (see job_key)
+    kind: JobKind
+    model: str
+    seed: int
+    spec: JobSpec  # what the trainer reads
+    deps: list[str]  # keys of the jobs it needs (its upstream labeller)
     weak_model: str | None = None
     method: str | None = None
-    roles: list[dict] = field(default_factory=list)
+    roles: list[Role] = field(default_factory=list)
 
     @property
     def short(self) -> str:
-        return self.hash[:10]
+        return self.key[:10]
+
+    @property
+    def runs_remote_code(self) -> bool:
+        return bool(self.spec["model"].get("trust_remote_code"))
 
 
 @dataclass
@@ -48,41 +116,46 @@ class Plan:
     recipe: Recipe
     jobs: list[Job]  # in dependency order
 
-    def job(self, hash: str) -> Job:
-        return next(j for j in self.jobs if j.hash == hash)
+    def job(self, job_key: str) -> Job:
+        return next(j for j in self.jobs if j.key == job_key)
 
 
-def job_hash(spec: dict, upstream: str | None) -> str:
+def job_key(spec: JobSpec, upstream: str | None) -> str:
     """Hash what determines a job's outputs: model identity, data, split, seed, settings, upstream."""
-    model = spec["model"]
-    key = {
+    identity = {
         "version": SPEC_VERSION,
-        "model": model_fingerprint(model),
+        "model": model_fingerprint(spec["model"]),
         "data": dataset_fingerprint(spec["data"]),
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
-        **{k: v for k, v in spec.items() if k not in ("model", "data", "labels")},
+        **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train")},
+        "train": {k: v for k, v in spec["train"].items()
+                  if not (k in UNHASHED_TRAIN_DEFAULTS and v == UNHASHED_TRAIN_DEFAULTS[k])},
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build_plan(recipe: Recipe) -> Plan:
-    """Every GT job, then transfers, then bootstrap steps: a valid dependency order."""
-    jobs: dict[str, Job] = {}
+class _Planner:
+    """Collects jobs by key, so a job two roles ask for (a pair and a chain's first step) is planned once."""
 
-    def add(job: Job, role: dict) -> Job:
-        existing = jobs.setdefault(job.hash, job)
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.jobs: dict[str, Job] = {}
+
+    def add(self, job: Job, role: Role) -> Job:
+        existing = self.jobs.setdefault(job.key, job)
         existing.roles.append(role)
         return existing
 
-    def spec_for(model_name: str, seed: int, train_split: str, labels, predict: str, loss: dict) -> dict:
-        model = recipe.model(model_name)
-        train = dict(recipe.train)
-        train.update({k: model[k] for k in TRAIN_KEYS if k in model})
+    def spec(self, model_name: str, seed: int, train_split: str, labels: Labels | str, predict: str,
+             loss: LossSpec) -> JobSpec:
+        model = self.recipe.model(model_name)
+        train = dict(self.recipe.train)
+        train.update({k: model[k] for k in TRAIN_KEYS if k in model})  # per-model settings win
         return {
             "model": {k: model[k] for k in MODEL_IDENTITY_KEYS if k in model},
             "train": train,
-            "data": recipe.data,
+            "data": self.recipe.data,
             "seed": seed,
             "train_split": train_split,
             "labels": labels,
@@ -90,43 +163,67 @@ def build_plan(recipe: Recipe) -> Plan:
             "loss": loss,
         }
 
-    def gt(model: str, seed: int) -> Job:
-        spec = spec_for(model, seed, "A", "gt", "B", {"name": "xent", "params": {}})
-        job = Job(job_hash(spec, None), "gt", model, seed, spec, [])
-        return add(job, {"role": "gt", "model": model, "seed": seed})
+    def gt(self, model: str, seed: int) -> Job:
+        spec = self.spec(model, seed, "A", "gt", "B", {"name": "xent", "params": {}})
+        job = Job(job_key(spec, None), JobKind.GT, model, seed, spec, [])
+        return self.add(job, GtRole(role=JobKind.GT.value, model=model, seed=seed))
 
-    def transfer(upstream: Job, model: str, seed: int, method: dict, train_split: str, predict: str) -> Job:
-        labels = {"from": upstream.hash, "split": train_split}
-        loss = {"name": method["loss"], "params": method["params"]}
-        spec = spec_for(model, seed, train_split, labels, predict, loss)
-        kind = "transfer" if upstream.kind == "gt" else "bootstrap"
-        return Job(job_hash(spec, upstream.hash), kind, model, seed, spec, [upstream.hash],
+    def transfer(self, upstream: Job, model: str, seed: int, method: Method, train_split: str, predict: str) -> Job:
+        """A job trained on `upstream`'s labels of `train_split` (not yet added: the caller gives its role)."""
+        labels: Labels = {"from": upstream.key, "split": train_split}
+        loss: LossSpec = {"name": method["loss"], "params": method["params"]}
+        spec = self.spec(model, seed, train_split, labels, predict, loss)
+        kind = JobKind.TRANSFER if upstream.kind == JobKind.GT else JobKind.BOOTSTRAP
+        return Job(job_key(spec, upstream.key), kind, model, seed, spec, [upstream.key],
                    weak_model=upstream.model, method=method["name"])
 
+    def pairs(self, seed: int) -> None:
+        for weak, strong in self.recipe.pairs:
+            for method in self.recipe.transfers:
+                job = self.transfer(self.gt(weak, seed), strong, seed, method, "B", "A")
+                self.add(job, TransferRole(role=JobKind.TRANSFER.value, weak=weak, strong=strong,
+                                           method=method["name"], seed=seed))
+
+    def chain(self, chain: Chain, seed: int) -> None:
+        upstream = self.gt(chain["models"][0], seed)
+        train_split = "B"
+        for step, model in enumerate(chain["models"][1:], start=1):
+            predict = train_split if chain["relabel"] == "same" else OTHER_HALF[train_split]
+            job = self.transfer(upstream, model, seed, chain, train_split, predict)
+            upstream = self.add(job, BootstrapRole(role=JobKind.BOOTSTRAP.value, chain=chain["models"],
+                                                   method=chain["name"], step=step, seed=seed))
+            train_split = predict
+
+
+def build_plan(recipe: Recipe) -> Plan:
+    """Every GT job, then transfers, then bootstrap steps: a valid dependency order."""
+    planner = _Planner(recipe)
     for seed in recipe.seeds:
         for m in recipe.models:
-            gt(m["name"], seed)
-        for weak, strong in recipe.pairs:
-            for method in recipe.transfers:
-                job = transfer(gt(weak, seed), strong, seed, method, "B", "A")
-                add(job, {"role": "transfer", "weak": weak, "strong": strong, "method": method["name"], "seed": seed})
+            planner.gt(m["name"], seed)
+        planner.pairs(seed)
         for chain in recipe.chains:
-            upstream = gt(chain["models"][0], seed)
-            train_split = "B"
-            for step, model in enumerate(chain["models"][1:], start=1):
-                predict = train_split if chain["relabel"] == "same" else OTHER_HALF[train_split]
-                job = transfer(upstream, model, seed, chain, train_split, predict)
-                upstream = add(job, {"role": "bootstrap", "chain": chain["models"], "method": chain["name"],
-                                     "step": step, "seed": seed})
-                train_split = predict
-    return Plan(recipe, list(jobs.values()))
+            planner.chain(chain, seed)
+    return Plan(recipe, list(planner.jobs.values()))
 
 
 def describe(job: Job) -> str:
     """One line saying what a job trains on, for --dry-run and progress output."""
     spec = job.spec
-    if job.kind == "gt":
+    if job.kind == JobKind.GT:
         what = f"GT labels of {spec['train_split']}"
     else:
         what = f"{job.weak_model}'s labels of {spec['train_split']} with {job.method}"
     return f"{job.kind:9} {job.model} seed={job.seed} trains on {what}, labels {spec['predict_split']}"
+
+
+def describe_plan(plan: Plan, cached: Collection[str] = ()) -> list[str]:
+    """The dry-run listing: a header, then a line per job (its state given the `cached` job keys)."""
+    recipe = plan.recipe
+    lines = [f"recipe {recipe.name} ({recipe.path}): {len(plan.jobs)} jobs, seeds {recipe.seeds}"]
+    for i, job in enumerate(plan.jobs, 1):
+        state = "cached" if job.key in cached else "to run"
+        deps = ",".join(d[:10] for d in job.deps) or "-"
+        remote = "  [trust_remote_code: runs the model repo's own code]" if job.runs_remote_code else ""
+        lines.append(f"{i:>3}. {job.short} [{state:6}] {describe(job)}  (after {deps}){remote}")
+    return lines

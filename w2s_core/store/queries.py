@@ -1,4 +1,4 @@
-"""Read-only queries for browsing a results database page by page (the TUI's data layer).
+"""Read-only queries across tables: the TUI's paged job lists and metric series, and analysis's input.
 
 The store's methods load whole tables; a database with 10,000 jobs and a million metric rows
 needs paged job lists that fetch each job's latest metrics by index seek, and metric series read
@@ -10,8 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-from w2s_core.store import Store, sqlite_errors
+from w2s_core.jobdir import Event, Result
+from w2s_core.store.connection import sqlite_errors
+from w2s_core.store.rows import JobListRow, PlannedJob, RecipeSummary
+
+if TYPE_CHECKING:
+    from w2s_core.store import Store
 
 SORTS = {
     "recent": "coalesce(j.started_at, 0) DESC, rid DESC",
@@ -19,7 +25,7 @@ SORTS = {
     "model": "j.model, j.seed, rid",
     "loss": "last_loss IS NULL, last_loss, rid",
 }
-LIVE_KEYS = ("loss", "examples", "examples_per_s", "test_acc")
+LIVE_KEYS = (Event.LOSS, Event.EXAMPLES, Event.EXAMPLES_PER_S, Event.TEST_ACC)
 
 
 def _last(key: str) -> str:
@@ -44,6 +50,14 @@ def _where(text: str, status: str | None) -> tuple[str, list]:
 
 
 _FROM = " FROM jobs j LEFT JOIN recipes r ON r.hash = j.recipe_hash"
+_JOB_LIST_COLUMNS = (
+    "j.hash, j.kind, j.model, j.weak_model, j.loss, j.seed, j.status, j.pid, j.started_at, "
+    "j.finished_at, j.dir, j.recipe_hash, j.recipe, "
+    "coalesce(json_extract(j.spec, '$.data.name'), json_extract(j.spec, '$.data.path')) AS dataset, "
+    "json_extract(j.spec, '$.data.n_train') AS n_train, json_extract(j.spec, '$.train.epochs') AS epochs, "
+    "(SELECT role FROM recipe_jobs rj WHERE rj.job_hash = j.hash LIMIT 1) AS role, "
+    f"(SELECT value FROM results x WHERE x.job_hash = j.hash AND x.key = '{Result.TEST_ACC}') AS final_acc, "
+)
 
 
 @sqlite_errors
@@ -54,25 +68,21 @@ def count_jobs(store: Store, text: str = "", status: str | None = None) -> int:
 
 @sqlite_errors
 def job_rows(store: Store, text: str = "", status: str | None = None, sort: str = "recent",
-             offset: int = 0, limit: int = 200) -> list[dict]:
+             offset: int = 0, limit: int = 200) -> list[JobListRow]:
     """One page of jobs matching every word of `text` (hash, model, method, kind, recipe, dataset)."""
     where, params = _where(text, status)
     # Sort and page the bare jobs first, so the per-job lookups below run for one page only.
-    page = ("SELECT j.*, j.rowid AS rid, r.name AS recipe" + (f", {_last('loss')}" if sort == "loss" else "") + _FROM + where
+    loss_column = f", {_last(Event.LOSS)}" if sort == "loss" else ""
+    page = (f"SELECT j.*, j.rowid AS rid, r.name AS recipe{loss_column}" + _FROM + where
             + f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?")
-    sql = ("SELECT j.hash, j.kind, j.model, j.weak_model, j.loss, j.seed, j.status, j.pid, j.started_at, "
-           "j.finished_at, j.dir, j.recipe_hash, j.recipe, "
-           "coalesce(json_extract(j.spec, '$.data.name'), json_extract(j.spec, '$.data.path')) AS dataset, "
-           "json_extract(j.spec, '$.data.n_train') AS n_train, json_extract(j.spec, '$.train.epochs') AS epochs, "
-           "(SELECT role FROM recipe_jobs rj WHERE rj.job_hash = j.hash LIMIT 1) AS role, "
-           "(SELECT value FROM results x WHERE x.job_hash = j.hash AND x.key = 'test_acc') AS final_acc, "
-           + ", ".join(_last(k) for k in LIVE_KEYS) + f" FROM ({page}) j ORDER BY {SORTS[sort]}")
+    sql = ("SELECT " + _JOB_LIST_COLUMNS + ", ".join(_last(k) for k in LIVE_KEYS)
+           + f" FROM ({page}) j ORDER BY {SORTS[sort]}")
     rows = [dict(r) for r in store.db.query(sql, [*params, limit, offset])]
     for row in rows:
         row["role"] = json.loads(row["role"]) if row["role"] else None
         epochs = row["epochs"] or 1
         row["total_examples"] = math.ceil((row["n_train"] or 0) // 2 * epochs) or None
-    return rows
+    return rows  # type: ignore[return-value]
 
 
 @sqlite_errors
@@ -94,8 +104,18 @@ def metric_series(store: Store, job_hash: str, keys: tuple[str, ...] | None = No
 
 
 @sqlite_errors
-def recipes_with_results(store: Store) -> list[dict]:
+def recipes_with_results(store: Store) -> list[RecipeSummary]:
     """Recipes that planned at least one job, newest first."""
-    return [dict(r) for r in store.db.query(
+    return [dict(r) for r in store.db.query(  # type: ignore[misc]
         "SELECT hash, name, path, created_at FROM recipes r WHERE EXISTS "
         "(SELECT 1 FROM recipe_jobs rj WHERE rj.recipe_hash = r.hash) ORDER BY created_at DESC")]
+
+
+@sqlite_errors
+def recipe_rows(store: Store, recipe_hash: str) -> list[PlannedJob]:
+    """Every job the recipe planned, in planning order, with its role, status and final results."""
+    rows = store.db.query(
+        "SELECT rj.job_hash, rj.role, j.status FROM recipe_jobs rj JOIN jobs j ON j.hash = rj.job_hash "
+        "WHERE rj.recipe_hash = ? ORDER BY j.rowid", [recipe_hash])
+    return [{"job_hash": r["job_hash"], "role": json.loads(r["role"]), "status": r["status"],
+             "results": store.results(r["job_hash"])} for r in rows]

@@ -11,12 +11,12 @@ import os
 
 from huggingface_hub import try_to_load_from_cache
 
+from w2s_core.assets import PACKAGED_MODELS
 from w2s_core.data import make_splits
 from w2s_core.errors import InputError, did_you_mean
-from w2s_core.spec.registry import BUILTIN_TINY, MODEL_DEFAULTS
-from w2s_core.assets import PACKAGED_MODELS
 from w2s_core.spec.models import looks_local
 from w2s_core.spec.recipe import Recipe
+from w2s_core.spec.registry import BUILTIN_TINY, MODEL_DEFAULTS
 
 
 def hub_offline() -> bool:

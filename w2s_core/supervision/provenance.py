@@ -7,8 +7,8 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 

@@ -1,5 +1,12 @@
 """One job's training process, the only code that imports torch: `python -m w2s_core.training JOB_DIR`.
 
 It reads the job folder the manager wrote (`w2s_core.jobdir`), trains, and writes its events,
-predictions and result back there; it never touches the database.
+predictions and result back there; it never touches the database. Reading order:
+
+    loop.py      the job from job.json to result.json: data, labels, optimizer, the loop, outputs
+    setup.py     what is trained: a classifier over token ids (finetune) or a head over features (probe)
+    models.py    loading a backbone and tokenizer, pooling, the binary head, dtypes
+    losses.py    the training losses (names and parameters: the torch-free `w2s_core.spec.losses`)
+    features.py  frozen-backbone features for probes, cached on disk
+    tiny.py      the built-in random-init tiny models
 """

@@ -1,20 +1,19 @@
-"""One job, one process: `accelerate launch -m w2s_core.training JOB_DIR`.
+"""One job, one process: read the job folder, train, write events, predictions and the result back.
 
-Reads JOB_DIR/job.json, trains, appends events to JOB_DIR/events.jsonl, writes
-JOB_DIR/predictions.json and, last of all, JOB_DIR/result.json (its presence means success).
-The same code runs on a CPU, one GPU, or several under DDP/FSDP from an accelerate config.
+`run` tells the whole story in order: job.json -> data and labels -> model (or probe features)
+-> optimizer -> the loop -> final predictions -> outputs. The job folder's files and event keys
+come from `w2s_core.jobdir`; result.json is written last, so its presence means success. The same
+code runs on a CPU, one GPU, or several under DDP/FSDP from an accelerate config.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from itertools import islice
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from accelerate import Accelerator
@@ -23,15 +22,47 @@ from accelerate.utils import set_seed
 from w2s_core.analysis import stats as metrics
 from w2s_core.data import make_splits
 from w2s_core.errors import W2SError
-from w2s_core.training.losses import loss_alpha, make_loss
-from w2s_core.training.models import cached_features, collate, encode, load_classifier, pick_dtype
+from w2s_core.jobdir import Event, EventWriter, JobDir
+from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
+from w2s_core.training.setup import Setup, build
 
 
-def write_json(path: Path, obj) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+def run(job_dir: Path) -> None:
+    """Train the job in `job_dir` and write its outputs there."""
+    folder = JobDir(job_dir)
+    job = folder.read_spec()
+    train = job["train"]
+    acc = Accelerator(gradient_accumulation_steps=max(1, train["batch_size"] // train["minibatch_size"]))
+    set_seed(job["seed"])
+
+    splits = make_splits(job["data"], job["seed"])
+    upstream = read_upstream(job)
+    labels = training_labels(job, splits[job["train_split"]], upstream)
+
+    setup = build(job, splits, acc.device)
+    loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"])
+    batch_target = make_batch_target(job["loss"]["name"], job["loss"]["params"])
+    module, opt = prepare(acc, setup, train)
+
+    loop = Loop(acc, setup, module, opt, loss_fn, batch_target, labels, job, splits["test"].labels,
+                EventWriter(folder.events if acc.is_main_process else None))
+    train_loop(loop)
+
+    preds = final_predictions(loop, splits)
+    if acc.is_main_process:
+        result = summarize(loop, preds, splits, upstream)
+        loop.events.emit({Event.STEP: loop.step, Event.KIND: Event.FINAL,
+                          Event.TEST_ACC: result[Event.TEST_ACC], Event.TEST_AUROC: result[Event.TEST_AUROC]})
+        loop.events.close()
+        folder.write_outputs(environment(acc), preds, result)
+
+
+# --- data and labels ------------------------------------------------------------------------
+
+
+def read_upstream(job: dict) -> dict | None:
+    """The weak supervisor's predictions for a transfer job; None for a ground-truth job."""
+    return None if job["labels"] == "gt" else JobDir(Path(job["upstream_dir"])).read_predictions()
 
 
 def training_labels(job: dict, split, upstream: dict | None) -> torch.Tensor:
@@ -47,47 +78,21 @@ def training_labels(job: dict, split, upstream: dict | None) -> torch.Tensor:
     return torch.stack([1 - p, p], dim=1)
 
 
-@dataclass
-class Setup:
-    """What the loop needs: the module to train, how to batch its inputs, the inputs per split."""
-
-    module: torch.nn.Module
-    batch: Callable[[list], tuple]  # items -> positional args of module
-    inputs: dict[str, list]  # "train" / "test" / "predict" -> token ids or frozen features
-    device: torch.device
-    autocast: bool = False
+# --- optimizer ------------------------------------------------------------------------------
 
 
-def build(job: dict, splits: dict, device: torch.device) -> Setup:
-    spec, train = job["model"], job["train"]
-    texts = {"train": splits[job["train_split"]].texts, "test": splits["test"].texts}
-    if job["predict_split"]:
-        texts["predict"] = splits[job["predict_split"]].texts
-    if train["mode"] == "probe":
-        # one cache entry per model for all of A, B and test: every job (and, with a fixed train
-        # pool, every seed) on this model loads it instead of running the backbone again
-        pool = sorted({t for split in ("A", "B", "test") for t in splits[split].texts})
-        table = cached_features(spec, pool, max_length=train["max_length"],
-                                batch_size=max(train["minibatch_size"], 32), device=device)
-        row = {t: i for i, t in enumerate(pool)}
-        feats = {n: table[[row[x] for x in t]] for n, t in texts.items()}
-        head = torch.nn.Linear(table.shape[1], 2)
-        torch.nn.init.zeros_(head.weight)
-        torch.nn.init.zeros_(head.bias)
-        return Setup(head, lambda items: (torch.stack(items).to(device),), {n: list(f) for n, f in feats.items()}, device)
-    lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
-    dtype = pick_dtype(train.get("dtype", "auto"), device)
-    # "auto" bf16 on a full finetune keeps float32 master weights and autocasts the compute: Adam
-    # updates on bf16 weights round away at lr 1e-5. LoRA or an explicit dtype loads weights in it.
-    autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
-    weights = torch.float32 if autocast else dtype
-    model, tok = load_classifier(spec, dtype=weights, lora=lora, grad_checkpointing=bool(train.get("grad_checkpointing")))
+def prepare(acc: Accelerator, setup: Setup, train: dict) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The accelerate-wrapped module in training mode, and its Adam optimizer over the trainable parameters.
 
-    def batch(items):
-        ids, mask = collate(items, tok.pad_token_id)
-        return ids.to(device), mask.to(device)
-
-    return Setup(model, batch, {n: encode(tok, t, train["max_length"]) for n, t in texts.items()}, device, autocast)
+    Training mode is what switches Hugging Face's gradient checkpointing on (it checks
+    `self.training`); dropout stays off because the backbone was loaded with it zeroed, unless
+    `train_with_dropout` kept it (`w2s_core.training.models.load_backbone`).
+    """
+    setup.module.train()
+    module = acc.prepare(setup.module)
+    opt = acc.prepare(torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=train["lr"],
+                                       weight_decay=train["weight_decay"]))
+    return module, opt
 
 
 def lr_factor(schedule: str, warmup: float, frac: float) -> float:
@@ -97,120 +102,231 @@ def lr_factor(schedule: str, warmup: float, frac: float) -> float:
     return {"constant": 1.0, "linear": 1 - rest, "cosine": 0.5 * (1 + math.cos(math.pi * rest))}[schedule]
 
 
+# --- the loop -------------------------------------------------------------------------------
+
+
+@dataclass
+class Loop:
+    """What the training loop reads, and the counters it keeps."""
+
+    acc: Accelerator
+    setup: Setup
+    module: torch.nn.Module  # the accelerate-prepared wrapper, so DDP/FSDP hooks run
+    opt: torch.optim.Optimizer
+    loss_fn: LossFn
+    batch_target: TargetFn | None  # a batch-level loss's target function (see batch_targets); else None
+    labels: torch.Tensor  # [N,2] soft labels of the training split
+    job: dict
+    test_labels: list[int]
+    events: EventWriter
+    seen: int = 0  # training examples consumed so far, across processes
+    step: int = 0  # optimiser steps taken
+    t0: float = field(default_factory=time.time)
+    window: list[tuple[float, float]] = field(default_factory=list)  # (loss, train acc) since the last step
+
+
+def minibatches(n: int, size: int, total: int, gen: torch.Generator) -> Iterator[list[int]]:
+    """Index lists of up to `size` examples, one fresh permutation per epoch, until `total` are seen."""
+    seen = 0
+    while seen < total:
+        order = torch.randperm(n, generator=gen).tolist()
+        for start in range(0, n, size):
+            chunk = order[start:start + size][: total - seen]
+            yield chunk
+            seen += len(chunk)
+            if seen >= total:
+                return
+
+
+def optimiser_batches(chunks: Iterator[list[int]], accum: int) -> Iterator[list[list[int]]]:
+    """The minibatches of each optimiser step, `accum` at a time (the last group may be short, and then never steps)."""
+    while group := list(islice(chunks, accum)):
+        yield group
+
+
+def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
+    """This process's rows of a minibatch; a process with none repeats the first, so every process runs a pass."""
+    return chunk[acc.process_index::acc.num_processes] or chunk[:1]
+
+
+def train_loop(loop: Loop) -> None:
+    """Optimiser step after step; each accumulates the gradients of `batch_size // minibatch_size` minibatches."""
+    train, acc = loop.job["train"], loop.acc
+    n = len(loop.setup.inputs["train"])
+    total = max(1, math.ceil(n * train["epochs"]))
+    gen = torch.Generator().manual_seed(loop.job["seed"])
+    chunks = minibatches(n, train["minibatch_size"] * acc.num_processes, total, gen)
+    for group in optimiser_batches(chunks, acc.gradient_accumulation_steps):
+        batch_frac = loop.seen / total
+        # a batch of one minibatch fixes its target from its own gradient pass: no extra pass needed
+        targets = batch_targets(loop, group, batch_frac) if loop.batch_target and len(group) > 1 else None
+        for k, chunk in enumerate(group):
+            frac = loop.seen / total
+            fixed = targets[k] if targets else None
+            loop.window.append(train_minibatch(loop, group, k, frac, batch_frac, fixed))
+            loop.seen += len(chunk)
+            if acc.sync_gradients:
+                loop.step += 1
+                loop.events.emit(progress_event(loop, n, batch_frac))
+
+
+def train_minibatch(loop: Loop, group: list[list[int]], k: int, frac: float, batch_frac: float,
+                    fixed: torch.Tensor | None) -> tuple[float, float]:
+    """Forward, loss and backward on minibatch k of the group; the optimiser steps only when gradients sync."""
+    train, idx = loop.job["train"], shard(loop.acc, group[k])
+    with loop.acc.accumulate(loop.module):
+        logits = forward(loop.setup, loop.module, [loop.setup.inputs["train"][i] for i in idx])
+        target = loop.labels[idx].to(logits.device)
+        if loop.batch_target is None:
+            loss = logged = loop.loss_fn(logits, target, frac)
+        else:
+            if fixed is None:
+                fixed = batch_targets(loop, group, batch_frac, [class1(logits.detach())])[0]
+            loss, logged = batch_level_loss(loop, group, k, logits, fixed)
+        loop.acc.backward(loss)
+        for param_group in loop.opt.param_groups:
+            param_group["lr"] = train["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], frac)
+        loop.opt.step()
+        loop.opt.zero_grad()
+    hits = (logits.argmax(-1).cpu() == target.argmax(-1).cpu()).float().mean().item()
+    return logged.item(), hits
+
+
+# --- batch-level losses (logconf) -------------------------------------------------------------
+
+
+def class1(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.float(), dim=-1)[:, 1]
+
+
+def batch_targets(loop: Loop, group: list[list[int]], batch_frac: float,
+                  probs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """A batch-level loss's target for the whole optimiser step, as each minibatch's rows on this process.
+
+    We follow the reference (openai/weak-to-strong `train.py`), which stacks the logits of every
+    minibatch of a batch and calls the loss once, so logconf's class share and hardening rank always
+    see the whole batch (32 examples), whatever the minibatch. We reach the same targets without
+    keeping every minibatch's graph alive: a no-grad forward pass over the batch's minibatches, with
+    the parameters the gradient passes will use and dropout off (so the very same function), gives
+    the student's class-1 probabilities; the target is fixed from them, and each minibatch's gradient
+    pass then trains against its rows (`batch_level_loss`). Keeping the graphs instead would hold the
+    whole batch's activations at once, which is exactly what minibatching avoids for large models;
+    the no-grad pass costs one extra forward per step and only an inference minibatch's memory.
+
+    Where we differ, and why: (1) under DDP the share and rank come from the global batch (every
+    process's probabilities are summed into one vector in batch order), so the result depends on
+    neither the minibatch nor the number of processes; the reference runs a single process. (2) With
+    one minibatch per step and process there is no extra pass: the gradient pass's own detached
+    logits fix the target, exactly as the reference. (3) With `train_with_dropout` the no-grad pass
+    draws its own dropout masks, so the rank comes from another dropout sample than the gradients.
+    `probs`, when given, are this process's class-1 probabilities per minibatch (skipping the pass).
+    """
+    acc = loop.acc
+    if probs is None:
+        probs = no_grad_probs(loop, group)
+    rows, offset = [], 0
+    merged = torch.zeros(sum(len(c) for c in group), device=acc.device)
+    for chunk, p in zip(group, probs):
+        mine = torch.arange(offset + acc.process_index, offset + len(chunk), acc.num_processes)
+        merged[mine.to(acc.device)] = p[: len(mine)].to(merged)  # a repeated row (empty shard) is left out
+        rows.append(mine if len(mine) else torch.tensor([offset]))
+        offset += len(chunk)
+    if acc.num_processes > 1:
+        merged = acc.reduce(merged, reduction="sum")  # positions are disjoint: a sum assembles the batch
+    weak = loop.labels[[i for chunk in group for i in chunk]].to(acc.device)
+    target = loop.batch_target(merged, weak, batch_frac)
+    return [target[r.to(acc.device)] for r in rows]
+
+
+@torch.no_grad()
+def no_grad_probs(loop: Loop, group: list[list[int]]) -> list[torch.Tensor]:
+    """This process's class-1 probabilities for every minibatch of the step, in training mode without a graph."""
+    inputs = loop.setup.inputs["train"]
+    return [class1(forward(loop.setup, loop.module, [inputs[i] for i in shard(loop.acc, chunk)])) for chunk in group]
+
+
+def batch_level_loss(loop: Loop, group: list[list[int]], k: int, logits: torch.Tensor,
+                     fixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to backward, mean loss to log) of minibatch k against its rows of the fixed batch target.
+
+    Weighted so that, after accelerate divides by the accumulation steps and DDP averages over
+    processes, the step's gradient is the mean over the batch's examples even when minibatches
+    differ in size; a repeated row (a process with an empty shard) weighs 0.
+    """
+    acc = loop.acc
+    ce = soft_ce_rows(logits, fixed)
+    real = len(group[k][acc.process_index::acc.num_processes])
+    scale = acc.num_processes * acc.gradient_accumulation_steps
+    size = sum(len(c) for c in group)
+    loss = ce.mean() if real * scale == size else ce[:real].sum() * (scale / size)
+    return loss, ce.mean()
+
+
+def progress_event(loop: Loop, n: int, batch_frac: float) -> dict:
+    """One events.jsonl line per optimiser step: loss and accuracy since the last, and test figures when due."""
+    train, window = loop.job["train"], loop.window
+    elapsed = time.time() - loop.t0
+    event = {Event.STEP: loop.step, Event.EXAMPLES: loop.seen, Event.EPOCH: loop.seen / n,
+             Event.LOSS: sum(w[0] for w in window) / len(window),
+             Event.TRAIN_ACC: sum(w[1] for w in window) / len(window), Event.LR: loop.opt.param_groups[0]["lr"],
+             Event.EXAMPLES_PER_S: loop.seen / max(elapsed, 1e-9)}
+    alpha = loss_alpha(loop.job["loss"]["name"], loop.job["loss"]["params"], batch_frac)  # the α this step used
+    if alpha is not None:
+        event[Event.ALPHA] = alpha
+    loop.window = []
+    if train["eval_every"] and loop.step % train["eval_every"] == 0:
+        probs = predict(loop, loop.setup.inputs["test"])
+        event.update({Event.TEST_ACC: metrics.accuracy(probs, loop.test_labels),
+                      Event.TEST_AUROC: metrics.auroc(probs, loop.test_labels)})
+    return event
+
+
 def forward(setup: Setup, module, items: list) -> torch.Tensor:
     """Logits through `module`: the accelerate-prepared wrapper, so DDP/FSDP hooks run."""
     with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=setup.autocast):
         return module(*setup.batch(items))
 
 
+# --- predictions and outputs ----------------------------------------------------------------
+
+
 @torch.no_grad()
-def predict(acc: Accelerator, setup: Setup, module, items: list, bs: int) -> list[float]:
+def predict(loop: Loop, items: list) -> list[float]:
     """P(class 1) for every item, in order (gathered across processes)."""
+    acc, module = loop.acc, loop.module
     module.eval()
     idx = torch.arange(len(items))
-    loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=bs))
+    loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=loop.job["train"]["minibatch_size"] * 4))
     out = []
     for batch in loader:
-        probs = torch.softmax(forward(setup, module, [items[i] for i in batch.tolist()]).float(), -1)[:, 1]
+        probs = torch.softmax(forward(loop.setup, module, [items[i] for i in batch.tolist()]).float(), -1)[:, 1]
         out.append(acc.gather_for_metrics(probs))
     module.train()
     return torch.cat(out).cpu().tolist() if out else []
 
 
-def run(job_dir: Path) -> None:
-    job = json.loads((job_dir / "job.json").read_text())
-    train = job["train"]
-    accum = max(1, train["batch_size"] // train["minibatch_size"])
-    acc = Accelerator(gradient_accumulation_steps=accum)
-    set_seed(job["seed"])
-    splits = make_splits(job["data"], job["seed"])
-    upstream = None if job["labels"] == "gt" else json.loads((Path(job["upstream_dir"]) / "predictions.json").read_text())
-    labels = training_labels(job, splits[job["train_split"]], upstream)
-    setup = build(job, splits, acc.device)
-    inputs = setup.inputs
-    loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"])
-    module = acc.prepare(setup.module)
-    opt = acc.prepare(torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=train["lr"],
-                                       weight_decay=train["weight_decay"]))
-    gen = torch.Generator().manual_seed(job["seed"])
-    n, mb = len(inputs["train"]), train["minibatch_size"]
-    total = max(1, math.ceil(n * train["epochs"]))
-    test_labels = splits["test"].labels
-    events = open(job_dir / "events.jsonl", "a") if acc.is_main_process else None
+def final_predictions(loop: Loop, splits: dict) -> dict:
+    """predictions.json: P(class 1) and the true labels on the test set and on the split the job labels."""
+    preds = {"test": {"probs": predict(loop, loop.setup.inputs["test"]), "labels": loop.test_labels}}
+    name = loop.job["predict_split"]
+    if name:
+        preds[name] = {"probs": predict(loop, loop.setup.inputs["predict"]), "labels": splits[name].labels}
+    return preds
 
-    def emit(event: dict) -> None:
-        if events:
-            events.write(json.dumps(event) + "\n")
-            events.flush()
 
-    seen, step, t0, window = 0, 0, time.time(), []
-    while seen < total:
-        order = torch.randperm(n, generator=gen).tolist()
-        for start in range(0, n, mb * acc.num_processes):
-            chunk = order[start:start + mb * acc.num_processes][: total - seen]
-            if not chunk:
-                break
-            idx = chunk[acc.process_index::acc.num_processes] or chunk[:1]  # this process's shard
-            frac = seen / total
-            with acc.accumulate(module):
-                logits = forward(setup, module, [inputs["train"][i] for i in idx])
-                target = labels[idx].to(logits.device)
-                loss = loss_fn(logits, target, frac)
-                acc.backward(loss)
-                for group in opt.param_groups:
-                    group["lr"] = train["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], frac)
-                opt.step()
-                opt.zero_grad()
-            seen += len(chunk)
-            window.append((loss.item(), (logits.argmax(-1).cpu() == target.argmax(-1).cpu()).float().mean().item()))
-            if acc.sync_gradients:
-                step += 1
-                elapsed = time.time() - t0
-                event = {"step": step, "examples": seen, "epoch": seen / n, "loss": sum(w[0] for w in window) / len(window),
-                         "train_acc": sum(w[1] for w in window) / len(window), "lr": opt.param_groups[0]["lr"],
-                         "examples_per_s": seen / max(elapsed, 1e-9)}
-                alpha = loss_alpha(job["loss"]["name"], job["loss"]["params"], frac)
-                if alpha is not None:
-                    event["alpha"] = alpha
-                window = []
-                if train["eval_every"] and step % train["eval_every"] == 0:
-                    probs = predict(acc, setup, module, inputs["test"], mb * 4)
-                    event.update(test_acc=metrics.accuracy(probs, test_labels), test_auroc=metrics.auroc(probs, test_labels))
-                emit(event)
-            if seen >= total:
-                break
-
-    preds = {"test": {"probs": predict(acc, setup, module, inputs["test"], mb * 4), "labels": test_labels}}
-    if job["predict_split"]:
-        split = splits[job["predict_split"]]
-        preds[job["predict_split"]] = {"probs": predict(acc, setup, module, inputs["predict"], mb * 4),
-                                       "labels": split.labels}
-    if not acc.is_main_process:
-        return
-    test = preds["test"]["probs"]
-    result = {"test_acc": metrics.accuracy(test, test_labels), "test_auroc": metrics.auroc(test, test_labels),
-              "train_label_acc": metrics.accuracy(labels[:, 1].tolist(), splits[job["train_split"]].labels),
-              "n_test": len(test_labels), "steps": step, "train_seconds": time.time() - t0}
+def summarize(loop: Loop, preds: dict, splits: dict, upstream: dict | None) -> dict:
+    """result.json: test accuracy and AUROC, how good the training labels were, and agreement with the weak model."""
+    test, test_labels, job = preds["test"]["probs"], loop.test_labels, loop.job
+    result = {Event.TEST_ACC: metrics.accuracy(test, test_labels), Event.TEST_AUROC: metrics.auroc(test, test_labels),
+              "train_label_acc": metrics.accuracy(loop.labels[:, 1].tolist(), splits[job["train_split"]].labels),
+              "n_test": len(test_labels), "steps": loop.step, "train_seconds": time.time() - loop.t0}
     if upstream is not None:
         result.update(metrics.agreement(test, upstream["test"]["probs"], test_labels))
-    emit({"step": step, "event": "final", "test_acc": result["test_acc"], "test_auroc": result["test_auroc"]})
-    events.close()
-    write_json(job_dir / "env.json", {"device": str(acc.device), "num_processes": acc.num_processes,
-                                       "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                                       "distributed_type": str(acc.distributed_type), "torch": torch.__version__})
-    write_json(job_dir / "predictions.json", preds)
-    write_json(job_dir / "result.json", result)
+    return result
 
 
-def main() -> None:
-    if len(sys.argv) != 2:
-        sys.exit("usage: accelerate launch -m w2s_core.training JOB_DIR")
-    try:
-        run(Path(sys.argv[1]))
-    except W2SError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-
-
-if __name__ == "__main__":
-    main()
+def environment(acc: Accelerator) -> dict:
+    """env.json: where the job ran."""
+    return {"device": str(acc.device), "num_processes": acc.num_processes,
+            "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "distributed_type": str(acc.distributed_type), "torch": torch.__version__}

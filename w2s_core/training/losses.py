@@ -2,13 +2,21 @@
 
 Every loss maps (logits [N,2], weak soft labels [N,2], step_frac in [0,1]) to the
 batch-mean loss, computed in float32 so bf16 models get the same numbers.
+
+Most losses are per-example: their batch mean is the mean of per-minibatch means, so gradient
+accumulation gives the same gradient whatever the minibatch. A *batch-level* loss is not: logconf's
+target depends on the whole batch (the weak labels' class share and the student's rank within the
+batch). Such a loss registers a target function in BATCH_TARGETS, (class-1 probabilities [N], weak
+labels [N,2], step_frac) -> fixed target [N,2], and the loop fixes that target over the effective
+batch before the minibatch passes (see `w2s_core.training.loop.batch_targets`); each minibatch then
+trains with cross-entropy against its rows of the fixed target.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,19 +80,48 @@ def hard_labels(probs1: Tensor, positive_share: float) -> Tensor:
     return hard
 
 
+def logconf_target(probs1: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5,
+                   warmup_frac: float = 0.2) -> Tensor:
+    """logconf's target (1−a)·weak + a·hard, hard marking the batch's share of most confident class-1 examples.
+
+    probs1 are the student's (detached) class-1 probabilities over the batch the share and rank are
+    taken in; weak is [N,2] float32 on the same device.
+    """
+    a = alpha_at(step_frac, alpha, warmup_frac)
+    hard1 = hard_labels(probs1, weak[:, 1].mean().item())
+    hard = torch.stack([1.0 - hard1, hard1], dim=1)
+    return (1.0 - a) * weak + a * hard
+
+
 def logconf(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2) -> Tensor:
     """(1−a)·CE(f, weak) + a·CE(f, hard(f)): the auxiliary confidence loss with a linear warm-up of a."""
     logits, weak = _prepare(logits, weak)
-    a = alpha_at(step_frac, alpha, warmup_frac)
     probs1 = torch.softmax(logits.detach(), dim=-1)[:, 1]
-    hard1 = hard_labels(probs1, weak[:, 1].mean().item())
-    hard = torch.stack([1.0 - hard1, hard1], dim=1)
-    return _soft_ce(logits, (1.0 - a) * weak + a * hard)
+    return _soft_ce(logits, logconf_target(probs1, weak, step_frac, alpha, warmup_frac))
+
+
+def soft_ce_rows(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-example cross-entropy [N] against soft targets, in float32 (a batch-level loss's minibatch term)."""
+    logits, target = _prepare(logits, target)
+    return -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {"xent": xent, "kl": kl, "product": product, "logconf": logconf}
+
+# Batch-level losses: their target function. LOSSES[name] on a whole batch equals the mean of
+# soft_ce_rows(logits, target) with target = BATCH_TARGETS[name](detached probs1, weak, step_frac).
+BATCH_TARGETS: dict[str, Callable[..., Tensor]] = {"logconf": logconf_target}
+TargetFn = Callable[[Tensor, Tensor, float], Tensor]
+
 
 def make_loss(name: str, params: dict) -> LossFn:
     """The loss `name` with its parameters bound; raises InputError for anything the recipe got wrong."""
     merged = resolve_loss(name, params)
     return partial(LOSSES[name], **merged)
+
+
+def make_batch_target(name: str, params: dict) -> TargetFn | None:
+    """The batch target function of a batch-level loss with its parameters bound; None for a per-example loss."""
+    if name not in BATCH_TARGETS:
+        return None
+    return partial(BATCH_TARGETS[name], **resolve_loss(name, params))

@@ -1,93 +1,26 @@
-"""Models as binary classifiers: loading, pooling, built-in tiny models and cached probe features.
+"""Models as binary classifiers: loading a backbone and its tokenizer, pooling, the linear head, dtypes.
 
-Every model, built-in or not, goes through `from_pretrained(dir)`, so the tiny models exercise the
-same code path as real ones. Sequences are always right-padded; pooling relies on it.
+Every model, built-in or not, goes through `from_pretrained(dir)`, so the tiny models
+(`w2s_core.training.tiny`) exercise the same code path as real ones. Sequences are always
+right-padded; pooling relies on it. Probe features (a frozen backbone's pooled states, cached on
+disk) live in `w2s_core.training.features`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from w2s_core.assets import PACKAGED_MODELS
 from w2s_core.errors import InputError, W2SError
-from w2s_core.paths import cache_dir, locked
-from w2s_core.spec.models import (SPECIAL_TOKENS, TINY_POSITIONS, local_model_dir, looks_local, model_fingerprint,
-                           sha256_text, tiny_settings, tiny_vocab)
+from w2s_core.spec.models import local_model_dir, looks_local
 from w2s_core.spec.registry import BUILTIN_TINY
+from w2s_core.training.tiny import ensure_tiny
 
 POOLING = {"causal": "last", "encoder": "mean"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# --- built-in tiny models -------------------------------------------------------------------
-
-
-def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Strip()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    # gpt2-style: a BOS in front so even an empty text has a last token; bert-style: [CLS] .. [SEP].
-    template = "[BOS] $A" if causal else "[CLS] $A [SEP]"
-    specials = ["[BOS]"] if causal else ["[CLS]", "[SEP]"]
-    tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=[(s, vocab[s]) for s in specials])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        bos_token="[BOS]", eos_token="[EOS]", model_max_length=TINY_POSITIONS, padding_side="right",
-    )
-
-
-def _write_tiny(settings: dict, dest: Path) -> None:
-    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
-
-    vocab = tiny_vocab()
-    causal = settings["name"] == "tiny-random-gpt2"
-    h, n_layers, n_heads = settings["hidden_size"], settings["num_layers"], settings["num_heads"]
-    if causal:
-        config = GPT2Config(vocab_size=len(vocab), n_embd=h, n_layer=n_layers, n_head=n_heads,
-                            n_positions=settings["positions"], bos_token_id=vocab["[BOS]"],
-                            eos_token_id=vocab["[EOS]"], pad_token_id=vocab["[PAD]"])
-    else:
-        config = BertConfig(vocab_size=len(vocab), hidden_size=h, num_hidden_layers=n_layers,
-                            num_attention_heads=n_heads, intermediate_size=4 * h,
-                            max_position_embeddings=settings["positions"], pad_token_id=vocab["[PAD]"])
-    with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-        torch.manual_seed(settings["seed"])
-        model = GPT2Model(config) if causal else BertModel(config)
-    model.save_pretrained(dest)
-    _tiny_tokenizer(vocab, causal).save_pretrained(dest)
-
-
-def ensure_tiny(name: str, tiny: dict | None) -> Path:
-    """Generate a built-in random-init model once; concurrent callers never see a half-written dir."""
-    settings = tiny_settings(name, tiny)
-    root = cache_dir() / "models"
-    target = root / f"{name}-{sha256_text(json.dumps(settings, sort_keys=True))[:16]}"
-    if target.is_dir():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
-    try:
-        _write_tiny(settings, tmp)
-        os.rename(tmp, target)  # atomic; fails if another process got there first, which is fine
-    except OSError as e:
-        if not target.is_dir():
-            raise W2SError(f"Could not write the built-in model '{name}' under {root}: {e}. "
-                           "Check that the w2s cache ($W2S_CACHE) is writable and has free space.") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 # --- resolving and fingerprinting -----------------------------------------------------------
@@ -157,13 +90,17 @@ def model_arch(spec: dict, config=None) -> str:
     return spec.get("arch") or detect_arch(config if config is not None else _load_config(spec))
 
 
-def _load_backbone(spec: dict, dtype: torch.dtype):
-    """AutoModel (no LM head, no pooler) with dropout off and no KV cache, as the reference trains."""
+def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False):
+    """AutoModel (no LM head, no pooler) with no KV cache and, unless `dropout`, dropout off, as the reference trains.
+
+    Dropout is zeroed in the config rather than by eval mode, so the model can train in training
+    mode (which gradient checkpointing needs) and still compute the same function in every pass.
+    """
     from transformers import AutoModel
 
     config = _load_config(spec)
     for key, value in config.to_dict().items():
-        if ("dropout" in key or "pdrop" in key) and isinstance(value, float):
+        if ("dropout" in key or "pdrop" in key) and isinstance(value, float) and not dropout:
             setattr(config, key, 0.0)
     if hasattr(config, "use_cache"):
         config.use_cache = False
@@ -224,9 +161,14 @@ class BinaryClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask))
 
 
-def load_classifier(spec: dict, *, dtype: torch.dtype, lora: dict | None, grad_checkpointing: bool):
-    """(BinaryClassifier, tokenizer). With `lora`, only the adapters and the head are trainable."""
-    backbone = _load_backbone(spec, dtype)
+def load_classifier(spec: dict, *, dtype: torch.dtype, lora: dict | None, grad_checkpointing: bool,
+                    dropout: bool = False):
+    """(BinaryClassifier, tokenizer). With `lora`, only the adapters and the head are trainable.
+
+    Checkpointing is switched on here but, as in Hugging Face, only runs while the model is in
+    training mode; the loop puts it there (`w2s_core.training.loop.prepare`).
+    """
+    backbone = load_backbone(spec, dtype, dropout)
     config = backbone.config
     if grad_checkpointing and backbone.supports_gradient_checkpointing:
         # transformers 5 renamed the method; both take the checkpoint kwargs first.
@@ -277,56 +219,3 @@ def collate(batch_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
         input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = 1
     return input_ids, mask
-
-
-# --- probe features -------------------------------------------------------------------------
-
-
-def extract_features(spec: dict, texts: Sequence[str], *, max_length: int, batch_size: int,
-                     device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Frozen-backbone pooled features [N,H] float32, in input order (batched by length for speed)."""
-    device = torch.device(device)
-    backbone = _load_backbone(spec, dtype).to(device).eval().requires_grad_(False)
-    pooling = POOLING[model_arch(spec, backbone.config)]
-    tok = load_tokenizer(spec)
-    ids = encode(tok, texts, max_length)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # longest first: OOM early
-    out = torch.empty((len(ids), backbone.config.hidden_size), dtype=torch.float32)
-    with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            rows = order[start: start + batch_size]
-            input_ids, mask = collate([ids[i] for i in rows], tok.pad_token_id)
-            input_ids, mask = input_ids.to(device), mask.to(device)
-            hidden = backbone(input_ids=input_ids, attention_mask=mask)[0]
-            out[rows] = pool(hidden, mask, pooling).cpu()
-    return out
-
-
-def _textssha256_text(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for text in texts:
-        data = text.encode()
-        h.update(len(data).to_bytes(8, "little"))  # length prefix: ["ab","c"] != ["a","bc"]
-        h.update(data)
-    return h.hexdigest()
-
-
-def cached_features(spec: dict, texts: Sequence[str], *, max_length: int, batch_size: int,
-                    device: torch.device | str) -> torch.Tensor:
-    """extract_features, memoised on disk so probe jobs sharing a model and texts run it once."""
-    pooling = POOLING[model_arch(spec)]
-    key = sha256_text(json.dumps([model_fingerprint(spec), pooling, max_length, _textssha256_text(texts)]))
-    path = cache_dir() / "features" / f"{key}.pt"
-    with locked(path.with_suffix(".lock")):  # a parallel job wanting the same features waits, then loads
-        if path.is_file():
-            return torch.load(path, weights_only=True)
-        features = extract_features(spec, texts, max_length=max_length, batch_size=batch_size, device=device)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(features, f)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    return features

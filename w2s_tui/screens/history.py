@@ -9,26 +9,41 @@ from __future__ import annotations
 import csv
 import json
 import time
+from pathlib import Path
 
-from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
-from textual_plotext import PlotextPlot
 
-from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
+from w2s_core.jobdir import Event
+from w2s_core.store import queries as browse
 
-from . import fmt
+from .. import fmt
+from ..messages import Notice, SeriesLoaded
+from ..widgets import CurvePlot, JobTable, status_text
+from ..workers import read_in_thread
 from .job_list import JobListScreen
-from .live import thin
-from .runs import status_text
+from .live import LiveScreen
 
 EXPORT_FIELDS = ("hash", "recipe", "dataset", "kind", "model", "weak_model", "loss", "seed", "status",
                  "final_acc", "started_at", "finished_at")
-COMPARE_KEYS = ("test_acc", "loss", "train_acc", "test_auroc")
+COMPARE_KEYS = (Event.TEST_ACC, Event.LOSS, Event.TRAIN_ACC, Event.TEST_AUROC)
+
+
+def write_export(path: Path, kind: str, rows: list[dict]) -> int:
+    """The rows' EXPORT_FIELDS as CSV or JSON; returns how many rows were written."""
+    flat = [{k: r[k] for k in EXPORT_FIELDS} for r in rows]
+    with open(path, "w", newline="") as f:
+        if kind == "csv":
+            writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            writer.writerows(flat)
+        else:
+            json.dump(flat, f, indent=1)
+    return len(flat)
 
 
 class HistoryScreen(JobListScreen):
@@ -45,7 +60,7 @@ class HistoryScreen(JobListScreen):
         super().__init__()
         self.marked: dict[str, dict] = {}
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # Textual also runs JobListScreen.on_mount (handlers run along the MRO)
         self.sub_title = "History"
 
     def cells(self, row: dict) -> tuple:
@@ -63,7 +78,7 @@ class HistoryScreen(JobListScreen):
             return
         if self.marked.pop(job["hash"], None) is None:
             self.marked[job["hash"]] = job
-        self.query_one(DataTable).update_cell(job["hash"], "✓", self.cells(job)[0])
+        self.query_one(JobTable).redraw(job["hash"])
         self.query_one("#summary", Static).update(self.summary())
 
     def action_compare(self) -> None:
@@ -74,38 +89,26 @@ class HistoryScreen(JobListScreen):
 
     @on(DataTable.RowSelected)
     def _selected(self) -> None:
-        from .live import LiveScreen
-
         job = self.current()
         if job:
             self.app.push_screen(LiveScreen(job["hash"]))
 
     def action_export(self, kind: str) -> None:
-        self.export(kind, self.query_one("#search").value)
+        text, out_dir, reading = self.query_one("#search").value, self.app.results_dir / "exports", self.app.reading
 
-    @work(thread=True, group="export")
-    def export(self, kind: str, text: str) -> None:
-        try:
-            store = self.app.open_store()
-            rows = []
-            if store is not None:
-                with store:
-                    rows = browse.job_rows(store, text, limit=browse.count_jobs(store, text) or 1)
-            out_dir = self.app.results_dir / "exports"
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path = out_dir / f"history-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
-            flat = [{k: r[k] for k in EXPORT_FIELDS} for r in rows]
-            with open(path, "w", newline="") as f:
-                if kind == "csv":
-                    writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
-                    writer.writeheader()
-                    writer.writerows(flat)
-                else:
-                    json.dump(flat, f, indent=1)
-        except (W2SError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"export failed: {exc}", severity="error")
-            return
-        self.app.call_from_thread(self.notify, f"exported {len(flat)} jobs to {path}")
+        def read():
+            try:
+                with reading() as store:
+                    rows = browse.job_rows(store, text, limit=browse.count_jobs(store, text) or 1) if store else []
+                out_dir.mkdir(parents=True, exist_ok=True)
+                path = out_dir / f"history-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
+                n = write_export(path, kind, rows)
+            except (W2SError, OSError) as exc:
+                yield Notice(f"export failed: {exc}", "error")
+                return
+            yield Notice(f"exported {n} jobs to {path}")
+
+        read_in_thread(self, read, group="export")
 
 
 class CompareScreen(Screen):
@@ -125,45 +128,32 @@ class CompareScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="compare-title")
-        yield PlotextPlot(id="compare-plot")
+        yield CurvePlot(id="compare-plot")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "Compare"
-        self.load()
+        hashes, reading, results_dir = [j["hash"] for j in self.jobs], self.app.reading, self.app.results_dir
+
+        def read():
+            with reading() as store:
+                if store is None:
+                    raise W2SError(f"no results database in {results_dir}")
+                yield SeriesLoaded({h: browse.metric_series(store, h, COMPARE_KEYS)[0] for h in hashes})
+
+        read_in_thread(self, read, group="compare")
 
     def action_next_key(self) -> None:
         self.key = COMPARE_KEYS[(COMPARE_KEYS.index(self.key) + 1) % len(COMPARE_KEYS)]
         self.draw()
 
-    @work(thread=True, group="compare")
-    def load(self) -> None:
-        try:
-            store = self.app.open_store()
-            with store:
-                series = {j["hash"]: browse.metric_series(store, j["hash"], COMPARE_KEYS)[0] for j in self.jobs}
-        except W2SError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
-            return
-        self.app.call_from_thread(self.loaded, series)
-
-    def loaded(self, series: dict) -> None:
-        self.series = series
+    def on_series_loaded(self, message: SeriesLoaded) -> None:
+        self.series = message.series
         self.draw()
 
     def draw(self) -> None:
-        widget = self.query_one(PlotextPlot)
-        plt = widget.plt
-        plt.clear_data()
-        plt.title(self.key)
-        empty = []
-        for job in self.jobs:
-            points = thin(self.series.get(job["hash"], {}).get(self.key, []))
-            label = f"{job['model']} {fmt.role(job)} s{job['seed']} {job['hash'][:6]}"
-            if points:
-                plt.plot([p[0] for p in points], [p[1] for p in points], label=label)
-            else:
-                empty.append(label)
-        widget.refresh()
+        curves = {f"{j['model']} {fmt.role(j)} s{j['seed']} {j['hash'][:6]}": self.series.get(j["hash"], {}).get(self.key, [])
+                  for j in self.jobs}
+        empty = self.query_one(CurvePlot).plot(self.key, curves)
         note = f" · no {self.key} for: {', '.join(empty)}" if empty else ""
         self.query_one("#compare-title", Static).update(f"{len(self.jobs)} jobs · {self.key} (k: next metric){note}")

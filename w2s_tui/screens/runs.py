@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import time
 
-from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from w2s_core.store import queries as browse
 from w2s_core.errors import W2SError
+from w2s_core.status import JobStatus
+from w2s_core.store import queries as browse
 
-from . import control, fmt
+from .. import control, fmt
+from ..messages import Notice
+from ..widgets import status_text
+from ..workers import read_in_thread
 from .job_list import JobListScreen
+from .live import LiveScreen
 
-STATUS_STYLE = {"queued": "cyan", "running": "bold yellow", "done": "green", "failed": "bold red",
-                "cancelled": "magenta", "skipped": "dim", "planned": "dim"}
-STATUS_FILTERS = (None, "running", "queued", "done", "failed", "cancelled")
+STATUS_FILTERS = (None, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 REFRESH_S = 1.0
 CONFIRM_S = 3.0
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 class RunsScreen(JobListScreen):
@@ -38,7 +36,7 @@ class RunsScreen(JobListScreen):
     armed: str | None = None  # the job a first cancel press picked
     armed_at = 0.0
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # Textual also runs JobListScreen.on_mount (handlers run along the MRO)
         self.sub_title = "Runs"
         self.set_interval(REFRESH_S, self._tick)
 
@@ -65,8 +63,6 @@ class RunsScreen(JobListScreen):
         self.reload()
 
     def action_open_job(self) -> None:
-        from .live import LiveScreen
-
         job = self.current()
         if job:
             self.app.push_screen(LiveScreen(job["hash"]))
@@ -88,11 +84,13 @@ class RunsScreen(JobListScreen):
         self.armed, self.armed_at = job["hash"], now
         self.notify(f"press again to cancel {job['model']} {fmt.role(job)} ({job['hash'][:10]})", timeout=CONFIRM_S)
 
-    @work(thread=True, group="cancel")
     def cancel(self, job: dict) -> None:
-        try:
-            done = control.cancel(job, self.app.results_dir)
-        except W2SError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="warning")
-            return
-        self.app.call_from_thread(self.notify, done)
+        results_dir = self.app.results_dir
+
+        def read():
+            try:
+                yield Notice(control.cancel(job, results_dir))
+            except W2SError as exc:
+                yield Notice(str(exc), "warning")
+
+        read_in_thread(self, read, group="cancel")

@@ -6,19 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
 
 from w2s_core import cli
 from w2s_core.errors import W2SError
+from w2s_core.status import JobStatus
 
-from . import control
+from .. import control
+from ..messages import PlanReady
+from ..workers import read_in_thread
 
 
 def find_recipes(cwd: Path | None = None) -> list[Path]:
@@ -31,6 +33,27 @@ def find_recipes(cwd: Path | None = None) -> list[Path]:
                 if path.name != "pyproject.toml":
                     found.setdefault(path.resolve())
     return list(found)
+
+
+def plan_preview(path: Path, done: set[str]) -> tuple[str, bool]:
+    """The recipe's plan as Rich markup, each job marked cached or to run, and whether it is valid.
+    Raises W2SError, with the file and key, for an invalid recipe."""
+    from w2s_core.spec.plan import build_plan, describe  # numpy and the data registry: off the start-up path
+    from w2s_core.spec.recipe import load_recipe
+
+    recipe = load_recipe(path)
+    plan = build_plan(recipe)
+    cached = sum(j.key in done for j in plan.jobs)
+    lines = [f"[b]{escape(recipe.name)}[/b]  {len(plan.jobs)} jobs · {cached} cached · "
+             f"{len(plan.jobs) - cached} to run · seeds {recipe.seeds}",
+             f"models: {', '.join(m['name'] for m in recipe.models)}",
+             f"pairs: {len(recipe.pairs)} · methods: {', '.join(t['name'] for t in recipe.transfers) or '-'} · "
+             f"chains: {', '.join(' > '.join(c['models']) for c in recipe.chains) or '-'}", ""]
+    for job in plan.jobs:
+        state = "[green]cached[/green]" if job.key in done else "[yellow]to run [/yellow]"
+        lines.append(f"{state} {job.short} {escape(describe(job))}")
+    lines.append("\n[b]l[/b] launches it; jobs keep running if you quit.")
+    return "\n".join(lines), True
 
 
 class RecipesScreen(Screen):
@@ -81,40 +104,24 @@ class RecipesScreen(Screen):
         if path:
             self.preview(path)
 
-    @work(thread=True, exclusive=True, group="preview")
     def preview(self, path: Path) -> None:
-        from w2s_core.spec.plan import build_plan, describe  # imports torch: here, off the UI's startup path
-        from w2s_core.spec.recipe import load_recipe
+        reading = self.app.reading
 
-        try:
-            recipe = load_recipe(path)
-            plan = build_plan(recipe)
-            done = set()
-            store = self.app.open_store()
-            if store is not None:
-                with store:
-                    done = {j["hash"] for j in store.jobs(status="done")}
-        except W2SError as exc:
-            text, ok = f"[b red]Invalid recipe[/b red]\n\n[red]{escape(str(exc))}[/red]", False
-        else:
-            cached = sum(j.hash in done for j in plan.jobs)
-            lines = [f"[b]{escape(recipe.name)}[/b]  {len(plan.jobs)} jobs · {cached} cached · "
-                     f"{len(plan.jobs) - cached} to run · seeds {recipe.seeds}",
-                     f"models: {', '.join(m['name'] for m in recipe.models)}",
-                     f"pairs: {len(recipe.pairs)} · methods: {', '.join(t['name'] for t in recipe.transfers) or '-'} · "
-                     f"chains: {', '.join(' > '.join(c['models']) for c in recipe.chains) or '-'}", ""]
-            for job in plan.jobs:
-                state = "[green]cached[/green]" if job.hash in done else "[yellow]to run [/yellow]"
-                lines.append(f"{state} {job.short} {escape(describe(job))}")
-            lines.append("\n[b]l[/b] launches it; jobs keep running if you quit.")
-            text, ok = "\n".join(lines), True
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_preview, path, text, ok)
+        def read():
+            try:
+                with reading() as store:
+                    done = {j["hash"] for j in store.jobs(status=JobStatus.DONE)} if store else set()
+                text, ok = plan_preview(path, done)
+            except W2SError as exc:
+                text, ok = f"[b red]Invalid recipe[/b red]\n\n[red]{escape(str(exc))}[/red]", False
+            yield PlanReady(path, text, ok)
 
-    def show_preview(self, path: Path, text: str, ok: bool) -> None:
-        self.valid[path] = ok
-        if path == self.selected():
-            self.query_one("#preview", Static).update(text)
+        read_in_thread(self, read, group="preview", exclusive=True)
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.valid[message.path] = message.ok
+        if message.path == self.selected():
+            self.query_one("#preview", Static).update(message.text)
 
     def action_launch(self) -> None:
         path = self.selected()

@@ -1,4 +1,8 @@
-"""The help screen: every binding of every screen, with its current key and its id for keymaps."""
+"""The help screen: every binding of every screen, with its current key and its id for keymaps.
+
+The app hands it the rows (it knows the screens and the user's keymap), so this module imports no
+other part of the app.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,15 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+HelpRow = tuple[str, str, str, str]  # where, key (as displayed), action, binding id
+
 
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape", "dismiss", "Close help", id="help.close")]
+
+    def __init__(self, rows: list[HelpRow]) -> None:
+        super().__init__()
+        self.rows = rows
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
@@ -19,11 +29,6 @@ class HelpScreen(ModalScreen):
             yield DataTable(id="help-table", cursor_type="row")
 
     def on_mount(self) -> None:
-        from .app import SCREENS_WITH_BINDINGS
-
         table = self.query_one(DataTable)
         table.add_columns("where", "key", "action", "id")
-        for cls in (type(self.app), *SCREENS_WITH_BINDINGS):
-            where = "everywhere" if cls is type(self.app) else cls.__name__.removesuffix("Screen").lower()
-            for b in cls.BINDINGS:
-                table.add_row(where, self.app.get_key_display(Binding(self.app.key_for(b), "")), b.description, b.id)
+        table.add_rows(self.rows)

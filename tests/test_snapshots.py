@@ -1,0 +1,146 @@
+"""Snapshots of every screen (Recipes, Runs, Live, Results, History and Compare, Help) at 80×24 and
+160×48, grouped by feature, on the fixed database of `conftest.fill`.
+
+Deterministic by construction: the database's times are fixed and shown in UTC, every job is
+finished (no clock runs), the recipes come from a fixed folder shown by relative path, and nothing
+spins. Update after an intended change with `pytest tests/test_snapshots.py --snapshot-update`,
+then look at the SVGs it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from w2s_core import cli
+from w2s_tui.app import W2SApp
+
+SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+
+RECIPE = """
+name = "snap-tiny"
+seeds = [0]
+
+[data]
+name = "synthetic"
+n_train = 80
+n_test = 40
+seed = 0
+
+[train]
+mode = "finetune"
+epochs = 1
+batch_size = 16
+minibatch_size = 16
+max_length = 16
+
+[[models]]
+name = "small"
+path = "tiny-random-gpt2"
+tiny = { hidden_size = 16, num_layers = 1 }
+
+[[models]]
+name = "big"
+path = "tiny-random-bert"
+tiny = { hidden_size = 32, num_layers = 1 }
+
+[[transfer]]
+loss = "xent"
+"""
+
+
+@pytest.fixture
+def utc():
+    """Local time is UTC while the test runs, so the History screen's start times read the same anywhere."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.fixture
+def filled_app(filled_results, utc):
+    """A factory of apps on the filled database, opening on the given screen."""
+    return lambda start=None: W2SApp(filled_results.root, start=start)
+
+
+def keys_then_settle(settle, *keys: str):
+    """A run_before that settles, presses `keys` one by one (settling after each), and settles."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+class TestRecipes:
+    @pytest.fixture
+    def recipes_app(self, tmp_path, monkeypatch):
+        """The Recipes screen on a fixed folder: one valid recipe (highlighted, its plan previewed)
+        and one with a misspelt key; the bundled recipes are pointed at the same folder."""
+        folder = tmp_path / "recipes"
+        folder.mkdir()
+        (folder / "a-tiny.toml").write_text(RECIPE)
+        (folder / "b-broken.toml").write_text(RECIPE.replace("epochs = 1", "epochz = 1"))
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setattr(cli, "DEFAULT_RECIPE", folder / "a-tiny.toml")
+        return W2SApp(tmp_path / "results")
+
+    @SIZES
+    def test_plan_preview(self, recipes_app, size, snap_compare, settle):
+        assert snap_compare(recipes_app, terminal_size=size, run_before=keys_then_settle(settle))
+
+
+class TestRuns:
+    @SIZES
+    def test_job_table(self, filled_app, size, snap_compare, settle):
+        assert snap_compare(filled_app(), terminal_size=size, run_before=keys_then_settle(settle))
+
+
+class TestLive:
+    @SIZES
+    def test_curves_and_log_of_a_finished_job(self, filled_app, size, snap_compare, settle):
+        assert snap_compare(filled_app("runs"), terminal_size=size, run_before=keys_then_settle(settle, "enter"))
+
+
+class TestResults:
+    @SIZES
+    def test_pgr_table_and_grids(self, filled_app, size, snap_compare, settle):
+        assert snap_compare(filled_app("results"), terminal_size=size, run_before=keys_then_settle(settle))
+
+    def test_results_table(self, filled_app, snap_compare, settle):
+        assert snap_compare(filled_app("results"), terminal_size=(100, 24), run_before=keys_then_settle(settle))
+
+    def test_pgr_grid(self, filled_app, snap_compare, settle):
+        assert snap_compare(filled_app("results"), terminal_size=(100, 64), run_before=keys_then_settle(settle))
+
+    def test_auroc_switch(self, filled_app, snap_compare, settle):
+        assert snap_compare(filled_app("results"), terminal_size=(100, 24), run_before=keys_then_settle(settle, "m"))
+
+
+class TestHistory:
+    @SIZES
+    def test_every_job(self, filled_app, size, snap_compare, settle):
+        assert snap_compare(filled_app("history"), terminal_size=size, run_before=keys_then_settle(settle))
+
+    @SIZES
+    def test_two_marked_jobs_compared(self, filled_app, size, snap_compare, settle):
+        run_before = keys_then_settle(settle, "space", "down", "space", "c")
+        assert snap_compare(filled_app("history"), terminal_size=size, run_before=run_before)
+
+
+class TestHelp:
+    @SIZES
+    def test_every_binding(self, filled_app, size, snap_compare, settle):
+        assert snap_compare(filled_app(), terminal_size=size, run_before=keys_then_settle(settle, "question_mark"))

@@ -1,0 +1,74 @@
+"""The PGR table as text: the CLI's table, and the labels the CLI and the TUI's grid share."""
+
+from __future__ import annotations
+
+import math
+
+
+def ci_text(row: dict) -> str:
+    """A row's 95% interval of PGR, or n/a with one seed."""
+    return "n/a" if math.isnan(row["pgr_lo"]) else f"[{row['pgr_lo']:.2f}, {row['pgr_hi']:.2f}]"
+
+
+def strong_label(row: dict) -> str:
+    """The strong side of a row: the model, or a chain's steps after the weak model."""
+    return " > ".join(row["chain"][1:]) if row["chain"] else row["strong"]
+
+
+HEAD = ["weak", "strong", "method", "weak", "w2s", "ceiling", "PGR", "95% CI", "seeds", "median", "valid"]
+FIGURE_HEAD = ["PGR final", "PGR oracle"]  # shown once any row has a figure the selected one does not say
+LEFT_ALIGNED = 3  # the name columns; numbers are right-aligned
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def has_other_figures(rows: list[dict]) -> bool:
+    """Whether any row's final or oracle PGR says something the selected PGR does not (jobs recorded
+    before early stopping existed have neither, and the table keeps its old columns for them)."""
+    return any(not math.isnan(r["pgr_oracle"]) or _num(r["pgr_final"]) != _num(r["pgr_selected"]) for r in rows)
+
+
+def _cells(row: dict, metric: str, figures: bool) -> list[str]:
+    cells = [row["weak"], strong_label(row), row["method"], f"{row[f'weak_{metric}']:.3f}",
+             f"{row[f'w2s_{metric}']:.3f}", f"{row[f'ceiling_{metric}']:.3f}", f"{row['pgr_mean']:.2f}", ci_text(row),
+             str(len(row["seeds"])), _num(row["pgr_median"]), str(row["n_valid"])]
+    return cells + ([_num(row["pgr_final"]), _num(row["pgr_oracle"])] if figures else [])
+
+
+def _summary_lines(summary: list[dict]) -> list[str]:
+    """The paper's per-method figure, one line a method (chains apart)."""
+    if not summary:
+        return []
+    names = [f"{s['method']}{' (chain)' if s['kind'] == 'bootstrap' else ''}" for s in summary]
+    width = max(len(n) for n in names)
+    lines = ["", "median PGR per method over every valid run of every pair (the paper's estimator; a pair is "
+             "left out when its ceiling mean is not above its weak mean):"]
+    for name, s in zip(names, summary):
+        lines.append(f"  {name:<{width}}  {_num(s['pgr_median']):>5}  {s['n_valid']} runs, "
+                     f"{s['pairs_excluded']} of {s['pairs']} pairs left out")
+    return lines
+
+
+def format_table(rows: list[dict], summary: list[dict] | None = None) -> str:
+    """A text table for the terminal, columns as wide as their widest entry; `summary` (from
+    `pgr_summary`) adds the paper's per-method median below it."""
+    if not rows:
+        return "no finished transfer results yet"
+    metric = rows[0]["metric"]
+    figures = has_other_figures(rows)
+    head = HEAD + (FIGURE_HEAD if figures else [])
+    cells = [_cells(r, metric, figures) for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *cells)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) if i < LEFT_ALIGNED else v.rjust(w)
+                         for i, (v, w) in enumerate(zip(values, widths)))
+
+    lines = [f"metric: {metric}  (PGR: mean of per-seed PGR; median: the paper's estimator over valid runs)",
+             line(head), "-" * len(line(head))]
+    for r, row in zip(rows, cells):
+        lines.append(line(row))
+        lines += [f"    warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines + _summary_lines(summary or []))

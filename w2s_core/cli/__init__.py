@@ -1,0 +1,129 @@
+"""The headless CLI: `w2s run | queue | cancel | retry | runs | results | show | assets`, plus the commands
+other packages register (`w2s tui`). Thin: parse the command line, call the library, print.
+
+    run.py        w2s run (and --dry-run), w2s retry
+    queue.py      w2s queue, w2s cancel
+    reports.py    w2s runs, results, show, assets
+    supervise.py  handing work to a supervisor: here until done, or in the background with --detach
+    targets.py    what the user named on the command line (job hash prefix, run id, recipe file or name)
+    output.py     JSON, CSV and time stamps for printing
+
+A command's module is imported when that command runs (COMMANDS below), so `w2s --help` and a
+mistyped option never open the store (sqlite-utils loads pandas). Nothing here imports torch or the
+UI: import-linter checks it (pyproject.toml), and tests/test_architecture.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from w2s_core.errors import W2SError
+
+DEFAULT_RESULTS = "w2s-results"  # = store.DEFAULT_RESULTS_DIR (a test keeps them equal)
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent.parent / "recipes" / "demo.toml"
+
+# command -> the submodule holding its `cmd_<command>(args) -> exit code`
+COMMANDS = {"run": "run", "retry": "run", "queue": "queue", "cancel": "queue",
+            "runs": "reports", "results": "reports", "show": "reports", "assets": "reports"}
+
+
+def add_plugin_commands(sub) -> None:
+    """Subcommands other packages register in the `w2s.commands` entry-point group (`w2s tui`), so the
+    core never imports them. Each entry point is `register(subparsers)`; one that fails to load is skipped."""
+    for ep in entry_points(group="w2s.commands"):
+        try:
+            register = ep.load()
+        except Exception as exc:  # a broken plugin must not take the headless CLI down with it
+            print(f"warning: skipping w2s command {ep.name!r} from {ep.value}: {exc}", file=sys.stderr)
+            continue
+        register(sub)
+
+
+def _queue_options(command) -> None:
+    command.add_argument("--detach", action="store_true",
+                         help="queue the work for a background supervisor and return at once")
+    command.add_argument("--jobs-per-gpu", type=int, default=1, help="jobs sharing one GPU (default 1)")
+
+
+def _add_work_commands(sub) -> None:
+    """Commands that change what runs: run, queue, cancel, retry."""
+    run = sub.add_parser("run", help="run a recipe's jobs (finished ones are skipped)")
+    run.add_argument("recipe", nargs="?", help=f"TOML recipe (default: {DEFAULT_RECIPE.name})")
+    run.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
+    run.add_argument("--force", action="store_true", help="re-run jobs even if already done")
+    run.add_argument("--parallel", type=int, help="CPU jobs to run at once when there is no GPU (default: recipe "
+                     "[launch] parallel or 1)")
+    _queue_options(run)
+    queue = sub.add_parser("queue", help="queued and running jobs, and the supervisor running them")
+    queue.add_argument("--json", action="store_true")
+    cancel = sub.add_parser("cancel", help="cancel queued or running jobs (kills their whole process trees)")
+    cancel.add_argument("target", help="a job hash prefix, a run id, or a recipe file or name")
+    cancel.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the supervisor")
+    retry = sub.add_parser("retry", help="run failed, cancelled or skipped jobs again")
+    retry.add_argument("target", nargs="?", help="a job hash prefix, a run id, or a recipe (default: all)")
+    retry.add_argument("--parallel", type=int, help="CPU jobs to run at once when there is no GPU (default 1)")
+    _queue_options(retry)
+
+
+def _add_report_commands(sub) -> None:
+    """Commands that only read: runs, results, show, assets."""
+    runs = sub.add_parser("runs", help="list runs")
+    runs.add_argument("--json", action="store_true")
+    res = sub.add_parser("results", help="the PGR table")
+    res.add_argument("recipe", nargs="?", help="recipe file or name (default: the latest run's)")
+    res.add_argument("--all", action="store_true", help="every recipe in the store")
+    res.add_argument("--metric", choices=["acc", "auroc"], default="acc")
+    res.add_argument("--summary", action="store_true",
+                     help="with --json/--csv: one row per method, the paper's median PGR over all pairs")
+    fmt = res.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    show = sub.add_parser("show", help="one run (by id) or job (by hash prefix)")
+    show.add_argument("id")
+    assets = sub.add_parser("assets", help="offline models and data for the demo recipe")
+    assets.add_argument("action", choices=["install", "status"])
+    assets.add_argument("bundle", nargs="?", default="demo")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="w2s", description="Weak-to-strong generalization experiments.")
+    p.add_argument("--results-dir", default=os.environ.get("W2S_RESULTS", DEFAULT_RESULTS),
+                   help="results directory holding w2s.db (default ./w2s-results or $W2S_RESULTS)")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_work_commands(sub)
+    _add_report_commands(sub)
+    add_plugin_commands(sub)
+    return p
+
+
+def handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    """The function that runs the parsed command: a plugin's own `fn`, else `cmd_<command>` of its module."""
+    if getattr(args, "fn", None) is not None:
+        return args.fn
+    module = importlib.import_module(f"{__name__}.{COMMANDS[args.command]}")
+    return getattr(module, "cmd_" + args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    for option in ("parallel", "jobs_per_gpu"):
+        if getattr(args, option, None) is not None and getattr(args, option) < 1:
+            print(f"error: --{option.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    try:
+        return handler(args)(args)
+    except W2SError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted; finished jobs are recorded, re-run to continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,86 @@
+"""The commands that only read: `w2s runs`, `w2s results`, `w2s show`, and `w2s assets`."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+
+from w2s_core import assets
+from w2s_core.analysis import format_table, pgr_summary, pgr_table
+from w2s_core.cli.output import csv_text, json_text, stamp
+from w2s_core.cli.queue import resume_and_say
+from w2s_core.cli.targets import ordered, recipe_hashes
+from w2s_core.errors import InputError
+from w2s_core.status import ACTIVE
+from w2s_core.store import Store
+
+# The columns of each job in `w2s show RUN`.
+RUN_JOB_COLUMNS = ("hash", "kind", "model", "weak_model", "loss", "seed", "status", "device", "exit_code", "signal")
+
+
+def cmd_runs(args: Namespace) -> int:
+    with Store.open(args.results_dir, readonly=True) as store:
+        names = {r["hash"]: r["name"] for r in store.recipes()}
+        runs = [{**r, "recipe": names.get(r["recipe_hash"])} for r in store.runs()]
+        resume_and_say(store.root, store.jobs(status=ordered(ACTIVE)))
+    if args.json:
+        print(json_text(runs))
+        return 0
+    print(f"{'id':>4}  {'recipe':<24} {'started':<19}  {'status':<11}")
+    for r in runs:
+        print(f"{r['id']:>4}  {str(r['recipe']):<24} {stamp(r['started_at']):<19}  {r['status']:<11}")
+    return 0
+
+
+def cmd_results(args: Namespace) -> int:
+    with Store.open(args.results_dir, readonly=True) as store:
+        hashes = recipe_hashes(store, args.recipe, args.all)
+        rows = [row for h in hashes for row in pgr_table(store, h, args.metric)]
+        summary = [entry for h in hashes for entry in pgr_summary(store, h, args.metric)]
+    if getattr(args, "summary", False) and (args.json or args.csv):  # the paper's per-method medians
+        rows = summary
+    if args.json:
+        print(json_text(rows))
+    elif args.csv:
+        print(csv_text(rows), end="")
+    else:
+        print(format_table(rows, summary))
+    return 0
+
+
+def _show_run(store: Store, run_id: int) -> None:
+    run = next((r for r in store.runs() if r["id"] == run_id), None)
+    if run is None:
+        raise InputError(f"no run with id {run_id} in {store.path}; `w2s runs` lists them")
+    jobs = [j for j in store.jobs() if j["run_id"] == run["id"]]
+    print(json_text({**run, "jobs": [{k: j[k] for k in RUN_JOB_COLUMNS} for j in jobs]}))
+
+
+def _show_job(store: Store, prefix: str) -> None:
+    matches = [j for j in store.jobs() if j["hash"].startswith(prefix)]
+    if len(matches) != 1:
+        raise InputError(f"{prefix!r} matches {len(matches)} jobs in {store.path}; give a run id or a longer "
+                         "job hash prefix")
+    job = matches[0]
+    recipe = next((r for r in store.recipes() if r["hash"] == job["recipe_hash"]), None)
+    run = next((r for r in store.runs() if r["id"] == job["run_id"]), None)
+    print(json_text({**job, "results": store.results(job["hash"]), "recipe": recipe,
+                     "run_provenance": run and run["provenance"]}))
+    if job["error"]:  # the diagnosis and log tail read better as text than as a JSON string
+        print(f"\n{job['status']}: {job['error']}")
+
+
+def cmd_show(args: Namespace) -> int:
+    with Store.open(args.results_dir, readonly=True) as store:
+        if args.id.isdigit():
+            _show_run(store, int(args.id))
+        else:
+            _show_job(store, args.id)
+    return 0
+
+
+def cmd_assets(args: Namespace) -> int:
+    if args.action == "install":
+        assets.install(args.bundle)
+    for name, present in assets.installed().items():
+        print(f"{'ok     ' if present else 'missing'}  {name}")
+    return 0

@@ -1,0 +1,75 @@
+"""`w2s run` (and --dry-run) and `w2s retry`: plan the work, hand it to a supervisor, report the outcome."""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+from w2s_core.analysis import format_table, pgr_table
+from w2s_core.cli import DEFAULT_RECIPE
+from w2s_core.cli.supervise import Detached, QueueOptions, retry_request, submit_request, supervise
+from w2s_core.cli.targets import select_jobs, with_blocked_downstream
+from w2s_core.paths import writable_results_dir
+from w2s_core.spec.plan import Plan, build_plan, describe_plan
+from w2s_core.spec.recipe import load_recipe
+from w2s_core.status import RETRYABLE, JobStatus
+from w2s_core.store import DB_NAME, Store
+from w2s_core.supervision.preflight import preflight
+
+
+def _done_jobs(results_dir: str) -> set[str]:
+    """Keys of the jobs already done in `results_dir` (none when it has no database yet)."""
+    if not (Path(results_dir) / DB_NAME).is_file():
+        return set()
+    with Store.open(results_dir, readonly=True) as store:
+        return {j["hash"] for j in store.jobs(status=JobStatus.DONE)}
+
+
+def _print_detached(what: str, outcome: Detached) -> None:
+    how = "started supervisor" if outcome.started else "queued behind supervisor"
+    print(f"{what}: request {outcome.request_id} {how} pid {outcome.pid}; log {outcome.log}. "
+          "Follow it with `w2s queue`; cancel with `w2s cancel`.")
+
+
+def _dry_run(plan: Plan, args: Namespace) -> int:
+    cached = set() if args.force else _done_jobs(args.results_dir)
+    print("\n".join(describe_plan(plan, cached)))
+    return 0
+
+
+def cmd_run(args: Namespace) -> int:
+    recipe = load_recipe(args.recipe or DEFAULT_RECIPE)
+    plan = build_plan(recipe)
+    if args.dry_run:
+        return _dry_run(plan, args)
+    preflight(recipe)
+    root = writable_results_dir(args.results_dir)
+    parallel = args.parallel or recipe.launch.get("parallel", 1)
+    request = submit_request(root, recipe, args.force, parallel)
+    what = f"run {recipe.path}"
+    outcome = supervise(root, what, request, QueueOptions(args.detach, parallel, args.jobs_per_gpu))
+    if isinstance(outcome, Detached):
+        _print_detached(what, outcome)
+        return 0
+    with Store.open(args.results_dir, readonly=True) as store:
+        print(format_table(pgr_table(store, recipe.hash)))
+    if outcome.failed:
+        print(f"some job(s) failed or were skipped; see `w2s show {outcome.run_id}`, then `w2s retry`",
+              file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
+def cmd_retry(args: Namespace) -> int:
+    root = writable_results_dir(args.results_dir)
+    with Store.open(args.results_dir, readonly=True) as store:
+        picked = {j["hash"] for j in select_jobs(store, args.target, RETRYABLE, "retry")}
+        job_hashes = with_blocked_downstream(store, picked, RETRYABLE)  # so a chain runs again
+    request = retry_request(root, job_hashes)
+    outcome = supervise(root, "retry", request, QueueOptions(args.detach, args.parallel or 1, args.jobs_per_gpu))
+    if isinstance(outcome, Detached):
+        _print_detached("retry", outcome)
+        return 0
+    if outcome.failed:
+        print(f"some job(s) failed again; see `w2s show {outcome.run_id}`", file=sys.stderr)
+    return 1 if outcome.failed else 0

@@ -1,0 +1,163 @@
+"""The database schema as an ordered list of numbered migrations, applied in one transaction.
+
+The pattern is sqlite-migrate's: each migration is a function registered on `MIGRATIONS` in
+order; migration N takes a database from schema version N - 1 to N, and the version reached is
+recorded in `PRAGMA user_version`. Migrations are frozen: never edit one, append a new one.
+Timestamps are Unix seconds (REAL); job folders are stored relative to the results directory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from w2s_core.errors import W2SError
+from w2s_core.status import JobStatus, RunStatus
+
+JOB_KINDS = ("gt", "transfer", "bootstrap")
+SPLITS = ("test", "A", "B")
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+class Migrations:
+    """Numbered schema migrations; `apply` brings a database up to `version` or refuses it."""
+
+    def __init__(self, steps: Iterable[Migration] = ()) -> None:
+        self.steps: list[Migration] = list(steps)
+
+    def __call__(self, migration: Migration) -> Migration:
+        """Register the next migration (use as a decorator)."""
+        self.steps.append(migration)
+        return migration
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def version(self) -> int:
+        """The schema version these migrations reach."""
+        return len(self.steps)
+
+    def apply(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+        """Refuse a newer schema; bring an older one up to date in one transaction (never readonly)."""
+        target = self.version
+        if not readonly:
+            conn.execute("BEGIN IMMEDIATE")  # re-read the version under the write lock: one migrator wins
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            _check_version(path, version, target, readonly)
+            for migration in self.steps[version:]:
+                migration(conn)
+            if version < target:
+                conn.execute(f"PRAGMA user_version = {target}")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+def _check_version(path: Path, version: int, target: int, readonly: bool) -> None:
+    if version > target:
+        raise W2SError(
+            f"The w2s results database {path} has schema version {version}, newer than the "
+            f"version {target} this w2s understands. Upgrade w2s to use it."
+        )
+    if version < target and readonly:
+        creating = " (or a w2s that writes is creating it right now: retry in a moment)" if version == 0 else ""
+        raise W2SError(
+            f"The w2s results database {path} has schema version {version}, older than {target}{creating}. "
+            "Open it once with a w2s command that writes (such as `w2s run`) to upgrade it."
+        )
+
+
+MIGRATIONS = Migrations()
+
+
+def schema_version() -> int:
+    """The schema version this code writes."""
+    return MIGRATIONS.version
+
+
+def _in(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+# The CHECK lists come from the enums, whose values and order are those the first schema spelled
+# out. SQLite cannot alter a CHECK: a new status needs a migration that rebuilds the table.
+_RUN_STATUSES = _in(s.value for s in RunStatus)
+_JOB_STATUSES = _in(s.value for s in JobStatus)
+
+_SCHEMA_V1 = [
+    """CREATE TABLE recipes (
+        hash TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT, text TEXT NOT NULL,
+        created_at REAL NOT NULL)""",
+    f"""CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, recipe_hash TEXT, started_at REAL NOT NULL,
+        finished_at REAL,
+        status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ({_RUN_STATUSES})),
+        argv TEXT, provenance TEXT)""",
+    "CREATE INDEX runs_recipe ON runs (recipe_hash)",
+    f"""CREATE TABLE jobs (
+        hash TEXT PRIMARY KEY, recipe_hash TEXT, run_id INTEGER,
+        kind TEXT NOT NULL CHECK (kind IN ({_in(JOB_KINDS)})),
+        model TEXT NOT NULL, weak_model TEXT, loss TEXT, seed INTEGER NOT NULL, chain TEXT,
+        step INTEGER, spec TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'planned' CHECK (status IN ({_JOB_STATUSES})),
+        pid INTEGER, exit_code INTEGER, started_at REAL, finished_at REAL, dir TEXT,
+        error TEXT, provenance TEXT)""",
+    "CREATE INDEX jobs_status ON jobs (status)",
+    "CREATE INDEX jobs_recipe ON jobs (recipe_hash)",
+    """CREATE TABLE recipe_jobs (
+        recipe_hash TEXT NOT NULL, job_hash TEXT NOT NULL, role TEXT NOT NULL,
+        PRIMARY KEY (recipe_hash, job_hash, role)) WITHOUT ROWID""",
+    "CREATE INDEX recipe_jobs_job ON recipe_jobs (job_hash)",
+    """CREATE TABLE metrics (
+        job_hash TEXT NOT NULL, seq INTEGER NOT NULL, step INTEGER, key TEXT NOT NULL,
+        value REAL, PRIMARY KEY (job_hash, seq, key)) WITHOUT ROWID""",
+    "CREATE INDEX metrics_key ON metrics (job_hash, key, seq)",
+    """CREATE TABLE results (
+        job_hash TEXT NOT NULL, key TEXT NOT NULL, value REAL,
+        PRIMARY KEY (job_hash, key)) WITHOUT ROWID""",
+    f"""CREATE TABLE predictions (
+        job_hash TEXT NOT NULL, split TEXT NOT NULL CHECK (split IN ({_in(SPLITS)})),
+        idx INTEGER NOT NULL, prob REAL, label INTEGER,
+        PRIMARY KEY (job_hash, split, idx)) WITHOUT ROWID""",
+    """CREATE TABLE ingest (
+        job_hash TEXT NOT NULL, file TEXT NOT NULL, "offset" INTEGER NOT NULL,
+        line INTEGER NOT NULL, skipped INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (job_hash, file)) WITHOUT ROWID""",
+]
+
+
+@MIGRATIONS
+def m001_initial_schema(conn: sqlite3.Connection) -> None:
+    """Recipes, runs, jobs, the recipe-job links, metrics, results, predictions, ingest offsets."""
+    for statement in _SCHEMA_V1:
+        conn.execute(statement)
+
+
+_SCHEMA_V2 = [
+    # supervision: who runs a job (pid + process group + start time identify it across restarts),
+    # on which device, with which code snapshot and launch settings, and how it ended
+    "ALTER TABLE jobs ADD COLUMN pgid INTEGER",
+    "ALTER TABLE jobs ADD COLUMN proc_start REAL",
+    "ALTER TABLE jobs ADD COLUMN device TEXT",
+    "ALTER TABLE jobs ADD COLUMN signal INTEGER",
+    "ALTER TABLE jobs ADD COLUMN code TEXT",
+    "ALTER TABLE jobs ADD COLUMN launch TEXT",
+    "ALTER TABLE jobs ADD COLUMN queued_at REAL",
+    # a queued submission is applied once, even if the supervisor dies right after applying it
+    "ALTER TABLE runs ADD COLUMN submission TEXT",
+    "CREATE UNIQUE INDEX runs_submission ON runs (submission)",
+]
+
+
+@MIGRATIONS
+def m002_detached_runs_and_queue(conn: sqlite3.Connection) -> None:
+    """Detached runs and the queue."""
+    for statement in _SCHEMA_V2:
+        conn.execute(statement)

@@ -1,0 +1,142 @@
+"""The supervisor's poll loop: the one place that decides what runs when, and the only writer of the store.
+
+The store is the queue: jobs with status 'queued' run, oldest run first, once their upstream job is
+done, one per device slot. Requests from other processes arrive as files in `inbox/` (requests.py)
+and are applied by one handler each (handlers.py); jobs start and end through runner.py; what the
+supervisor says goes through a Reporter (progress.py). `Supervisor`'s docstring lists the steps of a tick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from w2s_core.errors import W2SError
+from w2s_core.status import ACTIVE, RETRYABLE, JobStatus, RunStatus
+from w2s_core.store import Store
+from w2s_core.supervision import handlers, requests, runner, upstream
+from w2s_core.supervision.progress import Reporter
+from w2s_core.supervision.slots import Slot, SlotTable
+
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+class Supervisor:
+    """Works one results folder's queue until nothing is queued, running or requested.
+
+    `run` first re-attaches to the jobs a previous supervisor left running (they may have ended
+    meanwhile), then repeats, every POLL_S seconds:
+
+    1. apply pending requests, oldest first, each exactly once (`apply_pending`);
+    2. poll running jobs: store their new events, record those that ended, free their slots (`poll_running`);
+    3. skip blocked jobs: queued jobs whose upstream failed, was cancelled or skipped (`skip_blocked`);
+    4. start ready jobs: queued jobs whose upstream is done, oldest run first, one per free slot (`start_ready`);
+    5. close runs that have nothing queued or running left (`close_runs`);
+    6. stop when nothing is queued, running or requested (`busy`).
+
+    Ctrl-C cancels what this supervisor runs and what is queued (`interrupt`).
+    """
+
+    def __init__(self, store: Store, slots: list[Slot], echo: Callable[[str], None] = print) -> None:
+        self.store = store
+        self.slots = SlotTable(slots)
+        self.report = Reporter(store, echo)
+        self.running: dict[str, runner.Attempt] = {}  # job hash -> the attempt running it
+
+    def run(self) -> None:
+        """Re-attach, then tick (the steps in the class docstring) until idle. Ctrl-C cancels what this runs."""
+        self.reattach_all()
+        try:
+            while True:
+                self.apply_pending()
+                self.poll_running()
+                self.skip_blocked()
+                self.start_ready()
+                self.close_runs()
+                if not self.busy():
+                    return
+                time.sleep(runner.POLL_S)
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+
+    # -- requests
+
+    def apply(self, request: requests.Request) -> int | None:
+        """Apply one request (by its handler); returns the run it created (Submit, Retry)."""
+        return handlers.handle(self, request)
+
+    def apply_pending(self) -> None:
+        """Apply the inbox's requests in order; one that fails is reported and set aside, never retried."""
+        for path in requests.pending(self.store.root):
+            try:
+                self.apply(requests.read(path))
+            except (W2SError, ValueError, KeyError, OSError) as exc:  # BadRequest is a ValueError
+                self.report.rejected(path, exc, requests.set_aside(path))
+                continue
+            path.unlink(missing_ok=True)
+
+    # -- jobs
+
+    def reattach_all(self) -> None:
+        """Follow the jobs a previous supervisor left running (they may have ended meanwhile)."""
+        for row in self.store.jobs(status=JobStatus.RUNNING):
+            if row["hash"] in self.running:
+                continue
+            attempt = runner.reattach(self.store, row)
+            self.running[row["hash"]] = attempt
+            self.slots.take_device(row["hash"], attempt.device)
+            self.report.reattached(row, attempt.ident.pid, alive=attempt.poll() is None)
+
+    def poll_running(self) -> None:
+        for job_hash, attempt in list(self.running.items()):
+            runner.follow(self.store, attempt)
+            status = attempt.poll()
+            if status is None:
+                attempt.remember()
+                continue
+            attempt.kill()  # stragglers the launcher orphaned; the device is free only once they are gone
+            self.release(job_hash)
+            ok = runner.finish(self.store, attempt, status)
+            self.report.finished(self.store.get_job(job_hash), ok, time.time() - attempt.started, attempt.folder.log)
+
+    def skip_blocked(self) -> None:
+        """A queued job whose upstream failed, was cancelled or skipped will never run: skip it (and so on down)."""
+        while blocked := upstream.blocked(self.store):
+            for row, why in blocked:
+                self.store.set_job_status(row["hash"], JobStatus.SKIPPED, error=why)
+                self.report.skipped(row, why)
+
+    def start_ready(self) -> None:
+        for row in upstream.ready(self.store):
+            slot = self.slots.take(row["hash"])
+            if slot is None:
+                return
+            self.running[row["hash"]] = runner.start(self.store, row, slot.name, slot.env)
+
+    def release(self, job_hash: str) -> runner.Attempt:
+        """Stop following a job and free its slot (its process tree must be gone); returns its attempt."""
+        self.slots.release(job_hash)
+        return self.running.pop(job_hash)
+
+    # -- runs
+
+    def close_runs(self) -> None:
+        """A run is over when none of its jobs is queued or running."""
+        for run in self.store.runs(status=RunStatus.RUNNING):  # every poll: read only the open runs
+            statuses = [j["status"] for j in self.store.jobs(run_id=run["id"])]
+            if not any(s in ACTIVE for s in statuses):
+                failed = any(s in RETRYABLE for s in statuses)
+                self.store.finish_run(run["id"], RunStatus.FAILED if failed else RunStatus.DONE)
+
+    def busy(self) -> bool:
+        return bool(self.running or self.store.jobs(status=JobStatus.QUEUED) or requests.pending(self.store.root))
+
+    def interrupt(self) -> None:
+        for attempt in list(self.running.values()):
+            runner.cancel(self.store, attempt)
+        self.running.clear()
+        for row in self.store.jobs(status=JobStatus.QUEUED):
+            self.store.set_job_status(row["hash"], JobStatus.CANCELLED, error=INTERRUPTED)
+        for run in self.store.runs(status=RunStatus.RUNNING):
+            self.store.finish_run(run["id"], RunStatus.INTERRUPTED)

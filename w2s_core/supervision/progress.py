@@ -1,0 +1,75 @@
+"""What the supervisor says as it works: one line per event, counted per run ("[3/6] done ...").
+
+The loop and the handlers decide; this module only words and counts. Lines go to `echo`: print for
+`w2s run` in the foreground, a timestamped print into supervisor.log for a detached supervisor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from w2s_core.jobdir import Event
+from w2s_core.status import ACTIVE
+from w2s_core.store import Store
+from w2s_core.supervision.diagnosis import headline
+
+if TYPE_CHECKING:
+    from w2s_core.store.rows import JobRow
+
+
+def describe_row(row: JobRow) -> str:
+    """plan.describe for a stored job."""
+    from w2s_core.spec.plan import Job, describe
+
+    return describe(Job(row["hash"], row["kind"], row["model"], row["seed"], row["spec"], [], row["weak_model"],
+                        row["loss"]))
+
+
+class Reporter:
+    """Words and counts for the supervisor's events; `echo` gets each line."""
+
+    def __init__(self, store: Store, echo: Callable[[str], None] = print) -> None:
+        self.store, self.echo = store, echo
+        self.progress: dict[int, list[int]] = {}  # run id -> [finished, total]
+
+    def submitted(self, run_id: int, name: str, total: int, todo: int) -> None:
+        self.progress[run_id] = [total - todo, total]
+        self.echo(f"{name}: {total} jobs, {total - todo} already done, {todo} to run")
+
+    def retried(self, run_id: int, count: int) -> None:
+        self.progress[run_id] = [0, count]
+        self.echo(f"retry: {count} job(s) queued again")
+
+    def cancelled(self, row: JobRow) -> None:
+        self.echo(f"cancelled {describe_row(row)}")
+
+    def reattached(self, row: JobRow, pid: int, alive: bool) -> None:
+        state = "still running" if alive else "ended while unsupervised"
+        self.echo(f"re-attached {describe_row(row)} (pid {pid}, {state})")
+
+    def finished(self, row: JobRow, ok: bool, seconds: float, log: Path) -> None:
+        count = self._count(row["run_id"])
+        if ok:
+            acc = self.store.results(row["hash"]).get(Event.TEST_ACC, float("nan"))
+            self.echo(f"{count} done   {describe_row(row)}: test acc {acc:.3f} ({seconds:.1f}s)")
+        else:
+            self.echo(f"{count} FAILED {describe_row(row)}: {headline(row['error'])}\n    log: {log}")
+
+    def skipped(self, row: JobRow, why: str) -> None:
+        self.echo(f"{self._count(row['run_id'])} skipped  {describe_row(row)} ({why})")
+
+    def rejected(self, path: Path, problem: Exception, moved_to: Path) -> None:
+        self.echo(f"could not apply request {path.name}: {problem} (set aside as {moved_to.name})")
+
+    def _count(self, run_id: int | None) -> str:
+        """The run's count of ended jobs, this one included: "[finished/total]"."""
+        if run_id is None:
+            return "[-]"
+        if run_id not in self.progress:  # a run this supervisor took over; the job just counted is ended
+            jobs = self.store.jobs(run_id=run_id)
+            self.progress[run_id] = [sum(j["status"] not in ACTIVE for j in jobs) - 1, len(jobs)]
+        progress = self.progress[run_id]
+        progress[0] += 1
+        return f"[{progress[0]}/{progress[1]}]"

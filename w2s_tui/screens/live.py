@@ -1,0 +1,117 @@
+"""The live view of one job: loss and α warm-up, train/test accuracy, and the tail of its log.
+
+A timer starts at most one thread worker at a time, which reads only the metric rows after the
+last sequence number shown and the end of the job's log; the UI thread then redraws once. So a job
+emitting hundreds of events a second costs one query and one redraw per tick, never a backlog.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Log, Static
+
+from w2s_core.errors import W2SError
+from w2s_core.jobdir import Event, JobDir, tail_lines
+from w2s_core.store import queries as browse
+
+from .. import fmt
+from ..messages import JobEvents, LogTail, ReadFailed
+from ..widgets import CurvePlot
+from ..workers import read_in_thread
+
+TICK_S = 0.5
+LOG_LINES = 50
+LOG_BYTES = 8192  # the end of the log read each tick: enough for LOG_LINES lines
+CURVES = {"loss": (Event.LOSS, Event.ALPHA), "accuracy": (Event.TRAIN_ACC, Event.TEST_ACC)}
+KEYS = tuple(k for keys in CURVES.values() for k in keys)
+
+
+class LiveScreen(Screen):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="live.back")]
+
+    def __init__(self, job_hash: str) -> None:
+        super().__init__()
+        self.job_hash = job_hash
+        self.series: dict[str, list[tuple[int, float]]] = {k: [] for k in KEYS}
+        self.last_seq = -1
+        self.polling = False
+        self.log_lines: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="job-info")
+        with Horizontal(id="plots"):
+            yield CurvePlot(id="plot-loss")
+            yield CurvePlot(id="plot-accuracy")
+        yield Log(id="log", max_lines=200)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"job {self.job_hash[:10]}"
+        self.poll()
+        self.set_interval(TICK_S, self.poll)
+
+    def poll(self) -> None:
+        if not self.polling:
+            self.polling = True
+            self.read(self.last_seq)
+
+    def read(self, since: int) -> None:
+        job_hash, results_dir, reading = self.job_hash, self.app.results_dir, self.app.reading
+
+        def read():
+            with reading() as store:
+                if store is None:
+                    raise W2SError(f"no results database in {results_dir}")
+                rows = browse.job_rows(store, job_hash, limit=1)
+                series, last = browse.metric_series(store, job_hash, KEYS, since)
+            job = rows[0] if rows else None
+            yield JobEvents(since, job, series, last)
+            if job is not None:
+                log = JobDir(results_dir / job["dir"]).log if job["dir"] else None
+                yield LogTail(tail_lines(log, LOG_LINES, LOG_BYTES) if log else [])
+
+        read_in_thread(self, read, group="live")
+
+    def on_read_failed(self, message: ReadFailed) -> None:
+        message.stop()  # shown in place, not as a toast every tick
+        self.polling = False
+        self.query_one("#job-info", Static).update(f"[red]{message.text}[/red]")
+
+    def on_job_events(self, message: JobEvents) -> None:
+        self.apply(message)
+
+    def apply(self, message: JobEvents) -> None:
+        self.polling = False
+        if message.since != self.last_seq:
+            return
+        self.last_seq = message.last
+        for key, points in message.series.items():
+            self.series[key].extend(points)
+        info = self.query_one("#job-info", Static)
+        job = message.job
+        if job is None:
+            info.update(f"[red]no job {self.job_hash[:10]} in the database[/red]")
+            return
+        p = fmt.progress(job)
+        acc = job["final_acc"] if job["final_acc"] is not None else job["last_test_acc"]
+        info.update(f"[b]{job['model']}[/b] · {fmt.role(job)} · seed {job['seed']} · [b]{job['status']}[/b] · "
+                    f"{p['progress']} · ETA {p['eta']} · elapsed {p['elapsed']} · {p['speed']} ex/s · "
+                    f"test acc {fmt.num(acc)}")
+        if message.series:
+            self.draw()
+
+    def on_log_tail(self, message: LogTail) -> None:
+        if message.lines != self.log_lines:
+            self.log_lines = message.lines
+            log = self.query_one(Log)
+            log.clear()
+            log.write_lines(message.lines)
+
+    def draw(self) -> None:
+        for name, keys in CURVES.items():
+            title = "loss and α" if name == "loss" and self.series[Event.ALPHA] else name
+            self.query_one(f"#plot-{name}", CurvePlot).plot(title, {key: self.series[key] for key in keys})

@@ -1,0 +1,90 @@
+"""The PGR heatmaps: per transfer method a weak (rows) × strong (columns) grid coloured by PGR, then
+the bootstrap chains as rows of steps, then the warnings of the table. Rows come from
+`w2s_core.analysis.pgr_table` and `chain_steps`, the numbers behind `w2s results`."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from .. import fmt
+
+# PGR 0 (no gap recovered) is red, 0.5 amber, 1 (the ceiling reached) green; above 1 blue, NaN grey.
+STOPS = ((0.0, (178, 34, 34)), (0.5, (212, 160, 23)), (1.0, (46, 139, 87)))
+
+
+def heat(value: float) -> str:
+    if value is None or math.isnan(value):
+        return "grey30"
+    if value > 1.05:
+        return "rgb(30,110,200)"
+    v = min(max(value, 0.0), 1.0)
+    (a, ca), (b, cb) = (STOPS[0], STOPS[1]) if v <= 0.5 else (STOPS[1], STOPS[2])
+    t = (v - a) / (b - a)
+    r, g, bl = (round(x + (y - x) * t) for x, y in zip(ca, cb))
+    return f"rgb({r},{g},{bl})"
+
+
+def pgr_cell(value: float) -> Text:
+    return Text(f"{value:.2f}", style=f"bold white on {heat(value)}")
+
+
+def _ordered(values) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def pgr_grids(rows: list[dict]) -> list[Table]:
+    """One weak (rows) × strong (columns) heatmap of PGR per transfer method."""
+    transfers = [r for r in rows if r["kind"] == "transfer"]
+    grids = []
+    for method in _ordered(r["method"] for r in transfers):
+        cells = {(r["weak"], r["strong"]): r for r in transfers if r["method"] == method}
+        weak = _ordered(w for w, _ in cells)
+        strong = _ordered(s for _, s in cells)
+        grid = Table(title=f"PGR grid · {method}", title_justify="left", show_lines=True, padding=(0, 1))
+        grid.add_column("weak \\ strong", style="bold")
+        for s in strong:
+            grid.add_column(s, justify="center")
+        for w in weak:
+            line = [Text("·", style="dim") if (w, s) not in cells else pgr_cell(cells[w, s]["pgr"]) for s in strong]
+            grid.add_row(w, *line)
+        grids.append(grid)
+    return grids
+
+
+def chain_table(rows: list[dict], chains: list[dict], metric: str) -> Table | None:
+    """Each bootstrap chain as a row of steps (model and its mean metric), then its PGR."""
+    if not chains:
+        return None
+    pgr = {(tuple(r["chain"]), r["method"]): r for r in rows if r["kind"] == "bootstrap"}
+    table = Table(title=f"Bootstrap chains · {metric}", title_justify="left", show_header=False)
+    for chain in chains:
+        steps = Text()
+        for i, (model, value) in enumerate(zip(chain["chain"], chain["steps"])):
+            if i:
+                steps.append(" → ", style="dim")
+            steps.append(model, style="bold")
+            steps.append(f" {fmt.num(value)}" + (" (GT)" if i == 0 else ""))
+        r = pgr.get((tuple(chain["chain"]), chain["method"]))
+        table.add_row(steps, Text(chain["method"]), Text("PGR ") + (pgr_cell(r["pgr"]) if r else Text("-")))
+    return table
+
+
+class PgrGrid(Static):
+    """The grids, the chains and the warnings of one recipe's PGR table, stacked."""
+
+    DEFAULT_CSS = "PgrGrid { height: auto; padding: 1 1 0 1; }"
+
+    def show(self, rows: list[dict], chains: list[dict], metric: str) -> None:
+        parts: list = pgr_grids(rows)
+        chain = chain_table(rows, chains, metric)
+        if chain is not None:
+            parts.append(chain)
+        warnings = [f"{r['weak']}→{r['strong']} {r['method']}: {w}" for r in rows for w in r["warnings"]]
+        if warnings:
+            parts.append(Text("\n".join(f"! {w}" for w in warnings), style="red"))
+        self.update(Group(*parts) if parts else "")
