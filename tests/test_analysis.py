@@ -87,3 +87,65 @@ def test_stats_alone_does_not_load_the_store():
     code = ("import sys, w2s_core.analysis.stats; "
             "assert 'w2s_core.store' not in sys.modules and 'sqlite_utils' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- final, selected and oracle figures (issue 9, item 7) ----------------------------------------
+
+NEW = {  # seed 0: a job recorded with early stopping's keys; selected != final, oracle the best eval point
+    "w": {"test_acc": 0.60, "final_test_acc": 0.58, "oracle_test_acc": 0.62, "selected_step": 40, "oracle_step": 20},
+    "c": {"test_acc": 0.80, "final_test_acc": 0.82, "oracle_test_acc": 0.84, "selected_step": 60, "oracle_step": 80},
+    "t": {"test_acc": 0.70, "final_test_acc": 0.66, "oracle_test_acc": 0.74, "selected_step": 50, "oracle_step": 30,
+          "test_auroc": 0.9, "final_test_auroc": 0.8},
+}
+OLD = {"w": {"test_acc": 0.60}, "c": {"test_acc": 0.80}, "t": {"test_acc": 0.75}}  # seed 1: before the change
+
+
+def fill_figures(store, seeds: dict[int, dict]) -> None:
+    store.add_recipe("f", "figures", "figures.toml", "text")
+    for seed, jobs in seeds.items():
+        for name, kind, model, role in (("w", "gt", "w", {"role": "gt", "model": "w"}),
+                                        ("c", "gt", "c", {"role": "gt", "model": "c"}),
+                                        ("t", "transfer", "c", {"role": "transfer", "weak": "w", "strong": "c",
+                                                                "method": "xent"})):
+            h = f"{name}{seed}"
+            store.upsert_job({"hash": h, "kind": kind, "model": model, "seed": seed, "spec": {}, "recipe_hash": "f"})
+            store.set_job_status(h, "done")
+            store.link_job("f", h, json.dumps({**role, "seed": seed}))
+            store.set_results(h, {"test_auroc": jobs[name]["test_acc"] - 0.1, **jobs[name]})
+
+
+def test_final_selected_and_oracle_figures_with_old_rows(tmp_path):
+    with Store.open(tmp_path) as store:
+        fill_figures(store, {0: NEW, 1: OLD})
+        (row,) = pgr_table(store, "f")
+    assert row["w2s_acc_selected"] == pytest.approx((0.70 + 0.75) / 2) == row["w2s_acc"]
+    assert row["w2s_acc_final"] == pytest.approx((0.66 + 0.75) / 2)  # the old seed's test_acc is its final
+    assert row["weak_acc_final"] == pytest.approx(0.59) and row["ceiling_acc_final"] == pytest.approx(0.81)
+    assert row["w2s_acc_oracle"] == pytest.approx(0.74) and row["ceiling_acc_oracle"] == pytest.approx(0.84)
+    assert row["pgr_selected"] == pytest.approx((0.5 + 0.75) / 2) == row["pgr_mean"]
+    assert row["pgr_final"] == pytest.approx((0.08 / 0.24 + 0.75) / 2)
+    assert row["pgr_oracle"] == pytest.approx(0.12 / 0.22)  # seed 1 has no oracle: left out, not zero
+    old_seed = row["per_seed"][1]
+    assert old_seed["w2s_final"] == old_seed["w2s"] == 0.75 and math.isnan(old_seed["pgr_oracle"])
+
+
+def test_old_rows_only_give_null_oracle_and_auroc_has_none(tmp_path, w2s_cli):
+    with Store.open(tmp_path) as store:
+        fill_figures(store, {0: OLD, 1: OLD})
+        (row,) = pgr_table(store, "f")
+        (auroc,) = pgr_table(store, "f", metric="auroc")
+    assert row["pgr_final"] == pytest.approx(row["pgr_selected"]) == pytest.approx(0.75)
+    assert all(math.isnan(row[k]) for k in ("weak_acc_oracle", "w2s_acc_oracle", "ceiling_acc_oracle", "pgr_oracle"))
+    assert auroc["w2s_auroc_final"] == auroc["w2s_auroc_selected"] == pytest.approx(0.65)
+    assert math.isnan(auroc["pgr_oracle"])
+    (cli_row,) = json.loads(w2s_cli(tmp_path, "results", "--all", "--json", check=True).stdout)
+    assert cli_row["pgr_oracle"] is None and cli_row["w2s_acc_final"] == pytest.approx(0.75)
+
+
+def test_auroc_figures_read_the_final_auroc(tmp_path):
+    with Store.open(tmp_path) as store:
+        fill_figures(store, {0: NEW})
+        (row,) = pgr_table(store, "f", metric="auroc")
+    assert row["w2s_auroc_selected"] == pytest.approx(0.9) and row["w2s_auroc_final"] == pytest.approx(0.8)
+    # GT jobs here report no final_test_auroc: their selected AUROC stands in for it
+    assert row["weak_auroc_final"] == pytest.approx(0.5) and math.isnan(row["w2s_auroc_oracle"])

@@ -348,6 +348,15 @@ def test_results_merge(st):
     assert st.results("other") == {}
 
 
+def test_results_keep_nulls_as_nan_and_leave_out_what_is_not_a_number(st):
+    """result.json may say a figure is missing (null) or carry text; neither may break recording a job."""
+    st.set_results("j1", {"test_acc": 0.7, "final_test_acc": 0.68, "oracle_test_acc": None, "oracle_step": 40,
+                          "select": "val_loss", "dropped": {"test": 3}})
+    res = st.results("j1")
+    assert set(res) == {"test_acc", "final_test_acc", "oracle_test_acc", "oracle_step"}
+    assert math.isnan(res["oracle_test_acc"]) and res["oracle_step"] == 40.0 and res["final_test_acc"] == 0.68
+
+
 def test_predictions_roundtrip_and_replace(st):
     rng = random.Random(4)
     probs = [rng.random() for _ in range(5000)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 
 from w2s_core import analysis
@@ -69,3 +72,17 @@ def test_recipe_rows_give_every_planned_job_with_role_and_results(store, filled_
     gt = {(r["role"]["model"], r["role"]["seed"]): r["results"]["test_acc"] for r in rows if r["role"]["role"] == "gt"}
     assert gt == {(m, seed): filled_results.gt_acc[m] for m in filled_results.models for seed in filled_results.seeds}
     assert browse.recipe_rows(s, "no-such-recipe") == []
+
+
+def test_rows_and_summary_carry_both_estimators_for_the_results_screen(store, filled_results):
+    """The shared fixture's jobs predate early stopping: final = selected, no oracle, and the paper's
+    median of two seeds equals our mean (its GT accuracies are the same in every seed)."""
+    s, _ = store
+    rows = analysis.pgr_table(s, "r" * 64, "acc")
+    for row in rows:
+        assert row["pgr_median"] == pytest.approx(row["pgr_mean"]) and row["n_valid"] == len(filled_results.seeds)
+        assert row["pgr_final"] == pytest.approx(row["pgr_selected"]) and math.isnan(row["pgr_oracle"])
+    summary = {(e["kind"], e["method"]): e for e in analysis.pgr_summary(s, "r" * 64, "acc")}
+    # xent over the 3 pairs x 2 seeds: 0.5 + 0.01 * seed / gap for gaps 0.1, 0.2, 0.1
+    assert summary["transfer", "xent"]["pgr_median"] == pytest.approx(statistics.median([0.5] * 3 + [0.6, 0.55, 0.6]))
+    assert summary["transfer", "logconf"]["n_valid"] == 6 and summary["bootstrap", "boot-xent"]["pairs"] == 1

@@ -1,5 +1,12 @@
 """What a recipe asks for, before anything runs: validation, model and loss names, the job DAG, fingerprints.
 
+    recipe.py    TOML recipes: schema tables, parsing, the Recipe (and its ModelEntry, Method, Chain entries)
+    checks.py    value checks for recipe keys, and the collector that reports every problem at once
+    registry.py  per-model defaults (learning rate, batch sizes, context) for known model names
+    losses.py    loss names, their parameters and ranges, logconf's alpha schedule (the functions are in training)
+    models.py    model identity without loading: tiny-model settings, local folders, fingerprints
+    plan.py      the job DAG: Job (keyed by a content hash), JobKind, Role, JobSpec; the dry-run listing
+
 Nothing here imports torch, so reading and planning a recipe (the CLI, the TUI's plan preview,
 the supervisor) costs milliseconds.
 """
