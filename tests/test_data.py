@@ -222,7 +222,8 @@ def test_other_formatters():
     rng = random.Random(0)
     boolq = format_boolq({"passage": "P", "question": "is it?", "answer": True}, rng)
     assert boolq == ("Passage: P\nQuestion: is it?", 1)
-    assert format_amazon_polarity({"title": "T", "content": "C", "label": 0}, rng) == ("T\nC", 0)
+    # joined by a space, as openai/weak-to-strong and EleutherAI/w2s do (a newline before issue 9)
+    assert format_amazon_polarity({"title": "T", "content": "C", "label": 0}, rng) == ("T C", 0)
     cosmos = {"context": "ctx", "question": "why?", "answer0": "a", "answer1": "b", "answer2": "c",
               "answer3": "d", "label": 2}  # fmt: skip
     for _ in range(50):

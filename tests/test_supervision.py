@@ -92,6 +92,8 @@ def fake(tmp_path, monkeypatch):
     script = tmp_path / "fake_accelerate.py"
     script.write_text(FAKE)
     monkeypatch.setattr(runner, "launch_command", lambda job_dir, config: [sys.executable, str(script), str(job_dir)])
+    # `w2s run` and `w2s retry` hand work to a background supervisor: it runs the stand-in trainer too
+    monkeypatch.setattr(supervisor, "ENTRY", ["-c", SUPERVISE.format(fake=str(script))])
     monkeypatch.setenv("FAKE_DELAY", "0.05")
     monkeypatch.setenv("W2S_KILL_GRACE_S", "1")  # the fake launcher ignores SIGTERM: escalate to SIGKILL sooner
     return script
@@ -246,8 +248,11 @@ def test_second_writer_is_refused_and_detach_snapshots_the_recipe(tmp_path, fake
     held = WriterLock(root)
     assert held.try_acquire()
     try:
-        assert cli.main(["--results-dir", str(root), "run", str(path)]) == 1
-        err = capsys.readouterr().err
+        # a second writer is refused and told who writes (issue 16: `w2s run` no longer writes itself;
+        # it queues behind the writer as --detach does, see tests/test_follow.py)
+        with pytest.raises(W2SError) as refused:
+            WriterLock(root).acquire(f"run {path}")
+        err = f"error: {refused.value}"
         assert f"process {os.getpid()} is already writing to {root}" in err and "--detach" in err
         assert "Traceback" not in err
         # --detach queues behind the running supervisor and returns at once

@@ -124,7 +124,8 @@ def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimat
         "agree": _mean([p["agree"] for p in per_seed if p["agree"] is not None]),
         "agree_weak_wrong": _mean([p["agree_weak_wrong"] for p in per_seed if p["agree_weak_wrong"] is not None]),
         "seeds": [p["seed"] for p in per_seed], "per_seed": per_seed,
-        "warnings": stats.warnings_for(weak_m, ceil_m, w2s_m, n_test) if metric == "acc" else [],
+        # a self-pair's ceiling is its weak model by design: "pick a stronger strong model" would mislead
+        "warnings": stats.warnings_for(weak_m, ceil_m, w2s_m, n_test) if metric == "acc" and weak != strong else [],
     }
 
 

@@ -10,6 +10,11 @@ def ci_text(row: dict) -> str:
     return "n/a" if math.isnan(row["pgr_lo"]) else f"[{row['pgr_lo']:.2f}, {row['pgr_hi']:.2f}]"
 
 
+def pgr_text(row: dict) -> str:
+    """A row's mean PGR, or n/a where no seed has one (a self-pair m->m: its ceiling is its weak model)."""
+    return "n/a" if math.isnan(row["pgr_mean"]) else f"{row['pgr_mean']:.2f}"
+
+
 def strong_label(row: dict) -> str:
     """The strong side of a row: the model, or a chain's steps after the weak model."""
     return " > ".join(row["chain"][1:]) if row["chain"] else row["strong"]
@@ -32,7 +37,7 @@ def has_other_figures(rows: list[dict]) -> bool:
 
 def _cells(row: dict, metric: str, figures: bool) -> list[str]:
     cells = [row["weak"], strong_label(row), row["method"], f"{row[f'weak_{metric}']:.3f}",
-             f"{row[f'w2s_{metric}']:.3f}", f"{row[f'ceiling_{metric}']:.3f}", f"{row['pgr_mean']:.2f}", ci_text(row),
+             f"{row[f'w2s_{metric}']:.3f}", f"{row[f'ceiling_{metric}']:.3f}", pgr_text(row), ci_text(row),
              str(len(row["seeds"])), _num(row["pgr_median"]), str(row["n_valid"])]
     return cells + ([_num(row["pgr_final"]), _num(row["pgr_oracle"])] if figures else [])
 

@@ -1,10 +1,11 @@
-"""The headless CLI: `w2s run | queue | cancel | retry | runs | results | show | assets`, plus the commands
-other packages register (`w2s tui`). Thin: parse the command line, call the library, print.
+"""The headless CLI: `w2s run | follow | queue | cancel | retry | runs | results | show | assets`, plus the
+commands other packages register (`w2s tui`). Thin: parse the command line, call the library, print.
 
     run.py        w2s run (and --dry-run), w2s retry
+    follow.py     w2s follow, and the end of a followed run (PGR table, which jobs failed)
     queue.py      w2s queue, w2s cancel
     reports.py    w2s runs, results, show, assets
-    supervise.py  handing work to a supervisor: here until done, or in the background with --detach
+    supervise.py  handing work to the background supervisor, then following it (or not: --detach)
     targets.py    what the user named on the command line (job hash prefix, run id, recipe file or name)
     output.py     JSON, CSV and time stamps for printing
 
@@ -29,7 +30,7 @@ DEFAULT_RESULTS = "w2s-results"  # = store.DEFAULT_RESULTS_DIR (a test keeps the
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent.parent / "recipes" / "demo.toml"
 
 # command -> the submodule holding its `cmd_<command>(args) -> exit code`
-COMMANDS = {"run": "run", "retry": "run", "queue": "queue", "cancel": "queue",
+COMMANDS = {"run": "run", "retry": "run", "follow": "follow", "queue": "queue", "cancel": "queue",
             "runs": "reports", "results": "reports", "show": "reports", "assets": "reports"}
 
 
@@ -45,10 +46,18 @@ def add_plugin_commands(sub) -> None:
         register(sub)
 
 
+def _interrupt_option(command) -> None:
+    command.add_argument("--cancel-on-interrupt", action="store_true",
+                         help="Ctrl-C cancels the run's jobs (default: it stops following, the jobs go on; "
+                              "a second Ctrl-C within 3 s cancels them)")
+
+
 def _queue_options(command) -> None:
     command.add_argument("--detach", action="store_true",
-                         help="queue the work for a background supervisor and return at once")
+                         help="queue the work for a background supervisor and return at once (without it, "
+                              "the same happens and then the run is followed here until it is over)")
     command.add_argument("--jobs-per-gpu", type=int, default=1, help="jobs sharing one GPU (default 1)")
+    _interrupt_option(command)
 
 
 def _add_work_commands(sub) -> None:
@@ -60,6 +69,10 @@ def _add_work_commands(sub) -> None:
     run.add_argument("--parallel", type=int, help="CPU jobs to run at once when there is no GPU (default: recipe "
                      "[launch] parallel or 1)")
     _queue_options(run)
+    follow = sub.add_parser("follow", help="re-attach to a run: its progress, then its PGR table")
+    follow.add_argument("target", nargs="?", help="a run id or a recipe file or name (default: the latest run "
+                        "still running, else the latest run)")
+    _interrupt_option(follow)
     queue = sub.add_parser("queue", help="queued and running jobs, and the supervisor running them")
     queue.add_argument("--json", action="store_true")
     cancel = sub.add_parser("cancel", help="cancel queued or running jobs (kills their whole process trees)")

@@ -1,13 +1,12 @@
-"""`w2s run` (and --dry-run) and `w2s retry`: plan the work, hand it to a supervisor, report the outcome."""
+"""`w2s run` (and --dry-run) and `w2s retry`: plan the work, hand it to a supervisor, follow it to the end."""
 
 from __future__ import annotations
 
-import sys
 from argparse import Namespace
 from pathlib import Path
 
-from w2s_core.analysis import format_table, pgr_table
 from w2s_core.cli import DEFAULT_RECIPE
+from w2s_core.cli.follow import report_end
 from w2s_core.cli.supervise import Detached, QueueOptions, retry_request, submit_request, supervise
 from w2s_core.cli.targets import select_jobs, with_blocked_downstream
 from w2s_core.paths import writable_results_dir
@@ -29,7 +28,7 @@ def _done_jobs(results_dir: str) -> set[str]:
 def _print_detached(what: str, outcome: Detached) -> None:
     how = "started supervisor" if outcome.started else "queued behind supervisor"
     print(f"{what}: request {outcome.request_id} {how} pid {outcome.pid}; log {outcome.log}. "
-          "Follow it with `w2s queue`; cancel with `w2s cancel`.")
+          "Follow it with `w2s follow` (or `w2s queue`); cancel with `w2s cancel`.")
 
 
 def _dry_run(plan: Plan, args: Namespace) -> int:
@@ -48,16 +47,12 @@ def cmd_run(args: Namespace) -> int:
     parallel = args.parallel or recipe.launch.get("parallel", 1)
     request = submit_request(root, recipe, args.force, parallel)
     what = f"run {recipe.path}"
-    outcome = supervise(root, what, request, QueueOptions(args.detach, parallel, args.jobs_per_gpu))
+    options = QueueOptions(args.detach, parallel, args.jobs_per_gpu, args.cancel_on_interrupt)
+    outcome = supervise(root, what, request, options, name=recipe.name)
     if isinstance(outcome, Detached):
         _print_detached(what, outcome)
         return 0
-    with Store.open(args.results_dir, readonly=True) as store:
-        print(format_table(pgr_table(store, recipe.hash)))
-    if outcome.failed:
-        print(f"some job(s) failed or were skipped; see `w2s show {outcome.run_id}`, then `w2s retry`",
-              file=sys.stderr)
-    return 1 if outcome.failed else 0
+    return report_end(root, outcome, "some job(s) failed or were skipped; see `w2s show {run}`, then `w2s retry`")
 
 
 def cmd_retry(args: Namespace) -> int:
@@ -66,10 +61,9 @@ def cmd_retry(args: Namespace) -> int:
         picked = {j["hash"] for j in select_jobs(store, args.target, RETRYABLE, "retry")}
         job_hashes = with_blocked_downstream(store, picked, RETRYABLE)  # so a chain runs again
     request = retry_request(root, job_hashes)
-    outcome = supervise(root, "retry", request, QueueOptions(args.detach, args.parallel or 1, args.jobs_per_gpu))
+    options = QueueOptions(args.detach, args.parallel or 1, args.jobs_per_gpu, args.cancel_on_interrupt)
+    outcome = supervise(root, "retry", request, options)
     if isinstance(outcome, Detached):
         _print_detached("retry", outcome)
         return 0
-    if outcome.failed:
-        print(f"some job(s) failed again; see `w2s show {outcome.run_id}`", file=sys.stderr)
-    return 1 if outcome.failed else 0
+    return report_end(root, outcome, "some job(s) failed again; see `w2s show {run}`", table=False)

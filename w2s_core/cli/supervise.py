@@ -1,29 +1,24 @@
 """Handing work to a supervisor, the one process that writes a results folder while work is queued.
 
-`w2s run` and `w2s retry` either become the supervisor here (take the writer lock, apply the request,
-work the queue until it is empty) or, with --detach, drop the request into the inbox and make sure a
-background supervisor is running. `w2s cancel` asks the running supervisor, or cancels directly
-when there is none. This is the only CLI module that talks to a supervisor (`w2s_core.supervision`).
+`w2s run` and `w2s retry` drop their request into the inbox and make sure a background supervisor
+is running (it outlives the terminal); with --detach they return at once, else they follow the run
+from the store until it is over (`w2s_core.supervision.follow`), so a dropped SSH connection stops
+only the following. `w2s cancel` asks the running supervisor, or cancels directly when there is
+none. This is the only CLI module that talks to a supervisor (`w2s_core.supervision`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from w2s_core import supervision as sv
-from w2s_core.errors import W2SError
 from w2s_core.spec.recipe import Recipe
-from w2s_core.status import RETRYABLE
-from w2s_core.store import Store
 from w2s_core.supervision import requests
-from w2s_core.supervision.lock import WriterLock
+from w2s_core.supervision.follow import RETRY, SUBMIT
 from w2s_core.supervision.provenance import provenance, snapshot_code
-
-CONFIRM_POLL_S = 0.1  # how often `w2s cancel` looks whether the supervisor took its request
 
 
 @dataclass(frozen=True)
@@ -31,6 +26,7 @@ class QueueOptions:
     detach: bool  # leave the work to a background supervisor
     parallel: int  # CPU slots when there is no GPU
     jobs_per_gpu: int = 1
+    cancel_on_interrupt: bool = False  # the first Ctrl-C cancels the run's jobs (else it stops following)
 
 
 @dataclass(frozen=True)
@@ -41,14 +37,6 @@ class Detached:
     pid: int | None
     started: bool  # the supervisor was started for it (else it was already running)
     log: Path
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A request worked here until the queue was empty."""
-
-    run_id: int
-    failed: bool  # some job of the run failed or was skipped
 
 
 def _request(root: Path) -> dict:
@@ -65,24 +53,21 @@ def retry_request(root: Path, job_hashes: set[str]) -> sv.Retry:
     return sv.Retry(jobs=sorted(job_hashes), **_request(root))
 
 
-def supervise(root: Path, what: str, request: sv.Submit | sv.Retry, options: QueueOptions) -> Detached | Finished:
-    """Apply `request` and work the queue: in the background with --detach, else here until done."""
+def supervise(root: Path, what: str, request: sv.Submit | sv.Retry, options: QueueOptions,
+              name: str | None = None) -> Detached | sv.Outcome:
+    """Queue `request` for a background supervisor (started if none runs); with --detach return at
+    once, else follow the run it makes until it is over (`name`: the recipe's, for the Ctrl-C hint)."""
+    sv.open_store_if_idle(root)  # a damaged or newer database is said before anything is queued
+    request_id = sv.post(root, request)
+    pid, started = sv.ensure_running(root, options.parallel, options.jobs_per_gpu)
     if options.detach:
-        request_id = sv.post(root, request)
-        pid, started = sv.ensure_running(root, options.parallel, options.jobs_per_gpu)
         return Detached(request_id, pid, started, root / sv.LOG_NAME)
-    lock = WriterLock(root).acquire(what)
-    try:
-        with Store.open(root) as store:
-            sup = sv.Supervisor(store, sv.device_slots(options.parallel, options.jobs_per_gpu))
-            run_id = sup.apply(request)
-            sup.run()
-            failed = any(j["status"] in RETRYABLE for j in store.jobs(run_id=run_id))
-    finally:
-        lock.release()
-    if sv.pending(root):  # posted while we held the lock: hand them to a supervisor
-        sv.ensure_running(root, options.parallel, options.jobs_per_gpu)
-    return Finished(run_id, failed)
+    how = "started supervisor" if started else "queued behind supervisor"
+    print(f"{what}: {how} pid {pid} (log {root / sv.LOG_NAME}); following it here. Ctrl-C stops following "
+          "(the jobs go on); `w2s follow` re-attaches.", flush=True)
+    return sv.attach(root, request_id=request_id, kind=SUBMIT if isinstance(request, sv.Submit) else RETRY,
+                     name=name, cancel_on_interrupt=options.cancel_on_interrupt, parallel=options.parallel,
+                     jobs_per_gpu=options.jobs_per_gpu)
 
 
 def resume(root: Path, active: list[dict]) -> tuple[dict | None, int | None]:
@@ -111,18 +96,4 @@ def log_path(root: Path) -> Path:
 
 def cancel(root: Path, job_hashes: list[str], timeout: float) -> None:
     """Cancel jobs: through the running supervisor (waiting until it has), or here when there is none."""
-    if sv.holder(root) is not None:
-        request_id = sv.post(root, sv.Cancel(jobs=job_hashes))
-        deadline = time.time() + timeout
-        while sv.is_pending(root, request_id):
-            if time.time() > deadline:
-                raise W2SError(f"The supervisor did not confirm the cancel within {timeout} s; it is still "
-                               f"queued ({root / sv.INBOX / request_id}.json). See {log_path(root)}.")
-            time.sleep(CONFIRM_POLL_S)
-        return
-    lock = WriterLock(root).acquire("cancel")
-    try:
-        with Store.open(root) as store:
-            sv.Supervisor(store, []).apply(sv.Cancel(jobs=job_hashes))
-    finally:
-        lock.release()
+    sv.cancel_jobs(root, job_hashes, timeout)

@@ -79,7 +79,9 @@ def format_boolq(row: dict, rng: random.Random) -> Example:
 
 
 def format_amazon_polarity(row: dict, rng: random.Random) -> Example:
-    return f"{row['title']}\n{row['content']}", int(row["label"])
+    """Title and review joined by one space, as both references do (openai/weak-to-strong and EleutherAI/w2s
+    `format_amazon_polarity`); the registry entry's version 2 marks the change from a newline."""
+    return f"{row['title']} {row['content']}", int(row["label"])
 
 
 def format_cosmos_qa(row: dict, rng: random.Random) -> Example:

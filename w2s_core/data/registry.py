@@ -31,7 +31,7 @@ DATASETS: dict[str, DatasetInfo] = {
         hub_entry("sciq", "allenai/sciq", format_sciq, "test", "Science exam QA, answer vs distractor"),
         hub_entry("boolq", "google/boolq", format_boolq, "validation", "Yes/no questions on a passage"),
         hub_entry("amazon_polarity", "fancyzhx/amazon_polarity", format_amazon_polarity, "test",
-                  "Amazon review sentiment"),
+                  "Amazon review sentiment", version=2),  # 2: title and content joined by a space
         hub_entry("cosmos_qa", "allenai/cosmos_qa", format_cosmos_qa, "validation",
                   "Commonsense reading comprehension, answer vs distractor"),
         hub_entry("anthropic_hh", "Anthropic/hh-rlhf", format_anthropic_hh, "test",

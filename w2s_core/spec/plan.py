@@ -9,6 +9,9 @@ Which split each job trains on and labels (halves A and B come from `data.make_s
   M1->M2 (same key, trained once); step k trains on the half step k-1 predicted, with its labels,
   and predicts the other half. relabel "same": every step trains on B and labels B, i.e. a model
   labels the examples it was trained on; only when the recipe asks for it.
+- A self-pair M->M (explicit `pairs = [["M", "M"]]`): the transfer trains M on half B with M's own
+  GT job's labels of B. Its ceiling is its weak model, so its PGR is undefined.
+- A transfer's or chain's own `lr`/`epochs` reach only its jobs; the GT jobs keep the model's settings.
 
 A job's spec (written to job.json and the store) and its roles (why a recipe wants it, stored in
 `recipe_jobs`) are plain JSON-able dicts; the TypedDicts below only name their keys.
@@ -24,6 +27,7 @@ from enum import Enum
 from typing import TypedDict
 
 from w2s_core.data import dataset_fingerprint
+from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
 from w2s_core.spec.recipe import TRAIN_KEYS, UNHASHED_TRAIN_DEFAULTS, Chain, Method, Recipe
 
@@ -127,7 +131,8 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
         "model": model_fingerprint(spec["model"]),
         "data": dataset_fingerprint(spec["data"]),
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
-        **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train")},
+        **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss")},
+        "loss": {**spec["loss"], "params": hashed_params(spec["loss"]["params"])},
         "train": {k: v for k, v in spec["train"].items()
                   if not (k in UNHASHED_TRAIN_DEFAULTS and v == UNHASHED_TRAIN_DEFAULTS[k])},
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
@@ -148,10 +153,12 @@ class _Planner:
         return existing
 
     def spec(self, model_name: str, seed: int, train_split: str, labels: Labels | str, predict: str,
-             loss: LossSpec) -> JobSpec:
+             loss: LossSpec, overrides: dict | None = None) -> JobSpec:
         model = self.recipe.model(model_name)
         train = dict(self.recipe.train)
         train.update({k: model[k] for k in TRAIN_KEYS if k in model})  # per-model settings win
+        # a method's own lr/epochs win over both; one equal to the model's (3 == 3.0) keeps the job's key
+        train.update({k: v for k, v in (overrides or {}).items() if train.get(k) != v})
         return {
             "model": {k: model[k] for k in MODEL_IDENTITY_KEYS if k in model},
             "train": train,
@@ -172,7 +179,7 @@ class _Planner:
         """A job trained on `upstream`'s labels of `train_split` (not yet added: the caller gives its role)."""
         labels: Labels = {"from": upstream.key, "split": train_split}
         loss: LossSpec = {"name": method["loss"], "params": method["params"]}
-        spec = self.spec(model, seed, train_split, labels, predict, loss)
+        spec = self.spec(model, seed, train_split, labels, predict, loss, method.get("train"))
         kind = JobKind.TRANSFER if upstream.kind == JobKind.GT else JobKind.BOOTSTRAP
         return Job(job_key(spec, upstream.key), kind, model, seed, spec, [upstream.key],
                    weak_model=upstream.model, method=method["name"])

@@ -35,7 +35,7 @@ from w2s_core.spec.checks import (
     string,
     table,
 )
-from w2s_core.spec.losses import LOSS_DEFAULTS, resolve_loss
+from w2s_core.spec.losses import LOSS_CHOICES, LOSS_DEFAULTS, loss_defaults, resolve_loss
 from w2s_core.spec.registry import model_defaults
 
 DATA_KEYS: dict[str, Check] = {
@@ -94,7 +94,10 @@ MODEL_KEYS: dict[str, Check] = {
     "tiny": table,
     **TRAIN_KEYS,
 }
-TRANSFER_KEYS: dict[str, Check] = {"name": string, "loss": string}
+TRANSFER_KEYS: dict[str, Check] = {"name": string, "loss": string, "lr": pos_num, "epochs": pos_num}
+# Train keys a [[transfer]] or [[bootstrap]] table may override for its own jobs (the reference's
+# transfer_lr and transfer_epochs); the GT jobs keep the model's settings.
+METHOD_TRAIN_KEYS = ("lr", "epochs")
 RELABEL = ("alternate", "same")
 CHAIN_KEYS: dict[str, Check] = {
     "chain": str_list,
@@ -107,7 +110,7 @@ LAUNCH_KEYS: dict[str, Check] = {"accelerate_config": string, "parallel": pos_in
 ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "max_len": "max_length",
            "max_ctx": "max_length", "lr_schedule": "schedule", "micro_batch_size": "minibatch_size",
            "gradient_checkpointing": "grad_checkpointing", "seed": "seeds", "model": "models",
-           "method": "loss", "aux_coef": "alpha"}
+           "method": "loss", "aux_coef": "alpha", "transfer_lr": "lr", "transfer_epochs": "epochs"}
 TOP_KEYS = ("name", "description", "data", "train", "models", "pairs", "transfer", "bootstrap", "seeds", "launch")
 
 
@@ -131,12 +134,17 @@ class ModelEntry(TypedDict, total=False):
     lora: bool | dict
 
 
-class Method(TypedDict):
-    """A [[transfer]] method: its display name, the loss, and the loss's parameters with defaults filled in."""
-
+class _MethodBase(TypedDict):
     name: str
     loss: str
     params: dict[str, float]
+
+
+class Method(_MethodBase, total=False):
+    """A [[transfer]] method: its display name, the loss, the loss's parameters with defaults filled in,
+    and (only when the table sets any) its METHOD_TRAIN_KEYS overrides for the jobs it trains."""
+
+    train: dict[str, float]
 
 
 class Chain(Method):
@@ -289,6 +297,8 @@ def _known_model(name: Any, names: list[str], key: str, err: Problems) -> bool:
 
 
 def _pairs(value: Any, names: list[str], err: Problems) -> list[tuple[str, str]]:
+    """Explicit pairs may repeat a model (["m", "m"]: m trained on its own GT job's labels, as EleutherAI/w2s
+    runs strong->strong); its PGR is undefined (ceiling == weak) and the analysis shows it as n/a."""
     if value is None:  # every weak < strong pair, in the recipe's order
         return [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
     if not isinstance(value, list):
@@ -298,25 +308,41 @@ def _pairs(value: Any, names: list[str], err: Problems) -> list[tuple[str, str]]
     for i, pair in enumerate(value):
         if not (isinstance(pair, list) and len(pair) == 2):
             err.add(f"pairs[{i}]", f"expected [weak, strong], got {pair!r}")
-        elif pair[0] == pair[1]:
-            err.add(f"pairs[{i}]", f"weak and strong must differ, got {pair!r}")
-        elif all(_known_model(m, names, f"pairs[{i}]", err) for m in pair):
+        elif all(_known_model(m, names, f"pairs[{i}]", err) for m in dict.fromkeys(pair)):  # a self-pair's error once
             pairs.append((pair[0], pair[1]))
     return pairs
 
 
 def _method(entry: dict, where: str, err: Problems) -> Method | None:
-    """Split a transfer/chain table into its loss name and the loss's own parameters."""
+    """Split a transfer/chain table into its loss name, the loss's own parameters and its train overrides."""
     if "name" in entry and string(entry["name"]):
         err.add(f"{where}name", f"expected a non-empty string, got {entry['name']!r}")
+    train = {}
+    for key in METHOD_TRAIN_KEYS:
+        if key in entry:
+            expected = TRANSFER_KEYS[key](entry[key])
+            if expected:
+                err.add(f"{where}{key}", f"expected {expected}, got {entry[key]!r}")
+            train[key] = entry[key]
     loss = entry.get("loss", "xent")
     params = {k: v for k, v in entry.items() if k not in TRANSFER_KEYS and k not in CHAIN_KEYS}
+    # a key that is neither the table's own nor the loss's: report it with every allowed key
+    if isinstance(loss, str) and loss in LOSS_DEFAULTS:
+        own = [*TRANSFER_KEYS, *(CHAIN_KEYS if "chain" in entry else ())]
+        loss_keys = [*loss_defaults(loss, params), *LOSS_CHOICES.get(loss, {})]
+        for key in [k for k in params if k not in loss_keys]:
+            err.unknown(where, key, dict.fromkeys(own + loss_keys))
+            del params[key]
     try:
         resolve_loss(str(loss), params)
     except InputError as exc:
-        err.add(f"{where}loss" if loss not in LOSS_DEFAULTS else where.rstrip("."), str(exc))
+        err.add(f"{where}loss" if str(loss) not in LOSS_DEFAULTS else where.rstrip("."), str(exc))
         return None
-    return {"name": entry.get("name", loss), "loss": loss, "params": {**LOSS_DEFAULTS[loss], **params}}
+    method: Method = {"name": entry.get("name", loss), "loss": loss,
+                      "params": {**loss_defaults(loss, params), **params}}
+    if train:
+        method["train"] = train
+    return method
 
 
 def _transfers(value: Any, err: Problems) -> list[Method]:

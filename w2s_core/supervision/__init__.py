@@ -3,7 +3,8 @@
     requests.py    Submit / Cancel / Retry: the files other processes drop into inbox/
     handlers.py    one handler per request type, looked up by class
     loop.py        Supervisor: the poll loop (its docstring lists the steps of a tick)
-    supervisor.py  the supervisor process: spawn it, find it, serve a folder until idle, main
+    supervisor.py  the supervisor process: spawn it, find it, serve a folder until idle, cancel through it, main
+    follow.py      following a run from the store (w2s run in the foreground, w2s follow): read-only
     runner.py      one job's life: start it detached, follow its events, record its end
     diagnosis.py   why a job failed, in one paragraph
     upstream.py    which queued job waits for which: ready and blocked jobs
@@ -17,12 +18,14 @@
 The names below are what other processes (the CLI) use to talk to a supervisor.
 """
 
+from w2s_core.supervision.follow import Outcome, TerminalLost, attach
 from w2s_core.supervision.loop import Supervisor
 from w2s_core.supervision.requests import INBOX, BadRequest, Cancel, Request, Retry, Submit, is_pending, pending, post
 from w2s_core.supervision.slots import Slot, device_slots
-from w2s_core.supervision.supervisor import LOG_NAME, ensure_running, holder, resume_parallel, serve, spawn
+from w2s_core.supervision.supervisor import (LOG_NAME, cancel_jobs, ensure_running, holder, open_store_if_idle,
+                                             resume_parallel, serve, spawn)
 from w2s_core.supervision.upstream import upstream_hash
 
-__all__ = ["INBOX", "LOG_NAME", "BadRequest", "Cancel", "Request", "Retry", "Slot", "Submit", "Supervisor",
-           "device_slots", "ensure_running", "holder", "is_pending", "pending", "post", "resume_parallel", "serve",
-           "spawn", "upstream_hash"]
+__all__ = ["INBOX", "LOG_NAME", "BadRequest", "Cancel", "Outcome", "Request", "Retry", "Slot", "Submit", "Supervisor",
+           "TerminalLost", "attach", "cancel_jobs", "device_slots", "ensure_running", "holder", "is_pending",
+           "open_store_if_idle", "pending", "post", "resume_parallel", "serve", "spawn", "upstream_hash"]

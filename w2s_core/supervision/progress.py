@@ -1,7 +1,9 @@
 """What the supervisor says as it works: one line per event, counted per run ("[3/6] done ...").
 
-The loop and the handlers decide; this module only words and counts. Lines go to `echo`: print for
-`w2s run` in the foreground, a timestamped print into supervisor.log for a detached supervisor.
+The loop and the handlers decide; this module only words and counts. Lines go to `echo`: a
+timestamped print into supervisor.log for the supervisor; print for a follower (follow.py), which
+says the same lines from what it reads in the store, so `w2s run` in the foreground, `w2s follow`
+and the log read alike.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ def describe_row(row: JobRow) -> str:
                         row["loss"]))
 
 
+def unfinished_line(row: JobRow) -> str:
+    """A job that did not end done, for the list a follower gives when a run failed."""
+    why = f": {headline(row['error']).splitlines()[0]}" if (row["error"] or "").strip() else ""
+    return f"  {row['status']:<9} {row['hash'][:10]}  {describe_row(row)}{why}"
+
+
 class Reporter:
     """Words and counts for the supervisor's events; `echo` gets each line."""
 
@@ -49,16 +57,17 @@ class Reporter:
         state = "still running" if alive else "ended while unsupervised"
         self.echo(f"re-attached {describe_row(row)} (pid {pid}, {state})")
 
-    def finished(self, row: JobRow, ok: bool, seconds: float, log: Path) -> None:
-        count = self._count(row["run_id"])
+    def finished(self, row: JobRow, ok: bool, seconds: float, log: Path, run_id: int | None = None) -> None:
+        """A job that ended; counted in `run_id` (default: the run that queued it)."""
+        count = self._count(row["run_id"] if run_id is None else run_id)
         if ok:
             acc = self.store.results(row["hash"]).get(Event.TEST_ACC, float("nan"))
             self.echo(f"{count} done   {describe_row(row)}: test acc {acc:.3f} ({seconds:.1f}s)")
         else:
             self.echo(f"{count} FAILED {describe_row(row)}: {headline(row['error'])}\n    log: {log}")
 
-    def skipped(self, row: JobRow, why: str) -> None:
-        self.echo(f"{self._count(row['run_id'])} skipped  {describe_row(row)} ({why})")
+    def skipped(self, row: JobRow, why: str, run_id: int | None = None) -> None:
+        self.echo(f"{self._count(row['run_id'] if run_id is None else run_id)} skipped  {describe_row(row)} ({why})")
 
     def rejected(self, path: Path, problem: Exception, moved_to: Path) -> None:
         self.echo(f"could not apply request {path.name}: {problem} (set aside as {moved_to.name})")

@@ -150,42 +150,45 @@ def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
 
 
 def train_loop(loop: Loop) -> None:
-    """Optimiser step after step; each accumulates the gradients of `batch_size // minibatch_size` minibatches."""
+    """Optimiser step after step; each accumulates the gradients of `batch_size // minibatch_size` minibatches.
+
+    Everything that depends on training progress (the learning rate, logconf's α) is taken at the
+    step's start, `step_frac` = examples seen before the step / total, as the reference steps its
+    schedule once per optimiser step; so no figure depends on how a step is cut into minibatches.
+    """
     train, acc = loop.job["train"], loop.acc
     n = len(loop.setup.inputs["train"])
     total = max(1, math.ceil(n * train["epochs"]))
     gen = torch.Generator().manual_seed(loop.job["seed"])
     chunks = minibatches(n, train["minibatch_size"] * acc.num_processes, total, gen)
     for group in optimiser_batches(chunks, acc.gradient_accumulation_steps):
-        batch_frac = loop.seen / total
-        # a batch of one minibatch fixes its target from its own gradient pass: no extra pass needed
-        targets = batch_targets(loop, group, batch_frac) if loop.batch_target and len(group) > 1 else None
+        step_frac = loop.seen / total
+        # a step of one minibatch fixes its target from its own gradient pass: no extra pass needed
+        targets = batch_targets(loop, group, step_frac) if loop.batch_target and len(group) > 1 else None
         for k, chunk in enumerate(group):
-            frac = loop.seen / total
-            fixed = targets[k] if targets else None
-            loop.window.append(train_minibatch(loop, group, k, frac, batch_frac, fixed))
+            loop.window.append(train_minibatch(loop, group, k, step_frac, targets[k] if targets else None))
             loop.seen += len(chunk)
             if acc.sync_gradients:
                 loop.step += 1
-                loop.events.emit(progress_event(loop, n, batch_frac))
+                loop.events.emit(progress_event(loop, n, step_frac))
 
 
-def train_minibatch(loop: Loop, group: list[list[int]], k: int, frac: float, batch_frac: float,
+def train_minibatch(loop: Loop, group: list[list[int]], k: int, step_frac: float,
                     fixed: torch.Tensor | None) -> tuple[float, float]:
-    """Forward, loss and backward on minibatch k of the group; the optimiser steps only when gradients sync."""
+    """Forward, loss and backward on minibatch k of the step; the optimiser steps only when gradients sync."""
     train, idx = loop.job["train"], shard(loop.acc, group[k])
     with loop.acc.accumulate(loop.module):
         logits = forward(loop.setup, loop.module, [loop.setup.inputs["train"][i] for i in idx])
         target = loop.labels[idx].to(logits.device)
         if loop.batch_target is None:
-            loss = logged = loop.loss_fn(logits, target, frac)
+            loss = logged = loop.loss_fn(logits, target, step_frac)
         else:
             if fixed is None:
-                fixed = batch_targets(loop, group, batch_frac, [class1(logits.detach())])[0]
+                fixed = batch_targets(loop, group, step_frac, [class1(logits.detach())])[0]
             loss, logged = batch_level_loss(loop, group, k, logits, fixed)
         loop.acc.backward(loss)
         for param_group in loop.opt.param_groups:
-            param_group["lr"] = train["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], frac)
+            param_group["lr"] = train["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], step_frac)
         loop.opt.step()
         loop.opt.zero_grad()
     hits = (logits.argmax(-1).cpu() == target.argmax(-1).cpu()).float().mean().item()
@@ -199,7 +202,7 @@ def class1(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=-1)[:, 1]
 
 
-def batch_targets(loop: Loop, group: list[list[int]], batch_frac: float,
+def batch_targets(loop: Loop, group: list[list[int]], step_frac: float,
                   probs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """A batch-level loss's target for the whole optimiser step, as each minibatch's rows on this process.
 
@@ -234,7 +237,7 @@ def batch_targets(loop: Loop, group: list[list[int]], batch_frac: float,
     if acc.num_processes > 1:
         merged = acc.reduce(merged, reduction="sum")  # positions are disjoint: a sum assembles the batch
     weak = loop.labels[[i for chunk in group for i in chunk]].to(acc.device)
-    target = loop.batch_target(merged, weak, batch_frac)
+    target = loop.batch_target(merged, weak, step_frac)
     return [target[r.to(acc.device)] for r in rows]
 
 
@@ -262,7 +265,7 @@ def batch_level_loss(loop: Loop, group: list[list[int]], k: int, logits: torch.T
     return loss, ce.mean()
 
 
-def progress_event(loop: Loop, n: int, batch_frac: float) -> dict:
+def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
     """One events.jsonl line per optimiser step: loss and accuracy since the last, and test figures when due."""
     train, window = loop.job["train"], loop.window
     elapsed = time.time() - loop.t0
@@ -270,7 +273,7 @@ def progress_event(loop: Loop, n: int, batch_frac: float) -> dict:
              Event.LOSS: sum(w[0] for w in window) / len(window),
              Event.TRAIN_ACC: sum(w[1] for w in window) / len(window), Event.LR: loop.opt.param_groups[0]["lr"],
              Event.EXAMPLES_PER_S: loop.seen / max(elapsed, 1e-9)}
-    alpha = loss_alpha(loop.job["loss"]["name"], loop.job["loss"]["params"], batch_frac)  # the α this step used
+    alpha = loss_alpha(loop.job["loss"]["name"], loop.job["loss"]["params"], step_frac)  # the α this step used
     if alpha is not None:
         event[Event.ALPHA] = alpha
     loop.window = []

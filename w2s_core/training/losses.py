@@ -81,23 +81,24 @@ def hard_labels(probs1: Tensor, positive_share: float) -> Tensor:
 
 
 def logconf_target(probs1: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5,
-                   warmup_frac: float = 0.2) -> Tensor:
+                   warmup_frac: float = 0.2, warmup: str = "linear") -> Tensor:
     """logconf's target (1−a)·weak + a·hard, hard marking the batch's share of most confident class-1 examples.
 
     probs1 are the student's (detached) class-1 probabilities over the batch the share and rank are
     taken in; weak is [N,2] float32 on the same device.
     """
-    a = alpha_at(step_frac, alpha, warmup_frac)
+    a = alpha_at(step_frac, alpha, warmup_frac, warmup)  # warmup: the schedule (spec.losses docstring)
     hard1 = hard_labels(probs1, weak[:, 1].mean().item())
     hard = torch.stack([1.0 - hard1, hard1], dim=1)
     return (1.0 - a) * weak + a * hard
 
 
-def logconf(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2) -> Tensor:
+def logconf(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2,
+            warmup: str = "linear") -> Tensor:
     """(1−a)·CE(f, weak) + a·CE(f, hard(f)): the auxiliary confidence loss with a linear warm-up of a."""
     logits, weak = _prepare(logits, weak)
     probs1 = torch.softmax(logits.detach(), dim=-1)[:, 1]
-    return _soft_ce(logits, logconf_target(probs1, weak, step_frac, alpha, warmup_frac))
+    return _soft_ce(logits, logconf_target(probs1, weak, step_frac, alpha, warmup_frac, warmup))
 
 
 def soft_ce_rows(logits: Tensor, target: Tensor) -> Tensor:
