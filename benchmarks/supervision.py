@@ -1,5 +1,6 @@
-"""Measure run supervision with the real trainer: how fast `--detach` returns, how fast a cancel
-leaves no process behind, and how long a re-attaching supervisor takes to pick up after kill -9.
+"""Measure run supervision with the real trainer: how fast `--detach` returns, what a follower
+(`w2s follow`, as `w2s run` in the foreground) costs and that a hang-up ends only it, how long a
+re-attaching supervisor takes to pick up after kill -9, and how fast a cancel leaves no process behind.
 
 Uses recipes/smoke.toml in a fresh results directory (W2S_CACHE as set, so tiny models are reused).
 Usage: python benchmarks/supervision.py [--keep DIR]
@@ -63,6 +64,33 @@ def leftovers(results: Path) -> list[int]:
     return found
 
 
+def done_count(results: Path) -> int:
+    return sum(j["status"] == JobStatus.DONE for j in jobs(results))
+
+
+def follower(results: Path, seconds: float = 5.0) -> dict:
+    """`w2s follow smoke` on the live run: its first line, its CPU while it follows, and the run going
+    on after it is hung up (SIGHUP, as when the SSH connection drops)."""
+    figures = {}
+    start = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), "follow", "smoke"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                            start_new_session=True)
+    proc.stdout.readline()
+    figures["w2s follow: first line (s)"] = time.time() - start
+    me = psutil.Process(proc.pid)
+    before = sum(me.cpu_times()[:2])
+    time.sleep(seconds)
+    figures["w2s follow: CPU while following (% of one core)"] = 100 * (sum(me.cpu_times()[:2]) - before) / seconds
+    done = done_count(results)
+    proc.send_signal(signal.SIGHUP)
+    proc.wait()
+    start = time.time()
+    wait_for(lambda: done_count(results) > done)
+    figures["after the follower's SIGHUP: next job done (s)"] = time.time() - start
+    return figures
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--keep", type=Path, help="results directory to use and keep (default: a temporary one)")
@@ -75,6 +103,8 @@ def main() -> None:
     t0 = time.time()
     wait_for(lambda: any(j["status"] == JobStatus.RUNNING for j in jobs(results)))
     figures["first job running after detach (s)"] = time.time() - t0
+
+    figures.update(follower(results))
 
     holder = json.loads((results / LOCK_NAME).read_text())["pid"]
     wait_for(lambda: any(j["status"] == JobStatus.DONE for j in jobs(results)))

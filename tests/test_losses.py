@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from w2s_core.errors import InputError
-from w2s_core.training.losses import LOSS_DEFAULTS, LOSSES, alpha_at, hard_labels, loss_alpha, make_loss
+from w2s_core.training.losses import (
+    BATCH_TARGETS,
+    LOSS_DEFAULTS,
+    LOSSES,
+    alpha_at,
+    hard_labels,
+    loss_alpha,
+    make_batch_target,
+    make_loss,
+    soft_ce_rows,
+)
 
 
 def _batch(n: int, seed: int = 0, zeros: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,6 +146,46 @@ def test_logconf_all_positive_weak_batch_of_one():
     got = make_loss("logconf", {"alpha": 1.0, "warmup_frac": 0.0})(logits, weak, 0.0)
     # a = 1: target is the hard label, which must be class 1 even though the student prefers class 0
     assert got.item() == pytest.approx(_ce_row([2.0, -1.0], [0.0, 1.0]), rel=1e-6)
+
+
+def _minibatches_of_one(name: str, logits: torch.Tensor, weak: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch loss, its value from minibatches of one against the target fixed over the batch), as the loop trains."""
+    full = make_loss(name, {})(logits, weak, 0.5)
+    target = make_batch_target(name, {})(torch.softmax(logits.detach(), dim=-1)[:, 1], weak, 0.5)
+    n = len(logits)
+    return full, sum(soft_ce_rows(logits[i : i + 1], target[i : i + 1]).mean() / n for i in range(n))
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_TARGETS))
+def test_batch_level_loss_from_minibatches_equals_the_loss_on_the_batch(name):
+    """What the loop relies on (issue 9): the target fixed over the whole batch, then minibatches of one
+    trained against their rows, give the batch loss and its gradient."""
+    logits, weak = _batch(8, seed=7)
+    logits.requires_grad_(True)
+    full, parts = _minibatches_of_one(name, logits, weak)
+    (want,) = torch.autograd.grad(full, logits)
+    (got,) = torch.autograd.grad(parts, logits)
+    assert parts.item() == pytest.approx(full.item(), rel=1e-6)
+    torch.testing.assert_close(got, want)
+
+
+def test_logconf_called_per_minibatch_of_one_would_collapse_to_the_weak_argmax():
+    """Why the loop fixes the target over the batch: called on each minibatch of one (what the loop did
+    before issue 9), logconf is cross-entropy on the weak label's argmax, far from the batch loss."""
+    logits, weak = _batch(8, seed=7)
+    full, parts = _minibatches_of_one("logconf", logits, weak)
+    per_minibatch = sum(make_loss("logconf", {})(logits[i : i + 1], weak[i : i + 1], 0.5) for i in range(8)) / 8
+    argmax = torch.nn.functional.one_hot(weak.argmax(-1), 2).float()
+    collapsed = make_loss("xent", {})(logits, 0.5 * weak + 0.5 * argmax, 0.5)  # α = 0.5 after warm-up
+    assert per_minibatch.item() == pytest.approx(collapsed.item(), rel=1e-6)
+    assert abs(per_minibatch.item() - full.item()) > 1e-3
+    assert parts.item() == pytest.approx(full.item(), rel=1e-6)
+
+
+def test_only_batch_level_losses_have_a_batch_target():
+    assert make_batch_target("xent", {}) is None and make_batch_target("product", {}) is None
+    assert make_batch_target("logconf", {"alpha": 0.3}).keywords == {"alpha": 0.3, "warmup_frac": 0.2}
+    assert set(BATCH_TARGETS) <= set(LOSSES)
 
 
 def test_defaults_are_merged():

@@ -16,6 +16,7 @@ from w2s_core.status import JobStatus
 from w2s_core.store import Store
 from w2s_tui.app import W2SApp, known_binding_ids
 from w2s_tui.screens import LiveScreen, RecipesScreen
+from w2s_tui.widgets import JobTable
 
 TINY = """
 name = "tui-tiny"
@@ -54,7 +55,7 @@ parallel = 2
 """
 
 
-def cell_texts(table: DataTable) -> list[list[str]]:
+def cell_texts(table: DataTable | JobTable) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
@@ -109,7 +110,7 @@ async def _launch_only_the_valid_recipe(app, pilot, settle) -> None:
 async def _watch_the_jobs_finish(app, pilot, settle, launch_log) -> None:
     """The Runs screen shows the jobs queued or running, then done; the live view of one has curves."""
     assert app.current_mode == "runs"
-    table = app.screen.query_one("#jobs", DataTable)
+    table = app.screen.query_one("#jobs", JobTable)
     seen_states = set()
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -147,7 +148,7 @@ async def _read_results_and_history(app, pilot, settle, expected: list[dict]) ->
 
     await pilot.press("4")
     await settle(pilot)
-    history = app.screen.query_one("#jobs", DataTable)
+    history = app.screen.query_one("#jobs", JobTable)
     assert history.row_count == 3
     app.screen.query_one("#search", Input).value = "small"
     await settle(pilot)
@@ -187,7 +188,7 @@ async def _test_runs_outlive_the_app(tmp_path, monkeypatch, settle):
     async with again.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert again.current_mode == "runs"
-        assert [r[0] for r in cell_texts(again.screen.query_one("#jobs", DataTable))] == ["done"] * 3
+        assert [r[0] for r in cell_texts(again.screen.query_one("#jobs", JobTable))] == ["done"] * 3
 
 
 def test_a_launch_that_fails_at_once_is_reported(tmp_path, monkeypatch, settle):
@@ -220,7 +221,7 @@ async def _test_views_of_a_filled_database_at_80x24(tmp_path, hashes, settle):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.current_mode == "runs"  # a database with jobs opens on the runs
-        table = app.screen.query_one("#jobs", DataTable)
+        table = app.screen.query_one("#jobs", JobTable)
         assert table.row_count == len(hashes) and table.region.height >= 10
         await pilot.press("s")  # sort by status, then by model
         await pilot.press("s")
@@ -240,7 +241,7 @@ async def _test_views_of_a_filled_database_at_80x24(tmp_path, hashes, settle):
 
         await pilot.press("4")
         await settle(pilot)
-        history = app.screen.query_one("#jobs", DataTable)
+        history = app.screen.query_one("#jobs", JobTable)
         app.screen.query_one("#search", Input).value = "boot"  # bootstrap steps are "bootstrap" jobs
         await settle(pilot)
         assert history.row_count == 4
@@ -256,6 +257,9 @@ async def _test_views_of_a_filled_database_at_80x24(tmp_path, hashes, settle):
         assert type(app.screen).__name__ == "CompareScreen"
         assert len(app.screen.series) == 2 and all(s["test_acc"] for s in app.screen.series.values())
         await pilot.press("escape")
+        for row in (0, 1):  # unmark: with marks, e exports only the marked (test_tui_issue15)
+            history.move_cursor(row=row)
+            await pilot.press("space")
         await pilot.press("e")
         await settle(pilot)
         exported = list((tmp_path / "exports").glob("history-*.csv"))

@@ -1,8 +1,9 @@
 """The w2s terminal app: one mode (screen) per task, keyboard first, reading the store read-only.
 
-Every binding has an id so a keymap file can move it; every binding of the current screen is also
-a command-palette entry (ctrl+p); `?` lists them all. The app never writes the database: runs it
-launches are separate processes (see control.py), so quitting stops nothing.
+Every binding has an id so a keymap file can move it; the command palette (ctrl+p) lists every
+binding of every screen (one of another screen switches there first), and `?` lists them all. The app
+never writes the database: runs it launches are separate processes (see control.py), so quitting
+stops nothing. No toast interprets Rich markup: messages carry recipe, model and error text as written.
 
 Screens live in screens/, shared widgets in widgets/, the layout in app.tcss; workers read off the UI
 thread and post the Messages of messages.py (see workers.py).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -22,11 +24,25 @@ from textual.screen import Screen
 
 from w2s_core.store import DB_NAME, Store
 
+from .keymap import DEFAULT_PATH
 from .messages import Notice, ReadFailed
 from .screens import SCREENS_WITH_BINDINGS, HelpScreen, HistoryScreen, RecipesScreen, ResultsScreen, RunsScreen
 from .screens.help import HelpRow
 
-__all__ = ["SCREENS_WITH_BINDINGS", "W2SApp", "known_binding_ids"]
+__all__ = ["SCREENS_WITH_BINDINGS", "LaunchError", "W2SApp", "binding_scopes", "known_binding_ids"]
+
+SCREEN_KEYS = Binding.Group("Screens", compact=True)
+LAUNCH_LOG_LINES = 12  # lines of a failed launch's output kept on the Recipes screen
+
+
+@dataclass
+class LaunchError:
+    """A `w2s run` started here that exited with an error: what it said, and where all of it is."""
+
+    recipe: str
+    returncode: int
+    lines: list[str]
+    log: Path
 
 
 class W2SApp(App):
@@ -34,10 +50,10 @@ class W2SApp(App):
     CSS_PATH = "app.tcss"
     MODES = {"recipes": RecipesScreen, "runs": RunsScreen, "results": ResultsScreen, "history": HistoryScreen}
     BINDINGS = [
-        Binding("1", "switch_mode('recipes')", "Recipes", id="screen.recipes"),
-        Binding("2", "switch_mode('runs')", "Runs", id="screen.runs"),
-        Binding("3", "switch_mode('results')", "Results", id="screen.results"),
-        Binding("4", "switch_mode('history')", "History", id="screen.history"),
+        Binding("1", "switch_mode('recipes')", "Recipes", id="screen.recipes", group=SCREEN_KEYS),
+        Binding("2", "switch_mode('runs')", "Runs", id="screen.runs", group=SCREEN_KEYS),
+        Binding("3", "switch_mode('results')", "Results", id="screen.results", group=SCREEN_KEYS),
+        Binding("4", "switch_mode('history')", "History", id="screen.history", group=SCREEN_KEYS),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -45,27 +61,43 @@ class W2SApp(App):
     def __init__(self, results_dir: str | Path, keymap: dict[str, str] | None = None, start: str | None = None):
         super().__init__()
         self.results_dir = Path(results_dir).expanduser().resolve()
-        self.sub_title = str(self.results_dir)
+        self.sub_title = self.where()
         self._user_keymap = keymap or {}
         self._start = start
         self.launches: list[tuple[subprocess.Popen, Path]] = []  # `w2s run`s started here, and their output
+        self.launch_error: LaunchError | None = None  # the last failed launch, until dismissed
         self._exited: set[int] = set()
+
+    def where(self, screen: str = "") -> str:
+        """A header subtitle: the screen and the results folder open (~ for the home folder)."""
+        home = Path.home()
+        folder = f"~/{self.results_dir.relative_to(home)}" if self.results_dir.is_relative_to(home) else str(self.results_dir)
+        return f"{screen} · {folder}" if screen else folder
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.check_launches)
         self.set_keymap(self._user_keymap)
         self.switch_mode(self._start or ("runs" if self.has_database() else "recipes"))
 
+    def notify(self, message: str, *, markup: bool = True, **kwargs) -> None:  # noqa: ARG002
+        """A toast, never parsed as markup: "[data]" in an error stays "[data]"."""
+        super().notify(str(message), markup=False, **kwargs)
+
     def check_launches(self) -> None:
-        """Say so when a `w2s run` started here exits with an error (a refused recipe, a locked store)."""
+        """Say so when a `w2s run` started here exits with an error (a refused recipe, a locked store):
+        a toast, and the output on the Recipes screen until dismissed."""
         for proc, log in self.launches:
             if proc.pid in self._exited or proc.poll() is None:
                 continue
             self._exited.add(proc.pid)
             if proc.returncode != 0:
                 lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.is_file() else []
-                self.notify(f"w2s run exited with {proc.returncode}: {lines[-1] if lines else ''} (full output: {log})",
-                            severity="error", timeout=15)
+                recipe = str(proc.args[-1]) if isinstance(proc.args, list) else "?"
+                self.launch_error = LaunchError(Path(recipe).name, proc.returncode, lines[-LAUNCH_LOG_LINES:], log)
+                self.notify(f"w2s run exited with {proc.returncode}: {lines[-1] if lines else ''} (full output: {log}; "
+                            f"kept on Recipes, key 1)", severity="error", timeout=15)
+                if isinstance(self.screen, RecipesScreen):
+                    self.screen.show_launch_error()
 
     def has_database(self) -> bool:
         return (self.results_dir / DB_NAME).is_file()
@@ -92,7 +124,7 @@ class W2SApp(App):
         self.notify(message.text, severity="error")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.help_rows()))
+        self.push_screen(HelpScreen(self.help_rows(), str(DEFAULT_PATH)))
 
     def help_rows(self) -> list[HelpRow]:
         """Every binding of the app and its screens: where, its key after the keymap, action, id."""
@@ -108,16 +140,38 @@ class W2SApp(App):
         return self._keymap.get(binding.id, binding.key) if binding.id else binding.key
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Textual's own commands, then every binding active on `screen`."""
-        yield from super().get_system_commands(screen)
+        """Textual's own commands (less its Quit: ours is below), every binding active on `screen`,
+        then those of the other main screens, which switch there first."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":
+                yield command
         seen = set()
         for active in screen.active_bindings.values():
             binding = active.binding
-            if binding.id in seen or not binding.description:
-                continue
+            if not binding.id or binding.id in seen or not binding.description:
+                continue  # a widget's own keys (cursor up...) have no id: the table shows what they do
             seen.add(binding.id)
             yield SystemCommand(binding.description, f"key {self.key_for(binding)} · id {binding.id}",
                                 partial(self.run_action, binding.action, active.node))
+        for mode, cls in self.MODES.items():
+            if isinstance(screen, cls):
+                continue
+            for binding in cls.BINDINGS:
+                if binding.id not in seen:
+                    yield SystemCommand(f"{mode.title()}: {binding.description}",
+                                        f"opens {mode} · key {self.key_for(binding)} · id {binding.id}",
+                                        partial(self.act_on, mode, binding.action))
+
+    async def act_on(self, mode: str, action: str) -> None:
+        """Switch to a main screen, then run one of its actions (a palette entry of another screen)."""
+        await self.switch_mode(mode)
+        await self.screen.run_action(action)
+
+
+def binding_scopes() -> dict[str, list[Binding]]:
+    """The bindings live on each screen (the app's are live on all): a key may mean one thing per scope."""
+    return {cls.__name__.removesuffix("Screen").lower(): [*W2SApp.BINDINGS, *cls.BINDINGS]
+            for cls in SCREENS_WITH_BINDINGS}
 
 
 def known_binding_ids() -> set[str]:

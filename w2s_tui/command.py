@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from w2s_core.errors import InputError
     from w2s_core.store import DB_NAME, Store
 
-    from .app import W2SApp, known_binding_ids
+    from .app import W2SApp, binding_scopes, known_binding_ids
     from .keymap import keymap_path, load_keymap
 
     results = Path(args.tui_results_dir or args.results_dir).expanduser()
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{results} is not a directory; pass the results directory that holds {DB_NAME}")
     if (results / DB_NAME).is_file():
         Store.open(results, readonly=True).close()  # a damaged or newer database fails here, in one line
-    keymap = load_keymap(keymap_path(args.keymap), known_binding_ids())
+    keymap = load_keymap(keymap_path(args.keymap), known_binding_ids(), binding_scopes())
     if not sys.stdout.isatty():
         raise InputError("w2s tui needs a terminal; use `w2s runs`/`w2s results` in scripts")
     W2SApp(results, keymap=keymap, start=args.screen).run()

@@ -6,6 +6,7 @@ import math
 import time
 
 from w2s_core.status import JobStatus
+from w2s_core.store.queries import GT_ROLE_TEXT
 
 
 def duration(seconds: float | None) -> str:
@@ -22,10 +23,11 @@ def num(value: float | None, digits: int = 3) -> str:
 
 
 def role(job: dict) -> str:
-    """GT (the weak supervisor and the ceiling of its model), transfer, or bootstrap step k/n."""
+    """GT (the weak supervisor and the ceiling of its model), transfer, or bootstrap step k/n; a
+    search matches these words (see `queries.GT_ROLE_TEXT`)."""
     r = job.get("role") or {}
     if job["kind"] == "gt":
-        return "GT weak/ceiling"
+        return GT_ROLE_TEXT
     if job["kind"] == "transfer":
         return f"{job.get('weak_model')}→ {job.get('loss') or ''}".strip()
     if r.get("role") == "bootstrap":

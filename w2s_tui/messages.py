@@ -11,35 +11,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.text import Text
 from textual.message import Message
 
 
 @dataclass
 class JobsLoaded(Message):
-    """A page of `w2s_core.store.queries.job_rows` and the number of jobs matching the same filter."""
+    """A window of `w2s_core.store.queries.job_rows` from row `offset`, and the number of jobs
+    matching the same filter (`every`: in the whole database, to say how many the filter hides)."""
 
     rows: list[dict]
     total: int
+    offset: int = 0
+    every: int = 0
 
 
 @dataclass
 class PlanReady(Message):
-    """A recipe's plan preview (Rich markup), and whether the recipe is valid, so launchable."""
+    """A recipe's plan preview, whether the recipe is valid (so launchable), how many of its jobs a
+    launch would start, the database's state it was planned against, and whether to launch it now."""
 
     path: Path
-    text: str
+    text: Text
     ok: bool
+    to_run: int = 0
+    seen: tuple = ()
+    launch: bool = False
 
 
 @dataclass
 class ResultsLoaded(Message):
-    """The PGR rows and bootstrap chains of one recipe (None before any result) in `metric`."""
+    """The PGR rows and bootstrap chains of one recipe (None before any result) in `metric`, and
+    notes on what the rows leave out (pairs missing for a failed job...)."""
 
     recipes: list[dict]
     recipe: dict | None
     rows: list[dict]
     chains: list[dict]
     metric: str
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +74,14 @@ class SeriesLoaded(Message):
     """Metric curves of several jobs: {job hash: {metric: [(step, value)]}}."""
 
     series: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+
+
+@dataclass
+class Exported(Message):
+    """History's export: the file written and how many jobs it holds."""
+
+    path: Path
+    count: int
 
 
 @dataclass

@@ -33,9 +33,12 @@ def _last(key: str) -> str:
             f"ORDER BY m.seq DESC LIMIT 1) AS last_{key}")
 
 
+GT_ROLE_TEXT = "GT weak/ceiling"  # how job lists label a GT job (it is its model's weak supervisor and ceiling)
+
 _SEARCHED = ("j.hash", "j.model", "coalesce(j.weak_model, '')", "coalesce(j.loss, '')", "j.kind",
              "coalesce(r.name, '')", "coalesce(json_extract(j.spec, '$.data.name'), '')",
-             "coalesce(json_extract(j.spec, '$.data.path'), '')")
+             "coalesce(json_extract(j.spec, '$.data.path'), '')",
+             f"(CASE j.kind WHEN 'gt' THEN '{GT_ROLE_TEXT}' ELSE '' END)")  # so a search matches the label shown
 
 
 def _where(text: str, status: str | None) -> tuple[str, list]:

@@ -22,8 +22,16 @@ from w2s_core.supervision.follow import Outcome, TerminalLost, attach
 from w2s_core.supervision.loop import Supervisor
 from w2s_core.supervision.requests import INBOX, BadRequest, Cancel, Request, Retry, Submit, is_pending, pending, post
 from w2s_core.supervision.slots import Slot, device_slots
-from w2s_core.supervision.supervisor import (LOG_NAME, cancel_jobs, ensure_running, holder, open_store_if_idle,
-                                             resume_parallel, serve, spawn)
+from w2s_core.supervision.supervisor import (
+    LOG_NAME,
+    cancel_jobs,
+    ensure_running,
+    holder,
+    open_store_if_idle,
+    resume_parallel,
+    serve,
+    spawn,
+)
 from w2s_core.supervision.upstream import upstream_hash
 
 __all__ = ["INBOX", "LOG_NAME", "BadRequest", "Cancel", "Outcome", "Request", "Retry", "Slot", "Submit", "Supervisor",

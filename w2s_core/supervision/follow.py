@@ -114,11 +114,15 @@ def _print(line: str) -> None:
 class Keeper:
     """Keeps a supervisor on `root` while a follower waits on it (one killed or lost is started again)."""
 
-    def __init__(self, root: Path, echo: Callable[[str], None], parallel: int = 1, jobs_per_gpu: int = 1) -> None:
+    def __init__(self, root: Path, echo: Callable[[str], None], parallel: int = 1, jobs_per_gpu: int = 1,
+                 just_started: bool = True) -> None:
+        """`just_started`: a supervisor was started or found just now (`w2s run`), so give it GRACE_S to
+        take the folder; else (`w2s follow`) look at once, as `w2s queue` does."""
         self.root, self.echo = root, echo
         self.parallel, self.jobs_per_gpu = parallel, jobs_per_gpu
-        self.seen = time.monotonic()  # a supervisor was just started or found
-        self.next_look = self.seen + LOOK_S
+        now = time.monotonic()
+        self.seen = now if just_started else now - GRACE_S
+        self.next_look = now + LOOK_S if just_started else now
         self.restarts = 0
 
     def check(self, active: list[JobRow]) -> None:
@@ -138,24 +142,30 @@ class Keeper:
             raise W2SError(f"No supervisor stays on {self.root}: the {RESTARTS} this command started exited with "
                            f"work left. The end of {log}:\n{tail}\n`w2s queue` shows the queue and starts another.")
         try:
-            pid, _ = ensure_running(self.root, max(self.parallel, resume_parallel(active)), self.jobs_per_gpu)
+            pid, started = ensure_running(self.root, max(self.parallel, resume_parallel(active)), self.jobs_per_gpu)
         except OSError as exc:
             raise W2SError(f"No supervisor runs on {self.root} and none can be started: {exc}") from exc
-        self.restarts += 1
         self.seen = now
-        self.echo(f"no supervisor was running: started pid {pid} (log {log})")
+        if started:  # else one took the folder meanwhile
+            self.restarts += 1
+            self.echo(f"no supervisor was running: started pid {pid} (log {log})")
 
 
-def rejection(root: Path, request_id: str) -> str:
-    """Why the supervisor set a request aside, as its log says (progress.Reporter.rejected)."""
+def rejection(root: Path, request_id: str, wait_s: float = 5.0) -> str:
+    """Why the supervisor set a request aside, as its log says (progress.Reporter.rejected). It sets
+    the file aside first and logs after, so the line may take a moment to appear."""
     name = f"{request_id}.json"
     marker = f"could not apply request {name}: "
     log = root / LOG_NAME
-    text = "\n".join(tail_lines(log, 2000, max_bytes=1 << 20))
-    at = text.rfind(marker)
-    if at < 0:
-        return f"the request {name} was not applied; see {log}"
-    return text[at + len(marker):].split(f" (set aside as {request_id}", 1)[0].strip()
+    deadline = time.monotonic() + wait_s
+    while True:
+        text = "\n".join(tail_lines(log, 2000, max_bytes=1 << 20))
+        at = text.rfind(marker)
+        if at >= 0:
+            return text[at + len(marker):].split(f" (set aside as {request_id}", 1)[0].strip()
+        if time.monotonic() > deadline:
+            return f"the request {name} was not applied; see {log}"
+        time.sleep(REQUEST_POLL_S)
 
 
 def wait_for_run(root: Path, request_id: str, keeper: Keeper) -> int:
@@ -174,7 +184,7 @@ def wait_for_run(root: Path, request_id: str, keeper: Keeper) -> int:
 
 def run_kind(run: RunRow) -> str:
     """SUBMIT or RETRY: the command that made the run, the first of `run` and `retry` in its argv."""
-    words = [w for w in (run["argv"] or [])[1:] if w in (SUBMIT, RETRY, "run")]
+    words = [w for w in (run["argv"] or [])[1:] if w in ("run", RETRY)]
     return RETRY if words and words[0] == RETRY else SUBMIT
 
 
@@ -296,7 +306,8 @@ def attach(root: Path, *, request_id: str | None = None, run_id: int | None = No
     """Follow the run `request_id` made (posted already), or run `run_id`, until it is over; Ctrl-C as
     the module docstring says. Raises TerminalLost (a BrokenPipeError) when stdout goes away."""
     say = guarded(echo)
-    follower = Follower(Path(root), say, Keeper(Path(root), say, parallel, jobs_per_gpu), kind, name)
+    keeper = Keeper(Path(root), say, parallel, jobs_per_gpu, just_started=request_id is not None)
+    follower = Follower(Path(root), say, keeper, kind, name)
     try:
         return follower.follow(request_id, run_id)
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """History: every job ever recorded, searchable; mark two or more to overlay their curves; export.
 
-Export writes the whole filtered table (not only the loaded pages) to CSV or JSON in
-RESULTS_DIR/exports/, so a search can be handed to a notebook.
+Export writes the marked jobs, or when none is marked the whole filtered table (not only the loaded
+window), to CSV or JSON in RESULTS_DIR/exports/, so a search can be handed to a notebook; the summary
+line keeps the path of the last export.
 """
 
 from __future__ import annotations
@@ -11,26 +12,27 @@ import json
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Header, Static
 
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event
 from w2s_core.store import queries as browse
 
 from .. import fmt
-from ..messages import Notice, SeriesLoaded
-from ..widgets import CurvePlot, JobTable, status_text
+from ..messages import Exported, Notice, SeriesLoaded
+from ..widgets import AppFooter, Column, CurvePlot, JobTable, status_text, training_fraction
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 from .live import LiveScreen
 
 EXPORT_FIELDS = ("hash", "recipe", "dataset", "kind", "model", "weak_model", "loss", "seed", "status",
                  "final_acc", "started_at", "finished_at")
-COMPARE_KEYS = (Event.TEST_ACC, Event.LOSS, Event.TRAIN_ACC, Event.TEST_AUROC)
+COMPARE_KEYS = (Event.TEST_ACC, Event.VAL_ACC, Event.LOSS, Event.TRAIN_ACC, Event.TEST_AUROC)
 
 
 def write_export(path: Path, kind: str, rows: list[dict]) -> int:
@@ -47,7 +49,11 @@ def write_export(path: Path, kind: str, rows: list[dict]) -> int:
 
 
 class HistoryScreen(JobListScreen):
-    COLUMNS = ("✓", "recipe", "dataset", "role", "model", "seed", "status", "test acc", "started", "job")
+    SCREEN_NAME = "History"
+    # the mark, role, model, status and a readable start time stay on any terminal
+    COLUMNS = (Column("✓"), Column("recipe", 3), Column("dataset", 5), Column("role"), Column("model"),
+               Column("seed", 6, right=True), Column("status"), Column("test acc", 2, right=True), Column("started"),
+               Column("job", 7))
     BINDINGS = [
         Binding("slash", "search", "Search", id="history.search"),
         Binding("space", "toggle_mark", "Mark", id="history.mark"),
@@ -59,9 +65,7 @@ class HistoryScreen(JobListScreen):
     def __init__(self) -> None:
         super().__init__()
         self.marked: dict[str, dict] = {}
-
-    def on_mount(self) -> None:  # Textual also runs JobListScreen.on_mount (handlers run along the MRO)
-        self.sub_title = "History"
+        self.last_export = ""
 
     def cells(self, row: dict) -> tuple:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started_at"])) if row["started_at"] else "-"
@@ -70,7 +74,9 @@ class HistoryScreen(JobListScreen):
                 row["hash"][:10])
 
     def summary(self) -> str:
-        return f"{len(self.rows)} of {self.total} jobs · {len(self.marked)} marked (space) · c: compare · e/j: export"
+        export = "the marked" if self.marked else "all shown"
+        line = f"{self.count_text()} · {len(self.marked)} marked (space) · c: compare · e/j: export {export}"
+        return line + (f"\n{self.last_export}" if self.last_export else "")
 
     def action_toggle_mark(self) -> None:
         job = self.current()
@@ -79,7 +85,7 @@ class HistoryScreen(JobListScreen):
         if self.marked.pop(job["hash"], None) is None:
             self.marked[job["hash"]] = job
         self.query_one(JobTable).redraw(job["hash"])
-        self.query_one("#summary", Static).update(self.summary())
+        self.show_summary()
 
     def action_compare(self) -> None:
         if len(self.marked) < 2:
@@ -87,32 +93,41 @@ class HistoryScreen(JobListScreen):
             return
         self.app.push_screen(CompareScreen(list(self.marked.values())))
 
-    @on(DataTable.RowSelected)
-    def _selected(self) -> None:
-        job = self.current()
-        if job:
-            self.app.push_screen(LiveScreen(job["hash"]))
+    @on(JobTable.Selected)
+    def _selected(self, event: JobTable.Selected) -> None:
+        self.app.push_screen(LiveScreen(event.job["hash"]))
 
     def action_export(self, kind: str) -> None:
+        """The marked jobs, or every job the search keeps, to RESULTS_DIR/exports/."""
         text, out_dir, reading = self.query_one("#search").value, self.app.results_dir / "exports", self.app.reading
+        marked = list(self.marked.values())
 
         def read():
             try:
-                with reading() as store:
-                    rows = browse.job_rows(store, text, limit=browse.count_jobs(store, text) or 1) if store else []
+                if marked:
+                    rows = marked
+                else:
+                    with reading() as store:
+                        rows = browse.job_rows(store, text, limit=browse.count_jobs(store, text) or 1) if store else []
                 out_dir.mkdir(parents=True, exist_ok=True)
                 path = out_dir / f"history-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
                 n = write_export(path, kind, rows)
             except (W2SError, OSError) as exc:
                 yield Notice(f"export failed: {exc}", "error")
                 return
-            yield Notice(f"exported {n} jobs to {path}")
+            yield Exported(path, n)
 
         read_in_thread(self, read, group="export")
 
+    def on_exported(self, message: Exported) -> None:
+        self.last_export = f"exported {message.count} jobs to {message.path}"
+        self.show_summary()
+        self.notify(self.last_export)
+
 
 class CompareScreen(Screen):
-    """The marked jobs' curves of one metric, overlaid."""
+    """The marked jobs' curves of one metric, overlaid on one axis: the fraction of training done,
+    so a short run and a long one line up; each legend names the recipe, model, role and seed."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="compare.back"),
@@ -129,31 +144,46 @@ class CompareScreen(Screen):
         yield Header()
         yield Static(id="compare-title")
         yield CurvePlot(id="compare-plot")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
-        self.sub_title = "Compare"
+        self.sub_title = self.app.where("Compare")
         hashes, reading, results_dir = [j["hash"] for j in self.jobs], self.app.reading, self.app.results_dir
 
         def read():
             with reading() as store:
                 if store is None:
                     raise W2SError(f"no results database in {results_dir}")
-                yield SeriesLoaded({h: browse.metric_series(store, h, COMPARE_KEYS)[0] for h in hashes})
+                yield SeriesLoaded({h: browse.metric_series(store, h, (*COMPARE_KEYS, Event.EXAMPLES))[0]
+                                    for h in hashes})
 
         read_in_thread(self, read, group="compare")
 
+    def keys(self) -> tuple[str, ...]:
+        """The metrics some marked job has (all of them before the curves are read)."""
+        found = tuple(k for k in COMPARE_KEYS if any(s.get(k) for s in self.series.values()))
+        return found or COMPARE_KEYS
+
     def action_next_key(self) -> None:
-        self.key = COMPARE_KEYS[(COMPARE_KEYS.index(self.key) + 1) % len(COMPARE_KEYS)]
+        keys = self.keys()
+        self.key = keys[(keys.index(self.key) + 1) % len(keys)] if self.key in keys else keys[0]
         self.draw()
 
     def on_series_loaded(self, message: SeriesLoaded) -> None:
         self.series = message.series
+        if self.key not in self.keys():
+            self.key = self.keys()[0]
         self.draw()
 
+    def label(self, job: dict) -> str:
+        return f"{job['recipe'] or '-'} · {job['model']} {fmt.role(job)} s{job['seed']} {job['hash'][:6]}"
+
     def draw(self) -> None:
-        curves = {f"{j['model']} {fmt.role(j)} s{j['seed']} {j['hash'][:6]}": self.series.get(j["hash"], {}).get(self.key, [])
-                  for j in self.jobs}
-        empty = self.query_one(CurvePlot).plot(self.key, curves)
+        curves = {}
+        for job in self.jobs:
+            series = self.series.get(job["hash"], {})
+            curves[self.label(job)] = training_fraction(series.get(self.key, []), series, job.get("total_examples"))
+        empty = self.query_one(CurvePlot).plot(self.key, curves, xlabel="fraction of training")
         note = f" · no {self.key} for: {', '.join(empty)}" if empty else ""
-        self.query_one("#compare-title", Static).update(f"{len(self.jobs)} jobs · {self.key} (k: next metric){note}")
+        self.query_one("#compare-title", Static).update(
+            Text(f"{len(self.jobs)} jobs · {self.key} (k: next metric){note}"))

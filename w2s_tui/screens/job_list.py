@@ -1,7 +1,8 @@
-"""A searchable, lazily paged list of jobs: the base of the Runs and History screens.
+"""A searchable, virtual list of jobs: the base of the Runs and History screens.
 
-Rows come from `w2s_core.store.queries.job_rows` in a thread worker, a page at a time: the first page
-is on screen at once whatever the size of the database, and scrolling near the end fetches the next.
+Rows come from `w2s_core.store.queries.job_rows` in a thread worker, one window at a time (see
+widgets/job_table.py): the first window is on screen at once whatever the size of the database, and
+a view nearing its edge loads the window around it.
 """
 
 from __future__ import annotations
@@ -9,27 +10,27 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from w2s_core.store import queries as browse
 
 from ..messages import JobsLoaded
-from ..widgets import JobTable
+from ..widgets import AppFooter, Column, JobTable
 from ..workers import read_in_thread
 
-PAGE = 200
-PREFETCH = 30  # rows from the end at which the next page is fetched
+SEARCH_HINT = "search: model, role, method, recipe, dataset, hash (/ to focus, esc to leave)"
 
 
 class JobListScreen(Screen):
-    COLUMNS: tuple[str, ...] = ()
+    COLUMNS: tuple[Column, ...] = ()
+    SCREEN_NAME = ""
     status_filter: str | None = None
     sort = "recent"
 
     def __init__(self) -> None:
         super().__init__()
-        self.total = 0
-        self.wanted = PAGE
+        self.total = 0  # jobs matching the filter
+        self.every = 0  # jobs in the database
 
     @property
     def rows(self) -> dict[str, dict]:
@@ -38,12 +39,13 @@ class JobListScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="search: model, method, recipe, dataset, hash (/ to focus, esc to leave)", id="search")
+        yield Input(placeholder=SEARCH_HINT, id="search", compact=True)
         yield Static(id="summary")
         yield JobTable(self.COLUMNS, self.cells, id="jobs")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
+        self.sub_title = self.app.where(self.SCREEN_NAME)
         self.query_one(JobTable).focus()
         self.reload()
 
@@ -53,42 +55,55 @@ class JobListScreen(Screen):
     def cells(self, row: dict) -> tuple:
         raise NotImplementedError
 
+    def count_text(self) -> str:
+        """How many jobs: all of them, or how many of all the search and status filter keep."""
+        filtered = self.query_one("#search", Input).value.strip() or self.status_filter
+        return f"{self.total} of {self.every} jobs match" if filtered else f"{self.total} jobs"
+
     def summary(self) -> str:
-        return f"{len(self.rows)} of {self.total} jobs"
+        return self.count_text()
+
+    def show_summary(self) -> None:
+        self.query_one("#summary", Static).update(self.summary())
 
     def current(self) -> dict | None:
         return self.query_one(JobTable).current()
 
     def reload(self) -> None:
-        text, status, sort, limit = self.query_one("#search", Input).value, self.status_filter, self.sort, self.wanted
-        reading = self.app.reading
+        """Read the table's window (again) under the current search, status filter and sort."""
+        table = self.query_one(JobTable)
+        text, status, sort = self.query_one("#search", Input).value, self.status_filter, self.sort
+        (offset, limit), reading = table.wanted, self.app.reading
 
         def read():
             with reading() as store:
                 if store is None:
                     yield JobsLoaded([], 0)
                     return
-                rows = browse.job_rows(store, text, status, sort, 0, limit)
+                rows = browse.job_rows(store, text, status, sort, offset, limit)
                 total = browse.count_jobs(store, text, status)
-            yield JobsLoaded(rows, total)
+                every = browse.count_jobs(store) if text.strip() or status else total
+            yield JobsLoaded(rows, total, offset, every)
 
-        read_in_thread(self.query_one(JobTable), read, group="job-list", exclusive=True)
+        read_in_thread(table, read, group="job-list", exclusive=True)
+
+    def refilter(self) -> None:
+        """The search, status filter or sort changed: back to the top, read again."""
+        self.query_one(JobTable).reset()
+        self.reload()
 
     def on_jobs_loaded(self, message: JobsLoaded) -> None:
         """After the table showed the rows (the message bubbles up from it)."""
-        self.total = message.total
-        self.query_one("#summary", Static).update(self.summary())
+        self.total, self.every = message.total, message.every
+        self.show_summary()
 
-    @on(DataTable.RowHighlighted)
-    def _prefetch(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row >= len(self.rows) - PREFETCH and len(self.rows) < self.total and self.wanted <= len(self.rows):
-            self.wanted = len(self.rows) + PAGE
-            self.reload()
+    @on(JobTable.WindowWanted)
+    def _window(self) -> None:
+        self.reload()
 
     @on(Input.Changed, "#search")
     def _search(self) -> None:
-        self.wanted = PAGE
-        self.reload()
+        self.refilter()
 
     @on(Input.Submitted, "#search")
     def _leave_search(self) -> None:
@@ -100,3 +115,4 @@ class JobListScreen(Screen):
     def key_escape(self) -> None:
         if self.query_one("#search", Input).has_focus:
             self.query_one(JobTable).focus()
+

@@ -1,4 +1,5 @@
-"""The live view of one job: loss and α warm-up, train/test accuracy, and the tail of its log.
+"""The live view of one job: loss and α warm-up, train/test/validation accuracy, and the tail of its log.
+A failed or cancelled job's error is shown whole; a plot without points says "no data".
 
 A timer starts at most one thread worker at a time, which reads only the metric rows after the
 last sequence number shown and the end of the job's log; the UI thread then redraws once. So a job
@@ -11,7 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Static
+from rich.text import Text
+from textual.widgets import Header, Log, Static
 
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event, JobDir, tail_lines
@@ -19,13 +21,14 @@ from w2s_core.store import queries as browse
 
 from .. import fmt
 from ..messages import JobEvents, LogTail, ReadFailed
-from ..widgets import CurvePlot
+from ..widgets import AppFooter, CurvePlot
 from ..workers import read_in_thread
 
 TICK_S = 0.5
 LOG_LINES = 50
 LOG_BYTES = 8192  # the end of the log read each tick: enough for LOG_LINES lines
-CURVES = {"loss": (Event.LOSS, Event.ALPHA), "accuracy": (Event.TRAIN_ACC, Event.TEST_ACC)}
+# validation accuracy is there when the recipe holds out `[train] val_size` (issue 9)
+CURVES = {"loss": (Event.LOSS, Event.ALPHA), "accuracy": (Event.TRAIN_ACC, Event.TEST_ACC, Event.VAL_ACC)}
 KEYS = tuple(k for keys in CURVES.values() for k in keys)
 
 
@@ -43,14 +46,16 @@ class LiveScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="job-info")
+        yield Static(id="job-error")
         with Horizontal(id="plots"):
             yield CurvePlot(id="plot-loss")
             yield CurvePlot(id="plot-accuracy")
         yield Log(id="log", max_lines=200)
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
-        self.sub_title = f"job {self.job_hash[:10]}"
+        self.sub_title = self.app.where(f"job {self.job_hash[:10]}")
+        self.query_one("#job-error").display = False
         self.poll()
         self.set_interval(TICK_S, self.poll)
 
@@ -68,7 +73,8 @@ class LiveScreen(Screen):
                     raise W2SError(f"no results database in {results_dir}")
                 rows = browse.job_rows(store, job_hash, limit=1)
                 series, last = browse.metric_series(store, job_hash, KEYS, since)
-            job = rows[0] if rows else None
+                full = store.get_job(job_hash) if rows else None
+            job = {**rows[0], "error": (full or {}).get("error")} if rows else None
             yield JobEvents(since, job, series, last)
             if job is not None:
                 log = JobDir(results_dir / job["dir"]).log if job["dir"] else None
@@ -79,7 +85,7 @@ class LiveScreen(Screen):
     def on_read_failed(self, message: ReadFailed) -> None:
         message.stop()  # shown in place, not as a toast every tick
         self.polling = False
-        self.query_one("#job-info", Static).update(f"[red]{message.text}[/red]")
+        self.query_one("#job-info", Static).update(Text(message.text, style="red"))
 
     def on_job_events(self, message: JobEvents) -> None:
         self.apply(message)
@@ -94,14 +100,18 @@ class LiveScreen(Screen):
         info = self.query_one("#job-info", Static)
         job = message.job
         if job is None:
-            info.update(f"[red]no job {self.job_hash[:10]} in the database[/red]")
+            info.update(Text(f"no job {self.job_hash[:10]} in the database", style="red"))
             return
         p = fmt.progress(job)
         acc = job["final_acc"] if job["final_acc"] is not None else job["last_test_acc"]
-        info.update(f"[b]{job['model']}[/b] · {fmt.role(job)} · seed {job['seed']} · [b]{job['status']}[/b] · "
-                    f"{p['progress']} · ETA {p['eta']} · elapsed {p['elapsed']} · {p['speed']} ex/s · "
-                    f"test acc {fmt.num(acc)}")
-        if message.series:
+        info.update(Text.assemble((job["model"], "bold"), f" · {fmt.role(job)} · seed {job['seed']} · ",
+                                  (job["status"], "bold"), f" · {p['progress']} · ETA {p['eta']} · elapsed "
+                                  f"{p['elapsed']} · {p['speed']} ex/s · test acc {fmt.num(acc)}"))
+        error = self.query_one("#job-error", Static)
+        error.display = bool(job.get("error"))
+        if job.get("error"):
+            error.update(Text(f"{job['status']}: {job['error']}", style="red"))
+        if message.series or message.since < 0:
             self.draw()
 
     def on_log_tail(self, message: LogTail) -> None:

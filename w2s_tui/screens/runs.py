@@ -1,4 +1,4 @@
-"""Runs: every job with its status, role, loss, progress, ETA and speed; filter, sort, cancel, open."""
+"""Runs: every job with its status, role, last loss, progress, ETA and speed; filter, sort, cancel, open."""
 
 from __future__ import annotations
 
@@ -6,26 +6,30 @@ import time
 
 from textual import on
 from textual.binding import Binding
-from textual.widgets import DataTable
 
 from w2s_core.errors import W2SError
-from w2s_core.status import JobStatus
+from w2s_core.status import ACTIVE, JobStatus
 from w2s_core.store import queries as browse
 
 from .. import control, fmt
 from ..messages import Notice
-from ..widgets import status_text
+from ..widgets import Column, JobTable, status_text
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 from .live import LiveScreen
 
-STATUS_FILTERS = (None, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+STATUS_FILTERS = (None, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED,
+                  JobStatus.SKIPPED)
 REFRESH_S = 1.0
 CONFIRM_S = 3.0
 
 
 class RunsScreen(JobListScreen):
-    COLUMNS = ("status", "model", "role", "loss", "seed", "progress", "ETA", "elapsed", "ex/s", "recipe", "job")
+    SCREEN_NAME = "Runs"
+    # status, model, role and recipe stay on any terminal; the rest go right to left by `drop`
+    COLUMNS = (Column("status"), Column("model"), Column("role"), Column("last loss", 4, right=True),
+               Column("seed", 5, right=True), Column("progress", 1, right=True), Column("ETA", 2, right=True),
+               Column("elapsed", 3, right=True), Column("ex/s", 6, right=True), Column("recipe"), Column("job", 7))
     BINDINGS = [
         Binding("slash", "search", "Filter", id="runs.filter"),
         Binding("f", "cycle_status", "Status filter", id="runs.status"),
@@ -37,7 +41,6 @@ class RunsScreen(JobListScreen):
     armed_at = 0.0
 
     def on_mount(self) -> None:  # Textual also runs JobListScreen.on_mount (handlers run along the MRO)
-        self.sub_title = "Runs"
         self.set_interval(REFRESH_S, self._tick)
 
     def _tick(self) -> None:
@@ -51,30 +54,35 @@ class RunsScreen(JobListScreen):
 
     def summary(self) -> str:
         status = self.status_filter or "any status"
-        return f"{len(self.rows)} of {self.total} jobs · {status} · sorted by {self.sort}"
+        return f"{self.count_text()} · {status} (f) · sorted by {self.sort} (s)"
 
     def action_cycle_status(self) -> None:
         self.status_filter = STATUS_FILTERS[(STATUS_FILTERS.index(self.status_filter) + 1) % len(STATUS_FILTERS)]
-        self.reload()
+        self.refilter()
 
     def action_cycle_sort(self) -> None:
         sorts = list(browse.SORTS)
         self.sort = sorts[(sorts.index(self.sort) + 1) % len(sorts)]
-        self.reload()
+        self.refilter()
 
     def action_open_job(self) -> None:
         job = self.current()
         if job:
             self.app.push_screen(LiveScreen(job["hash"]))
 
-    @on(DataTable.RowSelected)
+    @on(JobTable.Selected)
     def _selected(self) -> None:
         self.action_open_job()
 
     def action_cancel_job(self) -> None:
-        """Cancel on a second press within CONFIRM_S, so one stray key never kills hours of training."""
+        """Cancel on a second press within CONFIRM_S, so one stray key never kills hours of training;
+        a job that is not queued or running is refused at the first press."""
         job = self.current()
         if job is None:
+            return
+        if job["status"] not in ACTIVE:
+            self.notify(f"{job['hash'][:10]} is {job['status']}: only queued or running jobs can be cancelled",
+                        severity="warning")
             return
         now = time.time()
         if self.armed == job["hash"] and now - self.armed_at <= CONFIRM_S:

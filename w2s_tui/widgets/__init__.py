@@ -1,9 +1,11 @@
-"""Widgets the screens share: the job table, the PGR table and heatmap grid and the curve plot. Each carries its
-own DEFAULT_CSS; screen layout lives in ../app.tcss."""
+"""Widgets the screens share: the job table, the PGR table and heatmap grid, the curve plot and the
+footer. Each carries its own DEFAULT_CSS; screen layout lives in ../app.tcss."""
 
-from .curve_plot import CurvePlot, thin
-from .job_table import JobTable, status_text
+from .app_footer import AppFooter
+from .curve_plot import CurvePlot, thin, training_fraction
+from .job_table import Column, JobTable, status_text
 from .pgr_grid import PgrGrid, heat
 from .pgr_table import PgrTable
 
-__all__ = ["CurvePlot", "JobTable", "PgrGrid", "PgrTable", "heat", "status_text", "thin"]
+__all__ = ["AppFooter", "Column", "CurvePlot", "JobTable", "PgrGrid", "PgrTable", "heat", "status_text", "thin",
+           "training_fraction"]

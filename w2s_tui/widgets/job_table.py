@@ -1,15 +1,28 @@
-"""The job table of the Runs and History screens: one row per job, keyed by its hash.
+"""The job table of the Runs and History screens: a virtual table over every job that matches a filter.
 
-A refresh re-reads the loaded range; when the order held, only the cells that changed are touched,
-so a table of thousands of rows refreshes every second without flicker or a lost cursor.
+Only a window of rows around the view is loaded (a page of `w2s_core.store.queries.job_rows`); the
+scrollbar and the cursor span all `total` rows, and a view that nears the window's edge asks the
+screen for the window around it (`JobTable.WindowWanted`). So a key costs the same with 100 jobs or
+100,000: the lines on screen are drawn from a cache of strips, and a refresh re-reads only the window.
+
+Cells are compared with the cells as drawn (not with the previous row), so a running job's clock
+moves every refresh. Column widths follow the loaded values, so a growing ETA or loss is never cut;
+columns the terminal has no room for are dropped, the least needed first (`Column.drop`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from w2s_core.status import JobStatus
 
@@ -18,67 +31,305 @@ from ..messages import JobsLoaded
 STATUS_STYLE = {JobStatus.QUEUED: "cyan", JobStatus.RUNNING: "bold yellow", JobStatus.DONE: "green",
                 JobStatus.FAILED: "bold red", JobStatus.CANCELLED: "magenta", JobStatus.SKIPPED: "dim",
                 JobStatus.PLANNED: "dim"}
+MARGIN = 50  # rows loaded above and below the view
+EDGE = 15  # a view this close to the window's edge asks for the window around it
+FIRST_WINDOW = 100  # rows asked for before the table knows its height
+PAD = 1  # blank cells either side of a column, as DataTable draws them
+MIN_WIDTH = 5  # a column is never squeezed below this (an ellipsis and a few characters)
 
 
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-class JobTable(DataTable):
-    """Rows from `w2s_core.store.queries.job_rows`; `cells(row)` gives the cells of one, in column order.
+@dataclass(frozen=True)
+class Column:
+    """A column: its header, whether numbers align right, and when it goes on a narrow terminal
+    (0: never; otherwise the higher goes first)."""
 
-    Workers post JobsLoaded to the table itself (then it bubbles to the screen): handled in the
-    table's own task, the rows are added and the column widths measured (on the table's idle) before
-    the screen paints again, so the header is never drawn with the old widths.
+    name: str
+    drop: int = 0
+    right: bool = False
+
+
+def fit(columns: tuple[Column, ...], natural: list[int], width: int) -> list[tuple[int, int]]:
+    """(column index, width) of the columns shown in `width` cells: drop the most droppable until
+    they fit, then narrow the widest of the rest (never below MIN_WIDTH)."""
+    shown = list(range(len(columns)))
+    widths = {i: natural[i] for i in shown}
+
+    def total() -> int:
+        return sum(widths[i] + 2 * PAD for i in shown)
+
+    while total() > width and any(columns[i].drop for i in shown):
+        worst = max((i for i in shown if columns[i].drop), key=lambda i: (columns[i].drop, i))
+        shown.remove(worst)
+    while total() > width:
+        widest = max(shown, key=lambda i: widths[i])
+        if widths[widest] <= MIN_WIDTH:
+            break
+        widths[widest] -= 1
+    return [(i, widths[i]) for i in shown]
+
+
+class JobTable(ScrollView, can_focus=True):
+    """Rows from `job_rows`; `cells(row)` gives one row's cells in column order (str or Text, never
+    markup: a model or recipe name is shown as written)."""
+
+    DEFAULT_CSS = """
+    JobTable {
+        height: 1fr;
+        overflow-x: hidden;
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .job-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        &:dark > .job-table--even-row { background: $surface-darken-1 40%; }
+        & > .job-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .job-table--even-row { background: $surface-lighten-1 50%; }
+        & > .job-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .job-table--pending { color: $text-muted; }
+    }
     """
+    COMPONENT_CLASSES = {"job-table--header", "job-table--even-row", "job-table--cursor", "job-table--pending"}
+    BINDINGS = [
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First row", show=False),
+        Binding("end", "jump(-1)", "Last row", show=False),
+        Binding("enter", "select", "Open", show=False),
+    ]
 
-    DEFAULT_CSS = "JobTable { height: 1fr; }"
+    @dataclass
+    class WindowWanted(Message):
+        """The view neared the edge of the loaded rows: load `limit` rows from `offset`."""
 
-    def __init__(self, columns: tuple[str, ...], cells: Callable[[dict], tuple], *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.column_names = columns
+        table: JobTable
+
+    @dataclass
+    class Selected(Message):
+        """Enter, or a click on the cursor's row: the job under the cursor."""
+
+        table: JobTable
+        job: dict
+
+    def __init__(self, columns: tuple[Column, ...], cells: Callable[[dict], tuple], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.columns = columns
         self.cells = cells
-        self.jobs: dict[str, dict] = {}  # hash -> row, in table order
+        self.total = 0
+        self.start = 0  # the table index of window[0]
+        self.window: list[dict] = []
+        self.shown: list[tuple] = []  # the cells of each window row, as drawn
+        self.wanted = (0, FIRST_WINDOW)  # (offset, limit) of the window to load (and to refresh)
+        self.cursor_row = 0
+        self._layout: list[tuple[int, int]] = []
+        self._strips: dict[int, Strip] = {}  # table index -> its drawn line (-1: the header)
 
-    def on_mount(self) -> None:
-        for name in self.column_names:
-            self.add_column(name, key=name)
+    # -- what the screens and tests read -------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        """Rows in the table: every job matching the filter, loaded or not."""
+        return self.total
+
+    @property
+    def jobs(self) -> dict[str, dict]:
+        """The loaded jobs by hash, in table order."""
+        return {r["hash"]: r for r in self.window}
+
+    def get_row_at(self, index: int) -> list[str]:
+        """The cells of a loaded row as drawn (IndexError when it is not loaded)."""
+        if not self.start <= index < self.start + len(self.shown):
+            raise IndexError(f"row {index} is not loaded (rows {self.start}-{self.start + len(self.shown) - 1} are)")
+        return [str(c) for c in self.shown[index - self.start]]
 
     def current(self) -> dict | None:
-        """The job under the cursor."""
-        if not self.row_count:
-            return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        return self.jobs.get(key)
+        """The job under the cursor (None while its page loads)."""
+        i = self.cursor_row - self.start
+        return self.window[i] if 0 <= i < len(self.window) else None
+
+    def visible_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    # -- data ---------------------------------------------------------------------------------
 
     def on_jobs_loaded(self, message: JobsLoaded) -> None:
-        self.show(message.rows)
+        self.show(message.offset, message.rows, message.total)
 
-    def show(self, rows: list[dict]) -> None:
-        """Update changed cells when the order held, else rebuild (keeping the cursor's job)."""
-        old = list(self.jobs)
-        new = [r["hash"] for r in rows]
-        previous = self.jobs
-        self.jobs = {r["hash"]: r for r in rows}
-        if new[: len(old)] == old:
-            for row in rows[: len(old)]:
-                # a running job's elapsed clock moves even when its row did not change
-                if row == previous[row["hash"]] and row["status"] != JobStatus.RUNNING:
-                    continue
-                for column, value, was in zip(self.column_names, self.cells(row), self.cells(previous[row["hash"]])):
-                    if value != was:
-                        self.update_cell(row["hash"], column, value)
-            for row in rows[len(old):]:
-                self.add_row(*self.cells(row), key=row["hash"])
-            return
+    def reset(self) -> None:
+        """A new filter or sort: the cursor to the top, the first window wanted."""
+        self.cursor_row = 0
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self.wanted = (0, self._window_size())
+
+    def show(self, offset: int, rows: list[dict], total: int) -> None:
+        """Take a loaded window: keep the cursor on its job, redraw the lines whose cells changed."""
         keep = self.current()
-        self.clear()
-        for row in rows:
-            self.add_row(*self.cells(row), key=row["hash"])
-        if keep and keep["hash"] in self.jobs:
-            self.move_cursor(row=new.index(keep["hash"]), animate=False)
+        cells = [self.cells(r) for r in rows]
+        moved = offset != self.start or [r["hash"] for r in rows] != [r["hash"] for r in self.window]
+        changed = {offset + i for i, c in enumerate(cells) if moved or i >= len(self.shown) or c != self.shown[i]}
+        self.start, self.window, self.shown, self.total = offset, rows, cells, total
+        self.virtual_size = Size(self.scrollable_content_region.width, total + 1)
+        index = next((offset + i for i, r in enumerate(rows) if keep and r["hash"] == keep["hash"]), None)
+        if index is not None and index != self.cursor_row:
+            self.move_cursor(row=index)
+        elif self.cursor_row >= total:
+            self.move_cursor(row=max(0, total - 1))
+        layout = fit(self.columns, self._natural_widths(), self.scrollable_content_region.width)
+        if layout != self._layout or moved:
+            self._layout = layout
+            self._strips.clear()
+            self.refresh()
+        else:
+            for index in changed:
+                self._strips.pop(index, None)
+                self.refresh_line(index + 1)
+        self._ensure_window()
 
     def redraw(self, job_hash: str) -> None:
-        """Redraw one row whose cells changed without a reload (a History mark)."""
-        for column, value in zip(self.column_names, self.cells(self.jobs[job_hash])):
-            self.update_cell(job_hash, column, value)
+        """Redraw one loaded row whose cells changed without a reload (a History mark)."""
+        for i, row in enumerate(self.window):
+            if row["hash"] == job_hash:
+                self.shown[i] = self.cells(row)
+                self._strips.pop(self.start + i, None)
+                self.refresh_line(self.start + i + 1)
+
+    def _natural_widths(self) -> list[int]:
+        widths = [len(c.name) for c in self.columns]
+        for cells in self.shown:
+            for i, cell in enumerate(cells):
+                widths[i] = max(widths[i], Text(cell).cell_len if isinstance(cell, str) else cell.cell_len)
+        return widths
+
+    def _window_size(self) -> int:
+        return self.visible_rows() + 2 * MARGIN if self.size.height else FIRST_WINDOW
+
+    def _ensure_window(self) -> None:
+        """Ask for the window around the view when the view nears the loaded window's edge."""
+        if not self.total:
+            return
+        top = round(self.scroll_y)
+        bottom = min(self.total, top + self.visible_rows())
+        lo, hi = self.start, self.start + len(self.window)
+        short_above = top - EDGE < lo and lo > 0
+        short_below = bottom + EDGE > hi and hi < self.total
+        if short_above or short_below or top < lo or bottom > hi:
+            wanted = (max(0, min(top - MARGIN, self.total - self._window_size())), self._window_size())
+            if wanted != self.wanted or not (lo <= top and bottom <= hi):
+                self.wanted = wanted
+                self.post_message(self.WindowWanted(self))
+
+    # -- cursor and scrolling -----------------------------------------------------------------
+
+    def move_cursor(self, row: int, animate: bool = False) -> None:  # noqa: ARG002 (DataTable's signature)
+        row = max(0, min(row, self.total - 1)) if self.total else 0
+        old, self.cursor_row = self.cursor_row, row
+        for index in {old, row}:
+            self._strips.pop(index, None)
+            self.refresh_line(index + 1)
+        visible = self.visible_rows()
+        if row < self.scroll_y:
+            self.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= self.scroll_y + visible:
+            self.scroll_to(y=row - visible + 1, animate=False, immediate=True)
+        self._ensure_window()
+
+    def action_move(self, step: int) -> None:
+        self.move_cursor(self.cursor_row + step)
+
+    def action_page(self, step: int) -> None:
+        self.move_cursor(self.cursor_row + step * self.visible_rows())
+
+    def action_jump(self, row: int) -> None:
+        self.move_cursor(row if row >= 0 else self.total - 1)
+
+    def action_select(self) -> None:
+        job = self.current()
+        if job is not None:
+            self.post_message(self.Selected(self, job))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._ensure_window()
+
+    def on_click(self, event: events.Click) -> None:
+        y = event.y
+        if y < 1:
+            return
+        row = round(self.scroll_y) + y - 1
+        if row >= self.total:
+            return
+        if row == self.cursor_row or event.chain > 1:
+            self.action_select()
+        self.move_cursor(row)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, self.total + 1)
+        self._layout = fit(self.columns, self._natural_widths(), self.scrollable_content_region.width)
+        self._strips.clear()
+        self._ensure_window()
+
+    def on_focus(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    on_blur = on_focus
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        index = -1 if y == 0 else round(self.scroll_y) + y - 1
+        strip = self._strips.get(index)
+        if strip is None or strip.cell_length != width:
+            strip = self._strips[index] = self._draw(index, width)
+        return strip
+
+    def _draw(self, index: int, width: int) -> Strip:
+        base = self.rich_style
+        if index < 0:
+            style = base + self.get_component_rich_style("job-table--header")
+            return self._line([Text(c.name) for c in self.columns], style, width)
+        if index >= self.total:
+            return Strip.blank(width, base)
+        style = base
+        if index % 2:
+            style += self.get_component_rich_style("job-table--even-row")
+        if index == self.cursor_row:
+            style += self.get_component_rich_style("job-table--cursor")
+        i = index - self.start
+        if not 0 <= i < len(self.shown):  # its page is loading
+            style += self.get_component_rich_style("job-table--pending")
+            return self._line([Text("…")] + [Text("")] * (len(self.columns) - 1), style, width)
+        return self._line([c if isinstance(c, Text) else Text(c) for c in self.shown[i]], style, width)
+
+    def _line(self, cells: list[Text], style: Style, width: int) -> Strip:
+        line = Text(no_wrap=True, end="")
+        pad = " " * PAD
+        for column_index, w in self._layout or fit(self.columns, self._natural_widths(), width):
+            cell = cells[column_index].copy()
+            cell.truncate(w, overflow="ellipsis")
+            gap = " " * (w - cell.cell_len)
+            line.append(pad)
+            if self.columns[column_index].right:
+                line.append(gap)
+                line.append_text(cell)
+            else:
+                line.append_text(cell)
+                line.append(gap)
+            line.append(pad)
+        segments = [seg for seg in line.render(self.app.console) if seg.text != "\n"]
+        return Strip(segments).apply_style(style).crop_extend(0, width, style)

@@ -1,6 +1,7 @@
 """The PGR heatmaps: per transfer method a weak (rows) × strong (columns) grid coloured by PGR, then
-the bootstrap chains as rows of steps, then the warnings of the table. Rows come from
-`w2s_core.analysis.pgr_table` and `chain_steps`, the numbers behind `w2s results`."""
+the bootstrap chains as rows of steps, then the warnings of the table and the notes on what it leaves
+out. Rows come from `w2s_core.analysis.pgr_table` and `chain_steps`, the numbers behind `w2s results`.
+Model and method names are Text, never markup."""
 
 from __future__ import annotations
 
@@ -45,13 +46,13 @@ def pgr_grids(rows: list[dict]) -> list[Table]:
         cells = {(r["weak"], r["strong"]): r for r in transfers if r["method"] == method}
         weak = _ordered(w for w, _ in cells)
         strong = _ordered(s for _, s in cells)
-        grid = Table(title=f"PGR grid · {method}", title_justify="left", show_lines=True, padding=(0, 1))
+        grid = Table(title=Text(f"PGR grid · {method}"), title_justify="left", show_lines=True, padding=(0, 1))
         grid.add_column("weak \\ strong", style="bold")
         for s in strong:
-            grid.add_column(s, justify="center")
+            grid.add_column(Text(s), justify="center")
         for w in weak:
             line = [Text("·", style="dim") if (w, s) not in cells else pgr_cell(cells[w, s]["pgr"]) for s in strong]
-            grid.add_row(w, *line)
+            grid.add_row(Text(w), *line)
         grids.append(grid)
     return grids
 
@@ -79,7 +80,7 @@ class PgrGrid(Static):
 
     DEFAULT_CSS = "PgrGrid { height: auto; padding: 1 1 0 1; }"
 
-    def show(self, rows: list[dict], chains: list[dict], metric: str) -> None:
+    def show(self, rows: list[dict], chains: list[dict], metric: str, notes: list[str] = ()) -> None:
         parts: list = pgr_grids(rows)
         chain = chain_table(rows, chains, metric)
         if chain is not None:
@@ -87,4 +88,6 @@ class PgrGrid(Static):
         warnings = [f"{r['weak']}→{r['strong']} {r['method']}: {w}" for r in rows for w in r["warnings"]]
         if warnings:
             parts.append(Text("\n".join(f"! {w}" for w in warnings), style="red"))
+        if notes:
+            parts.append(Text("\n".join(f"· {n}" for n in notes), style="yellow"))
         self.update(Group(*parts) if parts else "")
