@@ -119,7 +119,7 @@ def tmux_first_screen(root: Path, n_jobs: int, env: dict, cwd: Path, tries: int 
     """Process start to the runs table drawn in an 80x24 tmux pane: Python start and imports included."""
     if shutil.which("tmux") is None:
         return []
-    tmux = ["tmux", "-L", f"w2s-bench-{os.getpid()}"]
+    tmux = ["tmux", "-L", f"w2s-bench-{os.getpid()}-{time.monotonic_ns()}"]  # a fresh server each call
     times = []
     try:
         for _ in range(tries):

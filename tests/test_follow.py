@@ -271,3 +271,23 @@ def test_follow_starts_a_supervisor_when_the_run_lost_its_own(tmp_path, fake, mo
     out = capsys.readouterr().out
     assert "no supervisor was running: started pid" in out and "[3/3] done" in out
     assert all_done(root)
+
+
+def test_running_a_queued_recipe_again_follows_the_jobs_it_already_queued(tmp_path, fake, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_EVENTS", "10")
+    root = tmp_path / "res"
+    path = str(recipe(tmp_path))
+    assert cli.main(["--results-dir", str(root), "run", path, "--detach"]) == 0  # run 1 queues all three
+    poll_until(lambda: JobStatus.RUNNING in statuses(root).values(), what="a job of run 1 running")
+    assert cli.main(["--results-dir", str(root), "run", path]) == 0  # run 2: the same jobs, queued for run 1
+    out = capsys.readouterr().out
+    assert "sup: 3 jobs, 0 already done, 3 to run" in out  # as the supervisor counts them
+    assert [line.split()[:2] for line in out.splitlines() if line.startswith("[")] == \
+        [["[1/3]", "done"], ["[2/3]", "done"], ["[3/3]", "done"]]
+    assert "metric: acc" in out and all_done(root)
+
+
+def test_a_run_is_told_retry_from_its_command_line():
+    assert follow.run_kind({"argv": ["/bin/w2s", "--results-dir", "res", "retry", "1"]}) == follow.RETRY
+    assert follow.run_kind({"argv": ["/bin/w2s", "run", "retry"]}) == follow.SUBMIT  # a recipe named retry
+    assert follow.run_kind({"argv": None}) == follow.SUBMIT
