@@ -272,6 +272,12 @@ def test_hub_failure_becomes_w2s_error(monkeypatch):
 def test_registry_entries():
     expected = {"sciq": "test", "boolq": "validation", "amazon_polarity": "test",
                 "cosmos_qa": "validation", "anthropic_hh": "test"}  # fmt: skip
+    # + the EleutherAI/w2s breadth (data/eleuther.py), with the reference's split mapping
+    expected |= {"anli-r2": "test_r2", "cola": "validation", "dream": "test", "mc_taco": "validation",
+                 "hellaswag": "validation", "multirc": "validation", "openbookqa": "test", "paws": "test",
+                 "piqa": "validation", "quail": "validation", "quartz": "test", "social_i_qa": "validation",
+                 "sst2": "validation", "wic": "validation", "twitter-sentiment": "test", "sciq_with_support": "test",
+                 **{f"ethics-{p}": "test" for p in ("deontology", "justice", "virtue", "utilitarianism")}}  # fmt: skip
     assert {n: i.test_split for n, i in DATASETS.items() if i.hub_id} == expected
     assert DATASETS["synthetic"].hub_id is None
 

@@ -98,8 +98,15 @@ def test_per_model_training_settings_reach_the_job(tmp_path):
 
 # Job keys of recipes/smoke.toml, pinned. A key names a job's finished outputs, so a change here makes every
 # results folder re-run every job: change the spec or its hashing only on purpose, bump SPEC_VERSION, then
-# update this list. (Taken before issue 8's restructure, which had to leave every key unchanged.)
-SMOKE_KEYS = [
+# update this list.
+# TRUNCATE_RIGHT_KEYS were taken before issue 8's restructure (which had to leave every key unchanged) and
+# are what w2s computed before `[data] long_inputs` existed: inputs longer than max_length were cut on the
+# right. The default is now long_inputs = "drop" (issue 9 item 4), which changes what a job computes (it
+# leaves out every input too long for any model of the recipe, in every split), so its spec gains
+# `data.long_inputs` and a `length_filter` naming the recipe's models, and every key changed on purpose:
+# SMOKE_KEYS below. long_inputs = "truncate_right" must reproduce the old keys exactly (checked below), so
+# results folders made before the change stay valid for recipes that ask for the old behaviour.
+TRUNCATE_RIGHT_KEYS = [
     "0296310d3908e5fa96430e1823ecdcb32345edbe6b672d13c9b2e44d0f6a79b5",
     "06efb97f904a4443725a776b859aded22a2e40c4392126f671b139c6d6e9902d",
     "386185ce6071897d3c816944ed773c03aa94289e950e5a51bef6b77c98073701",
@@ -111,10 +118,23 @@ SMOKE_KEYS = [
     "f208d5b09049f250eba2be03db720f3962a8471447b05b260ad0f5f36f25c20d",
     "fb6a3cf7cc2e64b61bd90b720ba88dd856aa453159c9fb08da61448a0354a2a0",
 ]
+SMOKE_KEYS = [
+    "02e7371c30009942b6e33a786148d3525e1f4fa5780b73de903febc3116e7398",
+    "24f3ddaa81e2ddd5604323647aa9c2b0211c1155dc77e5a100c8323231b2a15f",
+    "3a634826d4b15f872830c44dcf70ea49dc495e3cbe35949e2c51f2356ff284a7",
+    "3ef32816389dd92fea186b21150ef7c338d14e3e7e4125b68774920d74c6eee8",
+    "4dda38b38ecc7a2dacc99bcace42899a5a6b2e29efe1c82aa8558a55af5ce44e",
+    "94731a4d6a3934ca3820d31b1cda633865844a27e9b9bb039c8888c77b16e2c8",
+    "9917d58fcfa59966a649700e7e30d122ce59e2f11ceb65e5806c18d54b9ff088",
+    "bb22853108c00c75dad1140c20d102e360cbd927b3be0cf45fbc5b52061066c9",
+    "bc8330c99f7a7eb5e2f3bb1c1918d100cb36b6e168f12c5b881cecf94455eb06",
+    "ef212b1720702e36d8038aa676086f2bacded6a5c1e1b43ecfd4161a89d03d6b",
+]
+SMOKE = Path(__file__).resolve().parent.parent / "recipes" / "smoke.toml"
 
 
 def test_smoke_job_keys_are_pinned():
-    plan = build_plan(load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "smoke.toml"))
+    plan = build_plan(load_recipe(SMOKE))
     assert sorted(j.key for j in plan.jobs) == SMOKE_KEYS
     # the roles stored in the database and the spec written to job.json stay plain JSON
     for job in plan.jobs:
@@ -122,6 +142,21 @@ def test_smoke_job_keys_are_pinned():
         assert all(json.loads(json.dumps(r)) == r for r in job.roles)
     gt = next(j for j in plan.jobs if j.kind == "gt" and j.model == "gpt2-h16")
     assert json.dumps(gt.roles[0], sort_keys=True) == '{"model": "gpt2-h16", "role": "gt", "seed": 0}'
+
+
+def test_truncate_right_reproduces_the_old_keys_and_specs(tmp_path):
+    text = SMOKE.read_text()
+    assert text.count("seed = 0\n") == 1  # the [data] seed: long_inputs goes right after it
+    recipe = tmp_path / "smoke.toml"
+    recipe.write_text(text.replace("seed = 0\n", 'seed = 0\nlong_inputs = "truncate_right"\n'))
+    plan = build_plan(load_recipe(recipe))
+    assert sorted(j.key for j in plan.jobs) == TRUNCATE_RIGHT_KEYS
+    default = {(j.kind, j.model, j.weak_model, j.method): j.spec for j in build_plan(load_recipe(SMOKE)).jobs}
+    for job in plan.jobs:  # the old spec: the default's, less the two things drop mode added
+        old = dict(default[(job.kind, job.model, job.weak_model, job.method)])
+        old.pop("length_filter")
+        old["data"] = {k: v for k, v in old["data"].items() if k != "long_inputs"}
+        assert {**job.spec, "labels": None} == {**old, "labels": None}  # upstream keys differ, splits do not
 
 
 def test_dry_run_listing_marks_cached_jobs(tmp_path):

@@ -6,6 +6,8 @@ store, CLI, TUI) and the training process (`python -m w2s_core.training JOB_DIR`
     job.json          manager → child   the job's resolved spec (written before launch)
     events.jsonl      child → manager   one JSON object a line, appended and flushed as training goes
     predictions.json  child → manager   probabilities per split; read by downstream jobs for labels
+                                        ({"probs", "labels"} per split, plus "index" when long inputs
+                                        were dropped: see `prediction_index`)
     env.json          child → manager   device, process count, library versions
     result.json       child → manager   final metrics; written last, so its presence means success
     log.txt           both              the job's stdout and stderr (the wrapper redirects them)
@@ -72,6 +74,23 @@ class Result:
     FINAL_TEST_AUROC = "final_test_auroc"
     ORACLE_TEST_ACC = "oracle_test_acc"
     ORACLE_STEP = "oracle_step"
+    # examples held out of the training half for validation (`[train] val_size`); with it, result.json
+    # also has the selected checkpoint's Event.VAL_LOSS / VAL_ACC / VAL_AUROC
+    N_VAL = "n_val"
+    # examples of each split left out as longer than some model reads (`[data] long_inputs = "drop"`):
+    # n_dropped_A, n_dropped_B, n_dropped_test; absent in the truncate modes
+    N_DROPPED = ("n_dropped_A", "n_dropped_B", "n_dropped_test")
+
+    @staticmethod
+    def n_dropped(split: str) -> str:
+        return f"n_dropped_{split}"
+
+
+def prediction_index(split_predictions: dict) -> list[int]:
+    """The split positions a predictions.json entry's probabilities belong to: its "index" (written
+    when long inputs were dropped, `[data] long_inputs = "drop"`), else 0, 1, ... in order."""
+    index = split_predictions.get("index")
+    return list(range(len(split_predictions["probs"]))) if index is None else list(index)
 
 
 def write_json(path: Path, obj: Any, indent: int | None = None) -> None:

@@ -1,11 +1,13 @@
-"""The headless CLI: `w2s run | follow | queue | cancel | retry | runs | results | show | assets`, plus the
-commands other packages register (`w2s tui`). Thin: parse the command line, call the library, print.
+"""The headless CLI: `w2s run | follow | queue | cancel | retry | runs | results | show | assets | datasets |
+prefetch`, plus the commands other packages register (`w2s tui`). Thin: parse the command line, call the
+library, print.
 
     run.py        w2s run (and --dry-run), w2s retry
     follow.py     w2s follow, and the end of a followed run (PGR table, which jobs failed)
     queue.py      w2s queue, w2s cancel
     reports.py    w2s runs, results, show, assets
     supervise.py  handing work to the background supervisor, then following it (or not: --detach)
+    hubdata.py    w2s datasets, w2s prefetch
     targets.py    what the user named on the command line (job hash prefix, run id, recipe file or name)
     output.py     JSON, CSV and time stamps for printing
 
@@ -31,7 +33,8 @@ DEFAULT_RECIPE = Path(__file__).resolve().parent.parent.parent / "recipes" / "de
 
 # command -> the submodule holding its `cmd_<command>(args) -> exit code`
 COMMANDS = {"run": "run", "retry": "run", "follow": "follow", "queue": "queue", "cancel": "queue",
-            "runs": "reports", "results": "reports", "show": "reports", "assets": "reports"}
+            "runs": "reports", "results": "reports", "show": "reports", "assets": "reports",
+            "datasets": "hubdata", "prefetch": "hubdata"}
 
 
 def add_plugin_commands(sub) -> None:
@@ -102,6 +105,12 @@ def _add_report_commands(sub) -> None:
     assets = sub.add_parser("assets", help="offline models and data for the demo recipe")
     assets.add_argument("action", choices=["install", "status"])
     assets.add_argument("bundle", nargs="?", default="demo")
+    data = sub.add_parser("datasets", help="the dataset registry: hub id, splits, rows, licence, cached here")
+    data.add_argument("--json", action="store_true")
+    prefetch = sub.add_parser("prefetch", help="download a recipe's models and dataset into the Hugging Face "
+                              "caches (on a login node) and print the variables for offline compute nodes")
+    prefetch.add_argument("recipe", nargs="?", help=f"TOML recipe (default: {DEFAULT_RECIPE.name})")
+    prefetch.add_argument("--to", metavar="DIR", help="cache root to fill (HF_HOME=DIR; default: the current caches)")
 
 
 def parser() -> argparse.ArgumentParser:

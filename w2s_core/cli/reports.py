@@ -6,10 +6,12 @@ from argparse import Namespace
 
 from w2s_core import assets
 from w2s_core.analysis import format_table, pgr_summary, pgr_table
+from w2s_core.cli.long_inputs import dropped_in_results, results_note
 from w2s_core.cli.output import csv_text, json_text, stamp
 from w2s_core.cli.queue import resume_and_say
 from w2s_core.cli.targets import ordered, recipe_hashes
 from w2s_core.errors import InputError
+from w2s_core.jobdir import Result
 from w2s_core.status import ACTIVE
 from w2s_core.store import Store
 
@@ -34,8 +36,11 @@ def cmd_runs(args: Namespace) -> int:
 def cmd_results(args: Namespace) -> int:
     with Store.open(args.results_dir, readonly=True) as store:
         hashes = recipe_hashes(store, args.recipe, args.all)
-        rows = [row for h in hashes for row in pgr_table(store, h, args.metric)]
+        dropped = {h: dropped_in_results(store, h) for h in hashes}  # [data] long_inputs = "drop"
+        rows = [{**row, Result.n_dropped("test"): (dropped[h] or {}).get("test")}
+                for h in hashes for row in pgr_table(store, h, args.metric)]
         summary = [entry for h in hashes for entry in pgr_summary(store, h, args.metric)]
+        names = {r["hash"]: r["name"] for r in store.recipes()}
     if getattr(args, "summary", False) and (args.json or args.csv):  # the paper's per-method medians
         rows = summary
     if args.json:
@@ -44,6 +49,9 @@ def cmd_results(args: Namespace) -> int:
         print(csv_text(rows), end="")
     else:
         print(format_table(rows, summary))
+        for h, counts in dropped.items():
+            if counts is not None:
+                print(results_note(names.get(h, h[:10]), counts))
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from w2s_core.cli import DEFAULT_RECIPE
 from w2s_core.cli.follow import report_end
+from w2s_core.cli.long_inputs import dry_run_lines
 from w2s_core.cli.supervise import Detached, QueueOptions, retry_request, submit_request, supervise
 from w2s_core.cli.targets import select_jobs, with_blocked_downstream
 from w2s_core.paths import writable_results_dir
@@ -34,6 +35,7 @@ def _print_detached(what: str, outcome: Detached) -> None:
 def _dry_run(plan: Plan, args: Namespace) -> int:
     cached = set() if args.force else _done_jobs(args.results_dir)
     print("\n".join(describe_plan(plan, cached)))
+    print("\n".join(dry_run_lines(plan)), flush=True)  # [data] long_inputs: what happens to too-long inputs
     return 0
 
 

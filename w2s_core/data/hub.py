@@ -1,28 +1,63 @@
-"""Hugging Face Hub datasets: one formatter per dataset turning a row into (text, label), and the loader.
+"""Hugging Face Hub datasets: where each lives (HubSource), the loader, and the original five formatters.
 
-A new Hub dataset is a formatter here plus one `hub_entry(...)` line in `registry.py`. Formatters
-draw their randomness from an rng seeded by the row's index, so a row formats the same way in
-every process; bump the entry's `version` whenever a formatter's output changes (it is part of
-the dataset fingerprint, so old job keys stop matching).
+A new Hub dataset is a formatter (here, or in `eleuther.py` for the EleutherAI/w2s breadth) plus one
+`hub_entry(...)` line in the registry. Formatters draw their randomness from an rng seeded by the
+row's index, so a row formats the same way in every process; bump the entry's `version` whenever a
+formatter's output changes (it is part of the dataset fingerprint, so old job keys stop matching).
+
+`datasets` >= 4 no longer runs dataset scripts (RuntimeError "Dataset scripts are no longer
+supported, but found X.py"). The Hub keeps an automatic Parquet conversion of such repos on the
+branch `refs/convert/parquet`, where a script without named configs has its config called
+`default`. Entries known to be script-based (`parquet=True`) load that branch directly, and say so
+in their fingerprint; any other entry that turns out to be script-based falls back to it once, with
+a note on stderr (the job's log) and in `LOADS`, the provenance of every load in this process.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from w2s_core.data.types import DatasetInfo, Example, Pool
 from w2s_core.errors import W2SError
 
 Formatter = Callable[[dict, random.Random], Example]
+PARQUET_REVISION = "refs/convert/parquet"
+SCRIPT_ERROR = "Dataset scripts are no longer supported"
+TRUTHY = ("1", "ON", "YES", "TRUE")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Where a registry dataset lives on the Hub, and what the reference did with it."""
+
+    hub_id: str
+    config: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    revision: str | None = None  # None: the default branch (the recipe's [data] revision pins a commit)
+    parquet: bool = False  # script-based on the Hub: load its Parquet conversion (refs/convert/parquet)
+    parquet_config: str | None = None  # its config name on that branch (default: `config`, else "default")
+    reference: str = ""  # the file whose prompt format and binary conversion the formatter follows
+
+    def load_revision(self, override: str | None) -> str | None:
+        return override or (PARQUET_REVISION if self.parquet else self.revision)
+
+
+HUB_SOURCES: dict[str, HubSource] = {}  # registry name -> its source (filled by hub_entry)
+LOADS: list[dict] = []  # provenance of every Hub load in this process: what was asked, what was loaded
 
 
 class HubRows(Sequence):
     """Formats hub rows on access (big pools stay in Arrow); each row's rng depends only on its index."""
 
-    def __init__(self, rows: Any, formatter: Formatter, key: str):
+    def __init__(self, rows: Any, formatter: Formatter, key: str, provenance: dict | None = None):
         self._rows, self._formatter, self._key = rows, formatter, key
+        self.provenance = provenance or {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -31,39 +66,108 @@ class HubRows(Sequence):
         return self._formatter(self._rows[int(i)], random.Random(f"{self._key}/{int(i)}"))
 
 
-def hub_load(name: str, hub_id: str, revision: str | None, split: str) -> Any:
-    """`datasets.load_dataset`, with failures turned into an actionable W2SError."""
+def env_flag(name: str) -> bool:
+    """Read now, not at import: huggingface_hub and datasets freeze their own copies when first imported."""
+    return os.environ.get(name, "").upper() in TRUTHY
+
+
+def _call(hub_id: str, config: str | None, revision: str | None, split: str, cache_dir: str | None) -> Any:
+    """The one place that calls `datasets.load_dataset` (tests replace it there)."""
     import datasets  # slow import: only trainers that use the Hub pay for it
 
+    kwargs: dict = {"revision": revision, "split": split}
+    if cache_dir is not None:
+        kwargs["cache_dir"] = cache_dir
+    return datasets.load_dataset(hub_id, config, **kwargs) if config else datasets.load_dataset(hub_id, **kwargs)
+
+
+def _load_parquet(src: HubSource, revision: str, split: str, cache_dir: str | None) -> tuple[Any, str]:
+    """The Parquet conversion: its config is the script's config name, or `default` when it had none."""
+    names = [src.parquet_config or src.config or "default"]
+    if names[0] != "default":
+        names.append("default")
+    for i, config in enumerate(names):
+        try:
+            return _call(src.hub_id, config, revision, split, cache_dir), config
+        except ValueError as exc:  # "BuilderConfig 'x' not found": try the next name
+            if i + 1 == len(names) or "config" not in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _advice(name: str, src: HubSource, revision: str | None, split: str, exc: Exception) -> W2SError:
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    what = f"{src.hub_id}" + (f" (config '{src.config}')" if src.config else "")
+    tried = f"revision {revision or 'default branch'}, split '{split}'"
+    cause = f"({type(exc).__name__}: {first_line})"
+    if env_flag("HF_DATASETS_OFFLINE") or env_flag("HF_HUB_OFFLINE"):
+        fix = (f"HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set, so only the cache was searched "
+               f"(HF_DATASETS_CACHE={os.environ.get('HF_DATASETS_CACHE', 'default')}). Run `w2s prefetch RECIPE` "
+               "on a machine with network (the login node) with the same cache variables, then run again")
+    elif SCRIPT_ERROR in str(exc):
+        fix = (f"the repo is script-based and a pinned revision cannot be mapped to its Parquet conversion: "
+               f"pin a commit of the '{PARQUET_REVISION}' branch instead (`w2s prefetch` prints it)")
+    else:
+        fix = "the Hub could not be reached or the dataset, config, split or revision was not found"
+    return W2SError(
+        f"Could not load dataset '{name}' from the Hugging Face Hub as {what}, {tried} {cause}: {fix}. "
+        f"To work without the Hub, save the data as a local file and use `path = \"data/{name}.jsonl\"` "
+        f"(with text_column and label_column) instead of `name = \"{name}\"` in the recipe's [data] table."
+    )
+
+
+def hub_load(name: str, src: HubSource, revision: str | None, split: str, cache_dir: str | None = None
+             ) -> tuple[Any, dict]:
+    """One split of a registry dataset and the record of what was loaded; failures become a W2SError
+    naming the dataset, the revision tried and the fix."""
+    wanted = src.load_revision(revision)
+    record = {"dataset": name, "hub_id": src.hub_id, "split": split, "requested_revision": revision,
+              "revision": wanted, "config": src.config, "parquet_conversion": src.parquet}
     try:
-        return datasets.load_dataset(hub_id, revision=revision, split=split)
-    except Exception as exc:  # offline, not found, bad revision: all need the same advice
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise W2SError(
-            f"Could not load dataset '{name}' (split '{split}') from the Hugging Face Hub as "
-            f"'{hub_id}' (revision {revision or 'default'}): the Hub could not be reached or the "
-            f"dataset was not found ({type(exc).__name__}: {first_line}). To work offline, save the "
-            f"data as a local file and use `path = \"data/{name}.jsonl\"` (with text_column and "
-            f"label_column) instead of `name = \"{name}\"` in the recipe's [data] table."
-        ) from exc
+        if src.parquet:
+            rows, record["config"] = _load_parquet(src, wanted, split, cache_dir)
+        else:
+            try:
+                rows = _call(src.hub_id, src.config, wanted, split, cache_dir)
+            except RuntimeError as exc:
+                if SCRIPT_ERROR not in str(exc) or wanted is not None:
+                    raise
+                record.update(revision=PARQUET_REVISION, parquet_conversion=True, fallback=True)
+                rows, record["config"] = _load_parquet(src, PARQUET_REVISION, split, cache_dir)
+                print(f"note: dataset '{name}' ({src.hub_id}) is script-based on the Hub; loaded its Parquet "
+                      f"conversion ({PARQUET_REVISION}, config '{record['config']}')", file=sys.stderr)
+    except W2SError:
+        raise
+    except Exception as exc:  # offline, not found, bad revision: each gets its own advice
+        raise _advice(name, src, record["revision"], split, exc) from exc
+    LOADS.append(record)
+    return rows, record
 
 
 def hub_entry(name: str, hub_id: str, formatter: Formatter, test_split: str, description: str,
-              version: int = 1) -> DatasetInfo:
-    """A registry entry for a Hub dataset; bump `version` whenever its formatter's output changes."""
+              version: int = 1, **source: Any) -> DatasetInfo:
+    """A registry entry for a Hub dataset (`source`: the other HubSource fields); bump `version`
+    whenever its formatter's output changes."""
+    src = HubSource(hub_id, test_split=test_split, **source)
+    HUB_SOURCES[name] = src
 
-    def load(cfg: dict) -> tuple[Pool, Pool | None]:
-        train, test = (
-            HubRows(hub_load(name, hub_id, cfg.get("revision"), split), formatter, f"{name}/{split}")
-            for split in ("train", test_split)
-        )
-        return train, test
+    def load(cfg: dict, cache_dir: str | None = None) -> tuple[Pool, Pool | None]:
+        pools = []
+        for split in (src.train_split, src.test_split):
+            rows, record = hub_load(name, src, cfg.get("revision"), split, cache_dir)
+            pools.append(HubRows(rows, formatter, f"{name}/{split}", record))
+        return pools[0], pools[1]
 
     def identity(cfg: dict) -> dict:
-        return {"hub_id": hub_id, "revision": cfg.get("revision"), "formatter_version": version,
-                "splits": ["train", test_split]}  # fmt: skip
+        out = {"hub_id": hub_id, "revision": cfg.get("revision") or src.revision, "formatter_version": version,
+               "splits": [src.train_split, test_split]}
+        if src.config:
+            out["config"] = src.config
+        if src.parquet:  # what is loaded is the Hub's Parquet conversion of a script-based repo
+            out["source"] = PARQUET_REVISION
+        return out
 
-    return DatasetInfo(name, load, identity, description, hub_id, "train", test_split)
+    return DatasetInfo(name, load, identity, description, hub_id, src.train_split, test_split)
 
 
 def format_sciq(row: dict, rng: random.Random) -> Example:

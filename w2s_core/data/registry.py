@@ -1,9 +1,9 @@
 """The dataset registry: every name a recipe's `[data] name` may use, and the fingerprint of a dataset.
 
-Where a new dataset goes: a Hub dataset is a formatter in `hub.py` plus a `hub_entry(...)` line
-below; an offline one is a module with `load(cfg)` and `identity(cfg)` (as `synthetic.py` and
-`movie_snippets.py`) plus a `DatasetInfo(...)` line below. A local file needs no entry: the recipe
-gives its `path` instead of a `name`.
+Where a new dataset goes: a Hub dataset is a formatter in `hub.py` (or `eleuther.py`) plus a
+`hub_entry(...)` line below (or in `eleuther.py`); an offline one is a module with `load(cfg)` and
+`identity(cfg)` (as `synthetic.py` and `movie_snippets.py`) plus a `DatasetInfo(...)` line below. A
+local file needs no entry: the recipe gives its `path` instead of a `name`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from w2s_core.data import movie_snippets, synthetic
+from w2s_core.data.eleuther import ELEUTHER_ENTRIES
 from w2s_core.data.hub import (
     format_amazon_polarity,
     format_anthropic_hh,
@@ -33,9 +34,11 @@ DATASETS: dict[str, DatasetInfo] = {
         hub_entry("amazon_polarity", "fancyzhx/amazon_polarity", format_amazon_polarity, "test",
                   "Amazon review sentiment", version=2),  # 2: title and content joined by a space
         hub_entry("cosmos_qa", "allenai/cosmos_qa", format_cosmos_qa, "validation",
-                  "Commonsense reading comprehension, answer vs distractor"),
+                  "Commonsense reading comprehension, answer vs distractor",
+                  parquet=True),  # script-based on the Hub: its Parquet conversion loads with datasets >= 4
         hub_entry("anthropic_hh", "Anthropic/hh-rlhf", format_anthropic_hh, "test",
                   "Chosen vs rejected assistant reply (chance level in the reference)"),
+        *ELEUTHER_ENTRIES,  # the EleutherAI/w2s breadth (data/eleuther.py)
         DatasetInfo("synthetic", synthetic.load, synthetic.identity,
                     "Generated word-polarity task for the tiny built-in models (offline)"),
         DatasetInfo("movie-snippets", movie_snippets.load, movie_snippets.identity,

@@ -1,4 +1,4 @@
-"""Deterministic A/B/test splits: the only way a trainer gets its data.
+"""Deterministic A/B/test splits (and the validation rows of a training half): the only way a trainer gets its data.
 
 Every trainer process rebuilds its data from (cfg, seed) with `make_splits`, so splits must be a pure
 function of those: all randomness comes from generators seeded by sha256 of explicit strings.
@@ -119,3 +119,20 @@ def make_splits(cfg: dict, seed: int) -> dict[str, Split]:
     if len(a_ids) < half or len(b_ids) < half:
         raise _too_few("n_train", n_train, train, remaining, balance, name)
     return {"A": _split(train, a_ids), "B": _split(train, b_ids), "test": _split(test_pool, test_ids)}
+
+
+def val_rows(n: int, val_size: int, seed: int, split: str) -> list[int]:
+    """The rows of a job's training half (`n` examples, half `split`) held out for validation, in order.
+
+    `val_size` rows drawn with the run seed and the half's name: every job of a seed that trains on
+    the same half holds out the same rows (the weak GT job and the ceiling alike), and a bootstrap
+    step that trains on the other half holds out other rows. [] for val_size 0 (no validation).
+    """
+    if val_size <= 0:
+        return []
+    if val_size >= n:
+        raise InputError(
+            f"[train] val_size = {val_size} leaves no training examples: the training half {split} has {n} "
+            f"(data.n_train / 2). Lower val_size in the recipe or raise n_train."
+        )
+    return sorted(int(i) for i in _rng("w2s/val", seed, split).permutation(n)[:val_size])

@@ -11,11 +11,28 @@ Pool = Sequence[Example]  # a list works; hub pools format rows lazily on indexi
 
 @dataclass(frozen=True)
 class Split:
-    """One drawn set; ids index the pool it came from (train pool for A/B, test or train pool for test)."""
+    """One drawn set; ids index the pool it came from (train pool for A/B, test or train pool for test).
+
+    `positions` says which rows of the drawn set a split keeps after long inputs were dropped
+    (`[data] long_inputs = "drop"`); None keeps them all. Predictions are stored and read by these
+    positions, so a job and its downstream jobs agree on which example a probability belongs to.
+    """
 
     texts: list[str]
     labels: list[int]
     ids: list[int]
+    positions: list[int] | None = None
+
+    @property
+    def index(self) -> list[int]:
+        """The rows of the drawn set this split holds, in order."""
+        return list(range(len(self.texts))) if self.positions is None else list(self.positions)
+
+    def keep(self, rows: list[int]) -> Split:
+        """The split with only `rows` (indices into this split, ascending), remembering their drawn positions."""
+        index = self.index
+        return Split([self.texts[i] for i in rows], [self.labels[i] for i in rows], [self.ids[i] for i in rows],
+                     [index[i] for i in rows])
 
 
 @dataclass(frozen=True)

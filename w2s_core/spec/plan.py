@@ -33,6 +33,8 @@ from w2s_core.spec.recipe import TRAIN_KEYS, UNHASHED_TRAIN_DEFAULTS, Chain, Met
 
 SPEC_VERSION = 1  # bump when the meaning of a spec changes: every job key changes with it
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")
+# What a model's tokenizer depends on (arch does not), for a drop-mode job's `length_filter`.
+TOKENIZER_KEYS = ("name", "path", "revision", "trust_remote_code", "tiny")
 OTHER_HALF = {"A": "B", "B": "A"}
 
 
@@ -92,6 +94,10 @@ class JobSpec(TypedDict):
     labels: Labels | str  # "gt" for ground truth
     predict_split: str
     loss: LossSpec
+    # Only with `[data] long_inputs = "drop"` (see `length_filter`): every model of the recipe, whose
+    # too-long inputs the job leaves out of every split. Absent otherwise, so the spec (and key) of a
+    # "truncate_right" job is what it was before the option existed.
+    # length_filter: list[dict]
 
 
 @dataclass
@@ -131,13 +137,39 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
         "model": model_fingerprint(spec["model"]),
         "data": dataset_fingerprint(spec["data"]),
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
-        **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss")},
+        **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss", "length_filter")},
         "loss": {**spec["loss"], "params": hashed_params(spec["loss"]["params"])},
         "train": {k: v for k, v in spec["train"].items()
                   if not (k in UNHASHED_TRAIN_DEFAULTS and v == UNHASHED_TRAIN_DEFAULTS[k])},
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }
+    if "length_filter" in spec:  # by what the tokenizers are, so renaming or reordering models keeps keys
+        identity["length_filter"] = sorted({json.dumps([model_fingerprint(m), bool(m.get("trust_remote_code")),
+                                                        m["max_length"]]) for m in spec["length_filter"]})
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def job_data(recipe: Recipe) -> dict:
+    """The recipe's [data] as a job reads it; `long_inputs = "truncate_right"` (what w2s did before the
+    option existed) is left out, so those jobs keep the keys they had (the trainer's default is the same)."""
+    return {k: v for k, v in recipe.data.items() if not (k == "long_inputs" and v == "truncate_right")}
+
+
+def length_filter(recipe: Recipe) -> list[dict]:
+    """Every model of the recipe as its tokenizer and effective max_length, sorted by name.
+
+    With `long_inputs = "drop"` a job leaves out of every split (test, A, B) each example that is too
+    long for ANY of these models (`w2s_core.training.lengths`), so all models are scored on one test
+    pool and a student only trains on examples its weak supervisor labelled. So adding a model to a
+    recipe (or changing one's tokenizer or max_length) changes every job's key in drop mode: their
+    test pool may change.
+    """
+    out = []
+    for model in recipe.models:
+        entry = {k: model[k] for k in TOKENIZER_KEYS if model.get(k) is not None}
+        entry["max_length"] = model.get("max_length", recipe.train.get("max_length"))
+        out.append(entry)
+    return sorted(out, key=lambda e: e["name"])
 
 
 class _Planner:
@@ -162,12 +194,13 @@ class _Planner:
         return {
             "model": {k: model[k] for k in MODEL_IDENTITY_KEYS if k in model},
             "train": train,
-            "data": self.recipe.data,
+            "data": job_data(self.recipe),
             "seed": seed,
             "train_split": train_split,
             "labels": labels,
             "predict_split": predict,
             "loss": loss,
+            **({"length_filter": length_filter(self.recipe)} if self.recipe.data.get("long_inputs") == "drop" else {}),
         }
 
     def gt(self, model: str, seed: int) -> Job:

@@ -51,8 +51,26 @@ DATA_KEYS: dict[str, Check] = {
     "n_total": pos_int,
     "noise": fraction,
     "train_pool": one_of("per_seed", "fixed"),
+    "long_inputs": one_of("drop", "truncate_left", "truncate_right"),
 }
-DATA_DEFAULTS = {"text_column": "text", "label_column": "label", "seed": 0, "balance": False}
+# long_inputs: what happens to an input longer than a model's max_length (w2s_core.training.lengths).
+# "drop" (the reference's choice) leaves it out of every split for every model of the recipe;
+# "truncate_right" is what w2s did before the option existed, and its jobs keep their old keys.
+DATA_DEFAULTS = {"text_column": "text", "label_column": "label", "seed": 0, "balance": False, "long_inputs": "drop"}
+
+# Which checkpoint a job keeps (w2s_core.training.evaluate): the last step, or the eval point with the
+# lowest validation loss / highest validation AUROC on `val_size` held-out examples of its training half.
+SELECT = ("final", "val_loss", "val_auroc")
+# `[train] optimizer`, built in w2s_core.training.optimizers (the module docstring says what each does).
+OPTIMIZERS = ("adam", "adamw", "adafactor")
+
+
+def optimizer_name(v: Any) -> str | None:
+    """A check like one_of(*OPTIMIZERS) that also names the closest choice ("AdamW" -> 'adamw')."""
+    if v in OPTIMIZERS:
+        return None
+    return "one of " + ", ".join(repr(o) for o in OPTIMIZERS) + did_you_mean(str(v).lower(), OPTIMIZERS)
+
 
 TRAIN_KEYS: dict[str, Check] = {
     "mode": one_of("finetune", "probe"),
@@ -64,26 +82,33 @@ TRAIN_KEYS: dict[str, Check] = {
     "schedule": one_of("cosine", "linear", "constant"),
     "lr_warmup_frac": fraction,
     "weight_decay": nonneg_num,
+    "optimizer": optimizer_name,
     "dtype": one_of("auto", "float32", "bfloat16", "float16"),
     "lora": lora_value,
     "grad_checkpointing": boolean,
     "eval_every": nonneg_int,
     "train_with_dropout": boolean,
+    "val_size": nonneg_int,
+    "select": one_of(*SELECT),
 }
 TRAIN_DEFAULTS = {
     "mode": "finetune",
     "schedule": "cosine",
     "lr_warmup_frac": 0.0,
     "weight_decay": 0.0,
+    "optimizer": "adam",
     "lora": False,
     "eval_every": 0,
     "train_with_dropout": False,
+    "val_size": 0,
+    "select": "final",
 }
 # Train keys added after jobs were first hashed, with the default that reproduces the old behaviour:
 # `plan.job_key` leaves a key out of the hash while it has this value, so finished jobs keep their keys.
-UNHASHED_TRAIN_DEFAULTS = {"train_with_dropout": False}
+UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "val_size": 0, "select": "final"}
 # Keys a model's registry entry supplies and a recipe may override per model.
-MODEL_TRAIN_KEYS = ("mode", "epochs", "lr", "batch_size", "minibatch_size", "max_length", "dtype", "grad_checkpointing")
+MODEL_TRAIN_KEYS = ("mode", "epochs", "lr", "batch_size", "minibatch_size", "max_length", "dtype", "grad_checkpointing",
+                    "optimizer")
 
 MODEL_KEYS: dict[str, Check] = {
     "name": string,
@@ -110,7 +135,8 @@ LAUNCH_KEYS: dict[str, Check] = {"accelerate_config": string, "parallel": pos_in
 ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "max_len": "max_length",
            "max_ctx": "max_length", "lr_schedule": "schedule", "micro_batch_size": "minibatch_size",
            "gradient_checkpointing": "grad_checkpointing", "seed": "seeds", "model": "models",
-           "method": "loss", "aux_coef": "alpha", "transfer_lr": "lr", "transfer_epochs": "epochs"}
+           "method": "loss", "aux_coef": "alpha", "transfer_lr": "lr", "transfer_epochs": "epochs",
+           "optim": "optimizer", "optimizer_name": "optimizer"}
 TOP_KEYS = ("name", "description", "data", "train", "models", "pairs", "transfer", "bootstrap", "seeds", "launch")
 
 
@@ -131,6 +157,7 @@ class ModelEntry(TypedDict, total=False):
     max_length: int
     dtype: str
     grad_checkpointing: bool
+    optimizer: str
     lora: bool | dict
 
 
@@ -202,6 +229,7 @@ def parse_recipe(raw: dict, path: Path, text: str) -> Recipe:
     err.check_table("train.", train, TRAIN_KEYS)
     launch = _launch(_table(raw, "launch"), path, err)
     models = _models(raw.get("models"), train, err)
+    _selection(data, train, models, err)
     names = [m["name"] for m in models]
     pairs = _pairs(raw.get("pairs"), names, err)
     transfers = _transfers(raw.get("transfer"), err)
@@ -287,6 +315,31 @@ def _models(value: Any, train: dict, err: Problems) -> list[ModelEntry]:
         if is_int(mini) and is_int(batch) and batch % mini:
             err.add(f"models.{m['name']}", f"batch_size {batch} must be a multiple of minibatch_size {mini}")
     return models
+
+
+def _selection(data: dict, train: dict, models: list[ModelEntry], err: Problems) -> None:
+    """Per model's settings: val_size leaves examples to train on, and select = "val_*" has a validation
+    slice and eval points to choose between. Each problem is named where its key was set, once."""
+    half = data["n_train"] // 2 if is_int(data.get("n_train")) else None
+    found: dict[str, str] = {}
+    for m in models:
+        keys = ("val_size", "select", "eval_every")
+        own = {k: m[k] for k in keys if k in m}
+        t = {**TRAIN_DEFAULTS, **train, **own}
+        if not (is_int(t["val_size"]) and is_int(t["eval_every"]) and t["select"] in SELECT):
+            continue  # a bad value: the key checks report it
+        where = {k: f"models.{m['name']}.{k}" if k in own else f"train.{k}" for k in keys}
+        if half is not None and t["val_size"] >= half:
+            found[where["val_size"]] = (f"{t['val_size']} leaves no training examples: a job trains on half of "
+                                        f"data.n_train ({half}) less val_size; hold out fewer or raise n_train")
+        if t["select"] != "final" and not t["val_size"]:
+            found[where["select"]] = (f"{t['select']!r} keeps the checkpoint with the best validation figure, but "
+                                      "val_size is 0: set val_size (e.g. 1000, as EleutherAI/w2s) or select = 'final'")
+        elif t["select"] != "final" and not t["eval_every"]:
+            found[where["eval_every"]] = (f"select = {t['select']!r} chooses between eval points, but eval_every is 0: "
+                                          "set eval_every (e.g. 25, as EleutherAI/w2s), the steps between them")
+    for key, msg in found.items():
+        err.add(key, msg)
 
 
 def _known_model(name: Any, names: list[str], key: str, err: Problems) -> bool:

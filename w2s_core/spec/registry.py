@@ -1,9 +1,11 @@
 """Per-model defaults, so a recipe can name a model and get settings known to work for it.
 
 The values follow the Burns et al. (2023) reference code: learning rates tuned at batch size 32,
-2 epochs, 1024-token context, gradient checkpointing from ~1.5B parameters. Minibatch sizes are
-chosen to fit one ~80 GB GPU at full context. Qwen (v1) ships its own modelling code, but
-`trust_remote_code` stays off here on purpose: running downloaded code must be the recipe's choice.
+2 epochs, 1024-token context, gradient checkpointing from ~1.5B parameters, Adafactor for Qwen-72B
+only (the reference's one use of it). Minibatch sizes are chosen to fit one ~80 GB GPU at full
+context; Qwen-72B needs several, sharded (an FSDP accelerate config). Qwen (v1) ships its own
+modelling code, but `trust_remote_code` stays off here on purpose: running downloaded code must be
+the recipe's choice.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "Qwen/Qwen-1_8B": _causal(1e-5, 4, True, revision="5fde88dff770a7d036847211f5d9d9705f0caa69"),
     "Qwen/Qwen-7B": _causal(1e-5, 2, True, revision="d4efd21e866b9cb3466cb65b963933f5e98016d1"),
     "Qwen/Qwen-14B": _causal(1e-5, 1, True, revision="8be2854218fea9054331e217fd26a06f3fd02004"),
+    # "This model is really big, save space by using adafactor" (the reference's train_simple.py)
+    "Qwen/Qwen-72B": _causal(1e-5, 1, True, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1",
+                             optimizer="adafactor"),
     "EleutherAI/pythia-70m": _causal(5e-5, 32),
     "EleutherAI/pythia-160m": _causal(5e-5, 32),
     "EleutherAI/pythia-410m": _causal(5e-5, 16),

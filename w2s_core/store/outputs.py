@@ -44,21 +44,27 @@ class Outputs(StoreBase):
 
     @sqlite_errors
     def add_predictions(
-        self, job_hash: str, split: str, probs: Sequence[float], labels: Sequence[int] | None = None
+        self, job_hash: str, split: str, probs: Sequence[float], labels: Sequence[int] | None = None,
+        index: Sequence[int] | None = None,
     ) -> None:
-        """Replace the job's predictions on `split` (idx = position in `probs`)."""
+        """Replace the job's predictions on `split`; idx = the example's position in the drawn split.
+
+        `index` gives those positions where long inputs were dropped (`[data] long_inputs = "drop"`,
+        predictions.json's "index"); without it they are 0, 1, ... in order. `predictions` reads
+        back only the stored rows, in position order, so metrics over them use the kept examples.
+        """
         if split not in SPLITS:
             raise ValueError(f"prediction split {split!r} must be one of {SPLITS}")
-        if labels is not None and len(labels) != len(probs):
-            raise ValueError(
-                f"{len(probs)} probabilities but {len(labels)} labels for {job_hash}/{split}"
-            )
+        for what, values in (("labels", labels), ("positions", index)):
+            if values is not None and len(values) != len(probs):
+                raise ValueError(f"{len(probs)} probabilities but {len(values)} {what} for {job_hash}/{split}")
         label_values = [None] * len(probs) if labels is None else [int(x) for x in labels]
+        positions = range(len(probs)) if index is None else [int(i) for i in index]
         with self.transaction() as conn:
             conn.execute("DELETE FROM predictions WHERE job_hash = ? AND split = ?", (job_hash, split))
             conn.executemany(
                 "INSERT INTO predictions (job_hash, split, idx, prob, label) VALUES (?, ?, ?, ?, ?)",
-                [(job_hash, split, i, float(p), y) for i, (p, y) in enumerate(zip(probs, label_values))],
+                [(job_hash, split, i, float(p), y) for i, p, y in zip(positions, probs, label_values)],
             )
 
     @sqlite_errors

@@ -2,21 +2,24 @@
 
 Recipe validation and plan building already catch bad keys, values and local model folders; this
 adds what needs the data or the machine: the dataset loads with its columns and binary labels,
-and every Hugging Face model can be found when the hub is offline.
+and, on an offline node (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, see `w2s prefetch`), every Hugging Face
+model and dataset is in the cache before anything else is read, so a missing one is named at once.
 """
 
 from __future__ import annotations
 
 import os
 
-from huggingface_hub import try_to_load_from_cache
-
 from w2s_core.assets import PACKAGED_MODELS
 from w2s_core.data import make_splits
+from w2s_core.data.cache import dataset_in_cache, datasets_cache
+from w2s_core.data.hub import HUB_SOURCES, env_flag
+from w2s_core.data.registry import source
 from w2s_core.errors import InputError, did_you_mean
 from w2s_core.spec.models import looks_local
 from w2s_core.spec.recipe import Recipe
 from w2s_core.spec.registry import BUILTIN_TINY, MODEL_DEFAULTS
+from w2s_core.supervision.prefetch import model_in_cache
 
 
 def hub_offline() -> bool:
@@ -25,18 +28,38 @@ def hub_offline() -> bool:
                                                                                     "TRANSFORMERS_OFFLINE"))
 
 
-def preflight(recipe: Recipe) -> None:
-    make_splits(recipe.data, recipe.seeds[0])  # a missing file/column, bad labels or n_test too big fail here
+def _dataset_offline(recipe: Recipe) -> None:
+    """Offline, a Hub dataset that was never loaded with these caches fails here, before `datasets` is imported."""
+    name, info = source(recipe.data)
+    src = HUB_SOURCES.get(name) if info is not None else None
+    if src is None or not (env_flag("HF_DATASETS_OFFLINE") or env_flag("HF_HUB_OFFLINE")):
+        return
+    if not dataset_in_cache(src.hub_id):
+        raise InputError(
+            f"{recipe.path}: dataset '{name}' ({src.hub_id}) is not in the Hugging Face caches "
+            f"(HF_DATASETS_CACHE={datasets_cache()}) and HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set. Run "
+            f"`w2s prefetch {recipe.path}` where there is network, with the same cache variables, then run again.")
+
+
+def _models_offline(recipe: Recipe) -> None:
+    """Offline, every Hub model must resolve (config.json and weights) from the cache the environment names."""
     if not hub_offline():
         return  # a hub model may still download; a failure is then diagnosed in the job's status
     for model in recipe.models:
         path = model["path"]
         if path in BUILTIN_TINY or path in PACKAGED_MODELS or looks_local(path):
             continue
-        if try_to_load_from_cache(path, "config.json", revision=model.get("revision")) is None:
+        if model_in_cache(path, model.get("revision")) is None:
             known = [*BUILTIN_TINY, *PACKAGED_MODELS, *MODEL_DEFAULTS]
             raise InputError(
                 f"{recipe.path}: model '{model['name']}' has path '{path}'{did_you_mean(path, known)}, which is "
                 "neither a built-in model nor a local folder, and is not in the Hugging Face cache while "
-                "HF_HUB_OFFLINE is set. Fix the name, download it where there is network, or point `path` "
-                "at a local directory holding config.json and weights.")
+                "HF_HUB_OFFLINE is set. Fix the name, download it where there is network "
+                f"(`w2s prefetch {recipe.path}`), or point `path` at a local directory holding config.json "
+                "and weights.")
+
+
+def preflight(recipe: Recipe) -> None:
+    _models_offline(recipe)  # cache look-ups first: they take milliseconds, loading the data may not
+    _dataset_offline(recipe)
+    make_splits(recipe.data, recipe.seeds[0])  # a missing file/column, bad labels or n_test too big fail here

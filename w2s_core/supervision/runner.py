@@ -146,7 +146,7 @@ def finish(store: Store, attempt: Attempt, status: int | str) -> bool:
         preds = folder.read_predictions()
         with store.transaction():
             for split, p in preds.items():
-                store.add_predictions(attempt.job_hash, split, p["probs"], p["labels"])
+                store.add_predictions(attempt.job_hash, split, p["probs"], p["labels"], p.get("index"))
             store.set_results(attempt.job_hash, result)
             provenance = {**(store.get_job(attempt.job_hash)["provenance"] or {}), "job_env": folder.read_env()}
             store.set_job_status(attempt.job_hash, JobStatus.DONE, exit_code=0, provenance=provenance)

@@ -7,6 +7,7 @@ predictions and result back there; it never touches the database. Reading order:
     setup.py     what is trained: a classifier over token ids (finetune) or a head over features (probe)
     models.py    loading a backbone and tokenizer, pooling, the binary head, dtypes
     losses.py    the training losses (names and parameters: the torch-free `w2s_core.spec.losses`)
+    optimizers.py  `[train] optimizer`: adam, adamw, the reference's adafactor
     features.py  frozen-backbone features for probes, cached on disk
     tiny.py      the built-in random-init tiny models
 """

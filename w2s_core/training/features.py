@@ -22,13 +22,14 @@ from w2s_core.training.models import POOLING, collate, encode, load_backbone, lo
 
 
 def extract_features(spec: dict, texts: Sequence[str], *, max_length: int, batch_size: int,
-                     device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                     device: torch.device | str, dtype: torch.dtype = torch.float32,
+                     side: str = "right") -> torch.Tensor:
     """Frozen-backbone pooled features [N,H] float32, in input order (batched by length for speed)."""
     device = torch.device(device)
     backbone = load_backbone(spec, dtype).to(device).eval().requires_grad_(False)
     pooling = POOLING[model_arch(spec, backbone.config)]
     tok = load_tokenizer(spec)
-    ids = encode(tok, texts, max_length)
+    ids = encode(tok, texts, max_length, side)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # longest first: OOM early
     out = torch.empty((len(ids), backbone.config.hidden_size), dtype=torch.float32)
     with torch.no_grad():
@@ -52,15 +53,18 @@ def texts_digest(texts: Sequence[str]) -> str:
 
 
 def cached_features(spec: dict, texts: Sequence[str], *, max_length: int, batch_size: int,
-                    device: torch.device | str) -> torch.Tensor:
+                    device: torch.device | str, side: str = "right") -> torch.Tensor:
     """extract_features, memoised on disk so probe jobs sharing a model and texts run it once."""
     pooling = POOLING[model_arch(spec)]
-    key = sha256_text(json.dumps([model_fingerprint(spec), pooling, max_length, texts_digest(texts)]))
+    # the truncation side joins the key only when it is not the original "right", so old entries stay valid
+    key = sha256_text(json.dumps([model_fingerprint(spec), pooling, max_length, texts_digest(texts)]
+                                 + ([side] if side != "right" else [])))
     path = cache_dir() / "features" / f"{key}.pt"
     with locked(path.with_suffix(".lock")):  # a parallel job wanting the same features waits, then loads
         if path.is_file():
             return torch.load(path, weights_only=True)
-        features = extract_features(spec, texts, max_length=max_length, batch_size=batch_size, device=device)
+        features = extract_features(spec, texts, max_length=max_length, batch_size=batch_size, device=device,
+                                    side=side)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -1,9 +1,10 @@
 """One job, one process: read the job folder, train, write events, predictions and the result back.
 
-`run` tells the whole story in order: job.json -> data and labels -> model (or probe features)
--> optimizer -> the loop -> final predictions -> outputs. The job folder's files and event keys
-come from `w2s_core.jobdir`; result.json is written last, so its presence means success. The same
-code runs on a CPU, one GPU, or several under DDP/FSDP from an accelerate config.
+`run` tells the whole story in order: job.json -> data and labels (less a validation slice) ->
+model (or probe features) -> optimizer -> the loop -> the kept checkpoint's predictions -> outputs.
+Evaluation and which checkpoint is kept (`[train] select`) live in `evaluate.py`. The job folder's
+files and event keys come from `w2s_core.jobdir`; result.json is written last, so its presence means
+success. The same code runs on a CPU, one GPU, or several under DDP/FSDP from an accelerate config.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from w2s_core.analysis import stats as metrics
-from w2s_core.data import make_splits
+from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event, EventWriter, JobDir
+from w2s_core.training.evaluate import FINAL, Point, Selection, class1, eval_point, figures, forward, predictions
+from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
 from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
+from w2s_core.training.optimizers import make_optimizer
 from w2s_core.training.setup import Setup, build
 
 
@@ -35,26 +39,33 @@ def run(job_dir: Path) -> None:
     acc = Accelerator(gradient_accumulation_steps=max(1, train["batch_size"] // train["minibatch_size"]))
     set_seed(job["seed"])
 
-    splits = make_splits(job["data"], job["seed"])
-    upstream = read_upstream(job)
-    labels = training_labels(job, splits[job["train_split"]], upstream)
+    # inputs too long for any model of the recipe leave every split ([data] long_inputs = "drop")
+    splits, dropped = drop_long_inputs(job, make_splits(job["data"], job["seed"]))
+    upstream = align_upstream(read_upstream(job), splits, job)
+    half = splits[job["train_split"]]
+    labels = training_labels(job, half, upstream)
+    held = val_rows(len(labels), train.get("val_size", 0), job["seed"], job["train_split"])
 
     setup = build(job, splits, acc.device)
+    labels, val_labels = hold_out(setup, labels, held)
     loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"])
     batch_target = make_batch_target(job["loss"]["name"], job["loss"]["params"])
     module, opt = prepare(acc, setup, train)
 
     loop = Loop(acc, setup, module, opt, loss_fn, batch_target, labels, job, splits["test"].labels,
-                EventWriter(folder.events if acc.is_main_process else None))
+                EventWriter(folder.events if acc.is_main_process else None), val_labels=val_labels,
+                selection=Selection(train.get("select", FINAL)))
     train_loop(loop)
 
-    preds = final_predictions(loop, splits)
+    final = eval_point(loop, keep_predict=True)
+    chosen = loop.selection.close(final)
     if acc.is_main_process:
-        result = summarize(loop, preds, splits, upstream)
-        loop.events.emit({Event.STEP: loop.step, Event.KIND: Event.FINAL,
-                          Event.TEST_ACC: result[Event.TEST_ACC], Event.TEST_AUROC: result[Event.TEST_AUROC]})
+        drop = set(held)
+        trained = [y for i, y in enumerate(half.labels) if i not in drop]  # the true labels of what was trained on
+        result = {**summarize(loop, chosen, final, trained, upstream), **dropped}
+        loop.events.emit({Event.STEP: loop.step, Event.KIND: Event.FINAL, **final.figures})
         loop.events.close()
-        folder.write_outputs(environment(acc), preds, result)
+        folder.write_outputs(environment(acc), indexed(predictions(chosen, loop, splits), splits), result)
 
 
 # --- data and labels ------------------------------------------------------------------------
@@ -78,11 +89,30 @@ def training_labels(job: dict, split, upstream: dict | None) -> torch.Tensor:
     return torch.stack([1 - p, p], dim=1)
 
 
+def hold_out(setup: Setup, labels: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(training labels, validation labels): the `rows` of the training half (`data.val_rows`) leave training.
+
+    Their inputs move to `setup.inputs["val"]` and their labels, the job's own supervision, come back
+    apart; without rows nothing changes and there are no validation labels.
+    """
+    if not rows:
+        return labels, None
+    inputs = setup.inputs["train"]
+    if len(inputs) != len(labels):
+        raise W2SError(f"the training half has {len(labels)} labels but {len(inputs)} inputs: "
+                       "cannot hold out its [train] val_size rows")
+    held = set(rows)
+    fit = [i for i in range(len(labels)) if i not in held]
+    setup.inputs["val"] = [inputs[i] for i in rows]
+    setup.inputs["train"] = [inputs[i] for i in fit]
+    return labels[fit], labels[rows]
+
+
 # --- optimizer ------------------------------------------------------------------------------
 
 
 def prepare(acc: Accelerator, setup: Setup, train: dict) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """The accelerate-wrapped module in training mode, and its Adam optimizer over the trainable parameters.
+    """The accelerate-wrapped module in training mode, and its optimizer over the trainable parameters.
 
     Training mode is what switches Hugging Face's gradient checkpointing on (it checks
     `self.training`); dropout stays off because the backbone was loaded with it zeroed, unless
@@ -90,8 +120,10 @@ def prepare(acc: Accelerator, setup: Setup, train: dict) -> tuple[torch.nn.Modul
     """
     setup.module.train()
     module = acc.prepare(setup.module)
-    opt = acc.prepare(torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=train["lr"],
-                                       weight_decay=train["weight_decay"]))
+    # `[train] optimizer`, absent from job.json files written before it existed: Adam, as they trained
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    opt = acc.prepare(make_optimizer(train.get("optimizer", "adam"), trainable, lr=train["lr"],
+                                     weight_decay=train["weight_decay"]))
     return module, opt
 
 
@@ -115,10 +147,12 @@ class Loop:
     opt: torch.optim.Optimizer
     loss_fn: LossFn
     batch_target: TargetFn | None  # a batch-level loss's target function (see batch_targets); else None
-    labels: torch.Tensor  # [N,2] soft labels of the training split
+    labels: torch.Tensor  # [N,2] soft labels of the examples trained on (the training split less the val slice)
     job: dict
     test_labels: list[int]
     events: EventWriter
+    val_labels: torch.Tensor | None = None  # [V,2] the val slice's supervision labels; None without val_size
+    selection: Selection = field(default_factory=Selection)  # the eval points: kept one and oracle
     seen: int = 0  # training examples consumed so far, across processes
     step: int = 0  # optimiser steps taken
     t0: float = field(default_factory=time.time)
@@ -196,11 +230,6 @@ def train_minibatch(loop: Loop, group: list[list[int]], k: int, step_frac: float
 
 
 # --- batch-level losses (logconf) -------------------------------------------------------------
-
-
-def class1(logits: torch.Tensor) -> torch.Tensor:
-    """P(class 1) per row, in float32 (bf16 logits included)."""
-    return torch.softmax(logits.float(), dim=-1)[:, 1]
 
 
 def batch_targets(loop: Loop, group: list[list[int]], step_frac: float,
@@ -283,53 +312,25 @@ def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
         event[Event.ALPHA] = alpha
     loop.window = []
     if train["eval_every"] and loop.step % train["eval_every"] == 0:
-        probs = predict(loop, loop.setup.inputs["test"])
-        event.update({Event.TEST_ACC: metrics.accuracy(probs, loop.test_labels),
-                      Event.TEST_AUROC: metrics.auroc(probs, loop.test_labels)})
+        point = eval_point(loop, keep_predict=loop.selection.keeps_predictions)
+        loop.selection.offer(point)
+        event.update(point.figures)
     return event
 
 
-def forward(setup: Setup, module, items: list) -> torch.Tensor:
-    """Logits through `module`: the accelerate-prepared wrapper, so DDP/FSDP hooks run."""
-    with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=setup.autocast):
-        return module(*setup.batch(items))
+# --- outputs --------------------------------------------------------------------------------
 
 
-# --- predictions and outputs ----------------------------------------------------------------
-
-
-@torch.no_grad()
-def predict(loop: Loop, items: list) -> list[float]:
-    """P(class 1) for every item, in order (gathered across processes)."""
-    acc, module = loop.acc, loop.module
-    module.eval()
-    idx = torch.arange(len(items))
-    loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=loop.job["train"]["minibatch_size"] * 4))
-    out = []
-    for batch in loader:
-        probs = torch.softmax(forward(loop.setup, module, [items[i] for i in batch.tolist()]).float(), -1)[:, 1]
-        out.append(acc.gather_for_metrics(probs))
-    module.train()
-    return torch.cat(out).cpu().tolist() if out else []
-
-
-def final_predictions(loop: Loop, splits: dict) -> dict:
-    """predictions.json: P(class 1) and the true labels on the test set and on the split the job labels."""
-    preds = {"test": {"probs": predict(loop, loop.setup.inputs["test"]), "labels": loop.test_labels}}
-    name = loop.job["predict_split"]
-    if name:
-        preds[name] = {"probs": predict(loop, loop.setup.inputs["predict"]), "labels": splits[name].labels}
-    return preds
-
-
-def summarize(loop: Loop, preds: dict, splits: dict, upstream: dict | None) -> dict:
-    """result.json: test accuracy and AUROC, how good the training labels were, and agreement with the weak model."""
-    test, test_labels, job = preds["test"]["probs"], loop.test_labels, loop.job
-    result = {Event.TEST_ACC: metrics.accuracy(test, test_labels), Event.TEST_AUROC: metrics.auroc(test, test_labels),
-              "train_label_acc": metrics.accuracy(loop.labels[:, 1].tolist(), splits[job["train_split"]].labels),
+def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstream: dict | None) -> dict:
+    """result.json: the kept checkpoint's test figures, how good the training labels were (`trained`: the
+    true labels of the examples trained on), agreement with the weak model; final and oracle figures."""
+    test, test_labels = chosen.probs["test"], loop.test_labels
+    result = {Event.TEST_ACC: chosen.figures[Event.TEST_ACC], Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
+              "train_label_acc": metrics.accuracy(loop.labels[:, 1].tolist(), trained),
               "n_test": len(test_labels), "steps": loop.step, "train_seconds": time.time() - loop.t0}
     if upstream is not None:
         result.update(metrics.agreement(test, upstream["test"]["probs"], test_labels))
+    result.update(figures(loop.selection, chosen, final, 0 if loop.val_labels is None else len(loop.val_labels)))
     return result
 
 

@@ -90,13 +90,43 @@ def model_arch(spec: dict, config=None) -> str:
     return spec.get("arch") or detect_arch(config if config is not None else _load_config(spec))
 
 
-def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False):
-    """AutoModel (no LM head, no pooler) with no KV cache and, unless `dropout`, dropout off, as the reference trains.
+def has_auto_model(config) -> bool:
+    """Whether `AutoModel` can build this config, by transformers' own test: a class it knows, or the repo's `auto_map`.
 
-    Dropout is zeroed in the config rather than by eval mode, so the model can train in training
-    mode (which gradient checkpointing needs) and still compute the same function in every pass.
+    Qwen-1-style repos ship their own code and map only AutoConfig and AutoModelForCausalLM.
     """
-    from transformers import AutoModel
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    return "AutoModel" in (getattr(config, "auto_map", None) or {}) or type(config) in MODEL_MAPPING
+
+
+def causal_lm_body(spec: dict, lm) -> nn.Module:
+    """The transformer under a causal LM's head, as the reference takes `lm.transformer`.
+
+    `base_model` is Hugging Face's own accessor (`getattr(lm, lm.base_model_prefix)`): every
+    PreTrainedModel, remote code included, names its body by `base_model_prefix` so checkpoints
+    load with or without the prefix ("transformer" for GPT-2 and Qwen-1, "model" for Llama/Qwen2,
+    "gpt_neox" for Pythia). `get_decoder()` is a best-effort lookup that older transformers and
+    remote code do not all define. `base_model` returns the LM itself when the prefix names no
+    submodule; its outputs would be vocabulary logits, so that is an error, not a fallback.
+    """
+    body = lm.base_model
+    if body is lm:
+        raise W2SError(f"Model '{spec.get('name', spec['path'])}': its causal-LM class {type(lm).__name__} has no "
+                       f"`{lm.base_model_prefix}` submodule (its `base_model_prefix`), so w2s cannot find the "
+                       "transformer under the LM head. Use a checkpoint whose AutoModel class loads.")
+    return body
+
+
+def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False):
+    """The model's transformer (no LM head, no pooler) with no KV cache and, unless `dropout`, dropout off.
+
+    Loaded with AutoModel where it maps the config (so existing models load exactly as before),
+    else with AutoModelForCausalLM and its body taken (`causal_lm_body`). Dropout is zeroed in the
+    config rather than by eval mode, so the model can train in training mode (which gradient
+    checkpointing needs) and still compute the same function in every pass, as the reference trains.
+    """
+    from transformers import AutoModel, AutoModelForCausalLM
 
     config = _load_config(spec)
     for key, value in config.to_dict().items():
@@ -105,18 +135,31 @@ def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False):
     if hasattr(config, "use_cache"):
         config.use_cache = False
     path = resolve_path(spec)
+    auto = AutoModel if has_auto_model(config) else AutoModelForCausalLM
     try:
-        backbone = AutoModel.from_pretrained(path, config=config, dtype=dtype, **_remote_kwargs(spec))
+        backbone = auto.from_pretrained(path, config=config, dtype=dtype, **_remote_kwargs(spec))
     except Exception as e:
         raise _load_error(spec, path, e) from e
+    if auto is AutoModelForCausalLM:
+        backbone = causal_lm_body(spec, backbone)
     if isinstance(getattr(backbone, "pooler", None), nn.Module):
         # BERT-style poolers go unused here: idle parameters break DDP and would take LoRA adapters.
         backbone.pooler = None
     return backbone
 
 
+# Qwen-1's tokenizer has neither a pad nor an eos token. Pad positions are masked out of attention
+# and pooling, so any id in the vocabulary is harmless there; 0 always is.
+NO_PAD_FALLBACK_ID = 0
+
+
 def load_tokenizer(spec: dict):
-    """AutoTokenizer with right padding and a pad token (eos for gpt2-style tokenizers lacking one)."""
+    """AutoTokenizer with right padding and a pad token: its own, else its eos (gpt2-style), else id 0.
+
+    The pad id never decides a result: `collate` masks pad positions and `pool` reads the
+    attention mask, never `input_ids != pad_id` (the reference pools the last id that is not 0,
+    which skips a real trailing "!", id 0 in the GPT-2 and Qwen vocabularies).
+    """
     from transformers import AutoTokenizer
 
     path = resolve_path(spec)
@@ -125,16 +168,26 @@ def load_tokenizer(spec: dict):
     except Exception as e:
         raise _load_error(spec, path, e) from e
     tok.padding_side = "right"
-    if tok.pad_token is None:
-        if tok.eos_token is None:
-            raise W2SError(f"Model '{spec.get('name', path)}': its tokenizer has neither a pad nor an eos token, "
-                           "so batches cannot be padded. Use a tokenizer that defines one of them.")
+    if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
+    elif tok.pad_token is None:
+        refused = None
+        try:
+            tok.pad_token_id = NO_PAD_FALLBACK_ID
+        except Exception as e:  # a remote-code tokenizer may refuse; reported just below
+            refused = e
+        if tok.pad_token_id is None:
+            raise W2SError(f"Model '{spec.get('name', path)}': its tokenizer ({type(tok).__name__}) has neither a pad "
+                           f"nor an eos token and did not accept id {NO_PAD_FALLBACK_ID} as its pad token, so batches "
+                           "cannot be padded. Use a tokenizer that defines a pad or an eos token.") from refused
     return tok
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[N,T,H] -> [N,H] float32: "last" non-pad token (right padding) or attention-mask "mean"."""
+    """[N,T,H] -> [N,H] float32: "last" real token (right padding) or attention-mask "mean".
+
+    Both read only the attention mask, so a real token whose id equals the pad id still counts.
+    """
     if pooling == "last":
         last = attention_mask.sum(dim=1) - 1
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
@@ -198,13 +251,29 @@ def pick_dtype(requested: str, device: torch.device | str) -> torch.dtype:
 # --- tokenisation ---------------------------------------------------------------------------
 
 
-def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to max_length (and to the model's own limit, when it has one)."""
-    limit = max_length
-    model_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(model_max, int) and model_max < 1_000_000:  # HF uses a huge sentinel for "no limit"
-        limit = min(limit, model_max)
-    ids = tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
+def token_limit(max_length: int, model_max_length) -> int:
+    """The tokens a model reads of one input: max_length, and the model's own limit when it has one."""
+    if isinstance(model_max_length, int) and model_max_length < 1_000_000:  # HF's huge sentinel means "no limit"
+        return min(max_length, model_max_length)
+    return max_length
+
+
+def encode(tokenizer, texts: Sequence[str], max_length: int, side: str = "right") -> list[list[int]]:
+    """Token ids per text, truncated to `token_limit` on the `side` given ("right": keep the start).
+
+    Special tokens survive truncation on either side: Hugging Face cuts the text's own tokens and
+    then adds them, so with side "left" (`[data] long_inputs = "truncate_left"`) a BERT-style input
+    keeps its [CLS] in front and [SEP] at the end, a BOS-prefixed one its BOS, around the text's last
+    tokens. (`long_inputs = "drop"` encodes on the right after `w2s_core.training.lengths` left out
+    every input that would be cut, so nothing is.)
+    """
+    limit = token_limit(max_length, getattr(tokenizer, "model_max_length", None))
+    before = tokenizer.truncation_side
+    tokenizer.truncation_side = side
+    try:
+        ids = tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
+    finally:
+        tokenizer.truncation_side = before
     # An empty text would leave nothing to pool (and an all-masked attention row): give it one token.
     fallback = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     return [seq if seq else [fallback] for seq in ids]

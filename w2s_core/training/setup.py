@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from w2s_core.training.features import cached_features
+from w2s_core.training.lengths import truncation_side
 from w2s_core.training.models import collate, encode, load_classifier, pick_dtype
 
 
@@ -48,7 +49,7 @@ def build_probe(job: dict, splits: dict, texts: dict[str, list[str]], device: to
     # one cache entry per model for all of A, B and test: every job (and, with a fixed train
     # pool, every seed) on this model loads it instead of running the backbone again
     pool = sorted({t for split in ("A", "B", "test") for t in splits[split].texts})
-    table = cached_features(spec, pool, max_length=train["max_length"],
+    table = cached_features(spec, pool, max_length=train["max_length"], side=truncation_side(job),
                             batch_size=max(train["minibatch_size"], 32), device=device)
     row = {t: i for i, t in enumerate(pool)}
     feats = {n: table[[row[x] for x in t]] for n, t in texts.items()}
@@ -74,4 +75,6 @@ def build_finetune(job: dict, texts: dict[str, list[str]], device: torch.device)
         ids, mask = collate(items, tok.pad_token_id)
         return ids.to(device), mask.to(device)
 
-    return Setup(model, batch, {n: encode(tok, t, train["max_length"]) for n, t in texts.items()}, device, autocast)
+    side = truncation_side(job)  # [data] long_inputs: which end of a too-long input is cut
+    return Setup(model, batch, {n: encode(tok, t, train["max_length"], side) for n, t in texts.items()}, device,
+                 autocast)

@@ -3,6 +3,7 @@
 They are written once into the w2s cache with `save_pretrained` and then loaded like any other
 model through `from_pretrained(dir)`, so tests and the smoke recipe exercise the real loading path.
 Their settings and cache key come from the torch-free `w2s_core.spec.models.tiny_settings`.
+`word_level_tokenizer` also builds the local tokenizers of the tests' tiny Qwen2/Llama/Pythia models.
 """
 
 from __future__ import annotations
@@ -20,21 +21,32 @@ from w2s_core.paths import cache_dir
 from w2s_core.spec.models import TINY_POSITIONS, sha256_text, tiny_settings, tiny_vocab
 
 
-def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
+def word_level_tokenizer(vocab: dict[str, int], template: str = "$A", **roles: str):
+    """A lower-casing, whitespace-splitting word-level tokenizer over `vocab` (which must hold "[UNK]").
+
+    `template` wraps every text ("[BOS] $A", "[CLS] $A [SEP]"; its special tokens must be in
+    `vocab`). `roles` are Hugging Face's special-token roles (`pad_token="[PAD]"`, `eos_token=...`):
+    a role left out is one the tokenizer lacks, e.g. no pad and no eos, as Qwen-1's tokenizer.
+    """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Strip()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = [word for word in template.split() if word != "$A"]
+    if specials:
+        tok.post_processor = processors.TemplateProcessing(single=template,
+                                                           special_tokens=[(s, vocab[s]) for s in specials])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **roles, model_max_length=TINY_POSITIONS,
+                                   padding_side="right")
+
+
+def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
     # gpt2-style: a BOS in front so even an empty text has a last token; bert-style: [CLS] .. [SEP].
-    template = "[BOS] $A" if causal else "[CLS] $A [SEP]"
-    specials = ["[BOS]"] if causal else ["[CLS]", "[SEP]"]
-    tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=[(s, vocab[s]) for s in specials])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        bos_token="[BOS]", eos_token="[EOS]", model_max_length=TINY_POSITIONS, padding_side="right",
-    )
+    return word_level_tokenizer(vocab, "[BOS] $A" if causal else "[CLS] $A [SEP]", unk_token="[UNK]",
+                                pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", bos_token="[BOS]",
+                                eos_token="[EOS]")
 
 
 def _write_tiny(settings: dict, dest: Path) -> None:

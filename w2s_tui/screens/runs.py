@@ -21,6 +21,7 @@ from .live import LiveScreen
 STATUS_FILTERS = (None, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED,
                   JobStatus.SKIPPED)
 REFRESH_S = 1.0
+QUIET_S = 0.5  # no refresh while the cursor moved this recently: a read would compete with the keys
 CONFIRM_S = 3.0
 
 
@@ -44,7 +45,7 @@ class RunsScreen(JobListScreen):
         self.set_interval(REFRESH_S, self._tick)
 
     def _tick(self) -> None:
-        if self.is_current:
+        if self.is_current and time.monotonic() - self.query_one(JobTable).moved_at >= QUIET_S:
             self.reload()
 
     def cells(self, row: dict) -> tuple:

@@ -12,6 +12,7 @@ columns the terminal has no room for are dropped, the least needed first (`Colum
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,6 +138,8 @@ class JobTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._layout: list[tuple[int, int]] = []
         self._strips: dict[int, Strip] = {}  # table index -> its drawn line (-1: the header)
+        self._pending: int | None = None  # the start of a window asked for and not yet shown
+        self.moved_at = 0.0  # when the cursor last moved (monotonic): a refresh waits while keys come
 
     # -- what the screens and tests read -------------------------------------------------------
 
@@ -173,11 +176,12 @@ class JobTable(ScrollView, can_focus=True):
         """A new filter or sort: the cursor to the top, the first window wanted."""
         self.cursor_row = 0
         self.scroll_to(y=0, animate=False, immediate=True)
-        self.wanted = (0, self._window_size())
+        self.wanted, self._pending = (0, self._window_size()), 0
 
     def show(self, offset: int, rows: list[dict], total: int) -> None:
         """Take a loaded window: keep the cursor on its job, redraw the lines whose cells changed."""
         keep = self.current()
+        self._pending = None
         cells = [self.cells(r) for r in rows]
         moved = offset != self.start or [r["hash"] for r in rows] != [r["hash"] for r in self.window]
         changed = {offset + i for i, c in enumerate(cells) if moved or i >= len(self.shown) or c != self.shown[i]}
@@ -217,26 +221,32 @@ class JobTable(ScrollView, can_focus=True):
     def _window_size(self) -> int:
         return self.visible_rows() + 2 * MARGIN if self.size.height else FIRST_WINDOW
 
-    def _ensure_window(self) -> None:
-        """Ask for the window around the view when the view nears the loaded window's edge."""
-        if not self.total:
-            return
+    def _covers(self, lo: int, hi: int) -> bool:
+        """Whether rows lo..hi hold the view and EDGE rows either side of it (or reach the table's ends)."""
         top = round(self.scroll_y)
         bottom = min(self.total, top + self.visible_rows())
-        lo, hi = self.start, self.start + len(self.window)
-        short_above = top - EDGE < lo and lo > 0
-        short_below = bottom + EDGE > hi and hi < self.total
-        if short_above or short_below or top < lo or bottom > hi:
-            wanted = (max(0, min(top - MARGIN, self.total - self._window_size())), self._window_size())
-            if wanted != self.wanted or not (lo <= top and bottom <= hi):
-                self.wanted = wanted
-                self.post_message(self.WindowWanted(self))
+        return (top - EDGE >= lo or lo == 0) and (bottom + EDGE <= hi or hi >= self.total)
+
+    def _ensure_window(self) -> None:
+        """Ask for the window around the view when the view nears the loaded window's edge (once: not
+        again while the window asked for would hold it), with most of it ahead of the scrolling."""
+        if not self.total or self._covers(self.start, self.start + len(self.window)):
+            return
+        size = self._window_size()
+        if self._pending is not None and self._covers(self._pending, self._pending + size):
+            return
+        top = round(self.scroll_y)
+        start = top + self.visible_rows() + EDGE - size if top < self.start else top - EDGE
+        start = max(0, min(start, self.total - size))
+        self.wanted, self._pending = (start, size), start
+        self.post_message(self.WindowWanted(self))
 
     # -- cursor and scrolling -----------------------------------------------------------------
 
     def move_cursor(self, row: int, animate: bool = False) -> None:  # noqa: ARG002 (DataTable's signature)
         row = max(0, min(row, self.total - 1)) if self.total else 0
         old, self.cursor_row = self.cursor_row, row
+        self.moved_at = time.monotonic()
         for index in {old, row}:
             self._strips.pop(index, None)
             self.refresh_line(index + 1)

@@ -1,0 +1,178 @@
+"""Evaluation: predictions, the figures of each eval point, and which checkpoint a job keeps.
+
+An *eval point* is every `eval_every`-th optimiser step, and the last step. At each, the job
+measures the test set (test_acc, test_auroc) and, with `[train] val_size`, its validation slice
+(val_loss, val_acc, val_auroc); the figures go into events.jsonl. Three test figures come out of
+them (result.json, `w2s_core.jobdir.Result`):
+
+- selected: the eval point `[train] select` keeps. Its predictions are written to predictions.json
+  and so label the downstream jobs. "final" keeps the last step (the behaviour before early
+  stopping, bit for bit); "val_loss" / "val_auroc" keep the eval point with the lowest validation
+  loss / highest validation AUROC, ties to the earliest (as Hugging Face's `load_best_model_at_end`,
+  which EleutherAI/w2s uses with val_auroc).
+- final: the last step's.
+- oracle: the best test accuracy over the eval points, the last one included (the paper's optimistic
+  early-stopping figure, its Fig. 7). It looks at the test labels, so every job reports it and
+  nothing ever selects by it.
+
+Validation is measured against the job's own supervision, the labels it trains on: ground truth
+for a GT job, the upstream job's soft labels for a transfer or a bootstrap step. That is the
+criterion a user could deploy (there are no GT labels to stop on in the weak-to-strong setting).
+val_loss is the cross-entropy against those soft labels whatever the training loss: logconf's
+auxiliary term depends on the batch it is taken over and on the training step, so it is no fixed
+yardstick between checkpoints. val_acc and val_auroc compare with the hard supervision labels
+(class-1 share above 0.5), as EleutherAI/w2s does.
+
+Cost: a kept checkpoint is its predictions (test set and predict split), not a copy of the model,
+since predictions are all a job writes and its downstream jobs read. So with select != "final"
+every eval point also predicts the predict split (the other half, n_train / 2 examples): with
+n_train = 10,000, batch 32 and eval_every = 25 that is 5,000 inference passes per 800 training
+examples, about twice the training time (a training example costs about three inference passes,
+forward and backward); raise eval_every to pay less. Memory: the kept point's class-1
+probabilities, one float per example of the test set and the predict split. With select = "final"
+nothing is predicted beyond what is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from w2s_core.analysis import stats as metrics
+from w2s_core.jobdir import Event, Result
+from w2s_core.training.losses import soft_ce_rows
+from w2s_core.training.setup import Setup
+
+if TYPE_CHECKING:
+    from w2s_core.training.loop import Loop
+
+FINAL = "final"
+# select -> (the figure it compares, +1 when higher is better, -1 when lower is)
+SELECT_BY = {"val_loss": (Event.VAL_LOSS, -1), "val_auroc": (Event.VAL_AUROC, 1)}
+VAL_FIGURES = (Event.VAL_LOSS, Event.VAL_ACC, Event.VAL_AUROC)
+
+
+def forward(setup: Setup, module, items: list) -> torch.Tensor:
+    """Logits through `module`: the accelerate-prepared wrapper, so DDP/FSDP hooks run."""
+    with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=setup.autocast):
+        return module(*setup.batch(items))
+
+
+def class1(logits: torch.Tensor) -> torch.Tensor:
+    """P(class 1) per row, in float32 (bf16 logits included)."""
+    return torch.softmax(logits.float(), dim=-1)[:, 1]
+
+
+@torch.no_grad()
+def infer(loop: Loop, items: list, out: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """out(logits) for every item, in order, gathered across processes (the module in eval mode meanwhile)."""
+    acc, module = loop.acc, loop.module
+    module.eval()
+    idx = torch.arange(len(items))
+    loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=loop.job["train"]["minibatch_size"] * 4))
+    rows = []
+    for batch in loader:
+        rows.append(acc.gather_for_metrics(out(forward(loop.setup, module, [items[i] for i in batch.tolist()]))))
+    module.train()
+    return torch.cat(rows).cpu() if rows else torch.empty(0)
+
+
+def predict(loop: Loop, items: list) -> list[float]:
+    """P(class 1) for every item, in order (gathered across processes)."""
+    return infer(loop, items, class1).tolist()
+
+
+def val_figures(loop: Loop) -> dict[str, float]:
+    """val_loss, val_acc and val_auroc of the validation slice against its supervision labels (module docstring)."""
+    logits = infer(loop, loop.setup.inputs["val"], lambda z: z.float())
+    soft = loop.val_labels
+    hard = (soft[:, 1] > 0.5).int().tolist()
+    probs = class1(logits).tolist()
+    return {Event.VAL_LOSS: soft_ce_rows(logits, soft).mean().item(), Event.VAL_ACC: metrics.accuracy(probs, hard),
+            Event.VAL_AUROC: metrics.auroc(probs, hard)}
+
+
+@dataclass
+class Point:
+    """One eval point: its step, its figures (Event keys) and the probabilities computed there."""
+
+    step: int
+    figures: dict[str, float]
+    probs: dict[str, list[float]] = field(default_factory=dict)  # "test" and, when asked, "predict"
+
+
+def eval_point(loop: Loop, keep_predict: bool) -> Point:
+    """Test figures (and validation figures with a val slice) now; the predict split's probabilities too if asked."""
+    probs = {"test": predict(loop, loop.setup.inputs["test"])}
+    if keep_predict and "predict" in loop.setup.inputs:
+        probs["predict"] = predict(loop, loop.setup.inputs["predict"])
+    figures = {Event.TEST_ACC: metrics.accuracy(probs["test"], loop.test_labels),
+               Event.TEST_AUROC: metrics.auroc(probs["test"], loop.test_labels)}
+    if loop.val_labels is not None:
+        figures.update(val_figures(loop))
+    return Point(loop.step, figures, probs)
+
+
+@dataclass
+class Selection:
+    """The eval points so far: the one `select` keeps (with its probabilities) and the oracle (figures only)."""
+
+    select: str = FINAL
+    best: Point | None = None
+    oracle: Point | None = None
+
+    @property
+    def keeps_predictions(self) -> bool:
+        """Whether an eval point before the last may be kept, so its predict-split probabilities are needed."""
+        return self.select != FINAL
+
+    def score(self, point: Point) -> float:
+        """Higher is better; NaN (e.g. AUROC of a one-class slice) never wins."""
+        key, sign = SELECT_BY[self.select]
+        return sign * point.figures.get(key, math.nan)
+
+    def offer(self, point: Point) -> None:
+        if self.oracle is None or point.figures[Event.TEST_ACC] > self.oracle.figures[Event.TEST_ACC]:
+            self.oracle = Point(point.step, point.figures)  # no probabilities: nothing selects by it
+        if self.select == FINAL:
+            return
+        score = self.score(point)
+        if not math.isnan(score) and (self.best is None or score > self.score(self.best)):
+            self.best = point
+
+    def close(self, final: Point) -> Point:
+        """Offer the last step's point and return the kept one."""
+        self.offer(final)
+        if self.select == FINAL:
+            return final
+        if self.best is None:
+            print(f"warning: [train] select = {self.select!r}, but no eval point had a {SELECT_BY[self.select][0]} "
+                  "(a validation slice with one class has no AUROC): keeping the last step", file=sys.stderr)
+            return final
+        return self.best
+
+
+def predictions(point: Point, loop: Loop, splits: dict) -> dict:
+    """predictions.json: P(class 1) and the true labels on the test set and on the split the job labels."""
+    preds = {"test": {"probs": point.probs["test"], "labels": loop.test_labels}}
+    name = loop.job["predict_split"]
+    if name:
+        preds[name] = {"probs": point.probs["predict"], "labels": splits[name].labels}
+    return preds
+
+
+def figures(selection: Selection, chosen: Point, final: Point, n_val: int) -> dict:
+    """result.json's selected, final and oracle figures (and the kept point's validation figures)."""
+    oracle = selection.oracle
+    out = {Result.SELECTED_STEP: chosen.step, Result.FINAL_TEST_ACC: final.figures[Event.TEST_ACC],
+           Result.FINAL_TEST_AUROC: final.figures[Event.TEST_AUROC],
+           Result.ORACLE_TEST_ACC: oracle.figures[Event.TEST_ACC], Result.ORACLE_STEP: oracle.step}
+    if n_val:
+        out[Result.N_VAL] = n_val
+        out.update({key: chosen.figures[key] for key in VAL_FIGURES})
+    return out
