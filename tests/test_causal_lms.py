@@ -201,6 +201,17 @@ def test_a_tokenizer_without_pad_or_eos_pools_a_real_token_equal_to_the_pad_id(t
     assert not torch.allclose(batched[0], hidden[-2], atol=1e-3)
 
 
+def test_probe_features_of_a_qwen1_style_repo_are_each_example_alone(tmp_path):
+    from w2s_core.training import features
+
+    save_qwen1_style(tmp_path / "qwen1")
+    spec = spec_of(tmp_path / "qwen1", trust_remote_code=True)
+    table = features.cached_features(spec, TEXTS, max_length=64, batch_size=len(TEXTS), device="cpu")
+    for row, text in enumerate(TEXTS):
+        alone = features.extract_features(spec, [text], max_length=64, batch_size=1, device="cpu")
+        torch.testing.assert_close(table[row], alone[0], atol=1e-5, rtol=1e-5)
+
+
 def test_a_causal_lm_class_without_its_body_is_an_error():
     class Headless(GPT2LMHeadModel):
         base_model_prefix = "no_such_body"

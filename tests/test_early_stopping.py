@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,6 +232,29 @@ def test_select_val_loss_keeps_the_lowest_val_loss(selecting, tmp_path):
     assert result[Event.VAL_LOSS] == min(e[Event.VAL_LOSS] for e in evts if Event.VAL_LOSS in e)
     # the validation figures are emitted at every eval point and the last step
     assert sum(Event.VAL_AUROC in e for e in evts) == result["steps"] + 1
+
+
+def test_validation_under_ddp_selects_as_one_process(tmp_path):
+    """Two processes gather the validation slice's logits: the same figures and the same kept step."""
+    weak, _ = jobs(SELECTING)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), OMP_NUM_THREADS="1",
+               HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="1", W2S_CACHE=str(tmp_path / "cache"))
+    results = []
+    for n, batch in ((1, 16), (2, 8)):  # the same 16 examples per step either way
+        job_dir = tmp_path / f"p{n}"
+        JobDir(job_dir).write_spec({**weak.spec, "train": {**weak.spec["train"], "batch_size": batch,
+                                                           "minibatch_size": batch // 2}})
+        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)] if n > 1 else []
+        done = subprocess.run([sys.executable, *launcher, "-m", "w2s_core.training", str(job_dir)], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert JobDir(job_dir).read_env()["num_processes"] == n
+        results.append(JobDir(job_dir).read_result())
+    one, two = results
+    assert one[Result.N_VAL] == two[Result.N_VAL] == VAL
+    assert one[Result.SELECTED_STEP] == two[Result.SELECTED_STEP]
+    for key in (Event.VAL_LOSS, Event.VAL_AUROC, Event.VAL_ACC):
+        assert one[key] == pytest.approx(two[key], abs=1e-5)
 
 
 # --- select = "final": nothing changes ------------------------------------------------------------

@@ -81,11 +81,14 @@ def test_failed_job_skips_dependents_only(tmp_path):
     recipe = tmp_path / "broken.toml"
     # the weak model cannot load (a local folder whose config.json is not a model config, so the
     # checks before queueing pass): its GT job fails, the transfer that needs its labels is skipped,
-    # and the strong model's own GT job (independent) still runs
+    # and the strong model's own GT job (independent) still runs. Independent only outside
+    # long_inputs = "drop": there every job needs every model's tokenizer to find the inputs too
+    # long for any of them, so a broken model fails them all (tests/test_long_inputs.py)
     broken = tmp_path / "no-such-org" / "no-such-model"
     broken.mkdir(parents=True)
     (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
-    recipe.write_text(SMOKE.read_text().split("[[models]]")[0].replace("epochs = 3", "epochs = 1") + f"""
+    head = SMOKE.read_text().split("[[models]]")[0].replace("seed = 0\n", 'seed = 0\nlong_inputs = "truncate_right"\n')
+    recipe.write_text(head.replace("epochs = 3", "epochs = 1") + f"""
 [[models]]
 name = "broken"
 path = "{broken}"

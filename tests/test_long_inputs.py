@@ -17,7 +17,7 @@ from conftest import run_w2s
 
 from w2s_core import cli
 from w2s_core.data import SYNTHETIC_VOCAB, Split, make_splits
-from w2s_core.errors import W2SError
+from w2s_core.errors import InputError, W2SError
 from w2s_core.jobdir import JobDir, Result
 from w2s_core.spec.plan import build_plan
 from w2s_core.spec.recipe import load_recipe
@@ -100,6 +100,11 @@ def test_drop_is_the_default_and_filters_by_every_model(recipe_dir):
     assert plan.jobs == plan_of(recipe_dir, recipe_text("drop")).jobs
 
 
+def test_an_unknown_mode_is_named(recipe_dir):
+    with pytest.raises(InputError, match=r"data\.long_inputs.*'cut'"):
+        plan_of(recipe_dir, recipe_text("cut"))
+
+
 def test_adding_a_model_changes_every_drop_mode_key_but_no_truncate_key(recipe_dir):
     third = '[[models]]\nname = "third"\npath = "tiny-random-bert"\nmax_length = 8\n'
     for mode, changes in (("drop", True), ("truncate_left", False), ("truncate_right", False)):
@@ -180,6 +185,17 @@ def test_drop_removes_what_is_too_long_for_any_model_from_every_split(recipe_dir
     weak, strong = job["length_filter"][1], job["length_filter"][0]
     assert not too_long(weak, ["w " * 11]) and too_long(strong, ["w " * 11]) == {0}
     assert drop_long_inputs({**job, "data": {**job["data"], "long_inputs": "truncate_left"}}, drawn) == (drawn, {})
+
+
+def test_drop_needs_every_models_tokenizer(recipe_dir):
+    """In drop mode a model whose tokenizer cannot load fails every job, saying which model and what to do."""
+    broken = recipe_dir / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    extra = f'[[models]]\nname = "broken"\npath = "{broken}"\n'
+    job = next(j for j in plan_of(recipe_dir, recipe_text("drop", extra)).jobs if j.model == "weak").spec
+    with pytest.raises(W2SError, match="model 'broken' failed: .*could not load.*truncate_right"):
+        drop_long_inputs(job, make_splits(job["data"], 0))
 
 
 def test_upstream_predictions_are_matched_by_position():

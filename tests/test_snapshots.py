@@ -66,8 +66,10 @@ def utc():
 
 
 @pytest.fixture
-def filled_app(filled_results, utc):
-    """A factory of apps on the filled database, opening on the given screen."""
+def filled_app(filled_results, utc, monkeypatch):
+    """A factory of apps on the filled database, opening on the given screen. The results folder is
+    the home folder, so the header names it "~" wherever pytest put it."""
+    monkeypatch.setenv("HOME", str(filled_results.root))
     return lambda start=None: W2SApp(filled_results.root, start=start)
 
 
@@ -94,6 +96,7 @@ class TestRecipes:
         (folder / "b-broken.toml").write_text(RECIPE.replace("epochs = 1", "epochz = 1"))
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setenv("HOME", str(tmp_path))  # the results folder reads "~/results" wherever tmp_path is
         monkeypatch.setattr(cli, "DEFAULT_RECIPE", folder / "a-tiny.toml")
         return W2SApp(tmp_path / "results")
 
@@ -127,6 +130,10 @@ class TestResults:
 
     def test_auroc_switch(self, filled_app, snap_compare, settle):
         assert snap_compare(filled_app("results"), terminal_size=(100, 24), run_before=keys_then_settle(settle, "m"))
+
+    @SIZES
+    def test_final_selected_oracle_view(self, filled_app, size, snap_compare, settle):
+        assert snap_compare(filled_app("results"), terminal_size=size, run_before=keys_then_settle(settle, "v"))
 
 
 class TestHistory:

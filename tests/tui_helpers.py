@@ -13,6 +13,38 @@ from rich.console import Console
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
 
+# a valid two-model recipe on synthetic data (planned, never trained by these tests)
+TINY = """
+name = "tiny"
+seeds = [0]
+
+[data]
+name = "synthetic"
+n_train = 80
+n_test = 40
+seed = 0
+
+[train]
+mode = "finetune"
+epochs = 1
+batch_size = 16
+minibatch_size = 16
+max_length = 16
+
+[[models]]
+name = "small"
+path = "tiny-random-gpt2"
+tiny = { hidden_size = 16, num_layers = 1 }
+
+[[models]]
+name = "big"
+path = "tiny-random-bert"
+tiny = { hidden_size = 32, num_layers = 1 }
+
+[[transfer]]
+loss = "xent"
+"""
+
 
 def screen_text(app) -> str:
     """The current screen as the terminal shows it (toasts included), one line per row."""

@@ -70,9 +70,9 @@ class W2SApp(App):
 
     def where(self, screen: str = "") -> str:
         """A header subtitle: the screen and the results folder open (~ for the home folder)."""
-        home = Path.home()
-        folder = f"~/{self.results_dir.relative_to(home)}" if self.results_dir.is_relative_to(home) else str(self.results_dir)
-        return f"{screen} · {folder}" if screen else folder
+        home, folder = Path.home(), self.results_dir
+        shown = str(folder) if not folder.is_relative_to(home) else "~" if folder == home else f"~/{folder.relative_to(home)}"
+        return f"{screen} · {shown}" if screen else shown
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.check_launches)

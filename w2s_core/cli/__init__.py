@@ -115,12 +115,14 @@ def _add_report_commands(sub) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2s", description="Weak-to-strong generalization experiments.")
-    p.add_argument("--results-dir", default=os.environ.get("W2S_RESULTS", DEFAULT_RESULTS),
-                   help="results directory holding w2s.db (default ./w2s-results or $W2S_RESULTS)")
+    results_help = "results directory holding w2s.db (default ./w2s-results or $W2S_RESULTS)"
+    p.add_argument("--results-dir", default=os.environ.get("W2S_RESULTS", DEFAULT_RESULTS), help=results_help)
     sub = p.add_subparsers(dest="command", required=True)
     _add_work_commands(sub)
     _add_report_commands(sub)
     add_plugin_commands(sub)
+    for command in sub.choices.values():  # `w2s runs --results-dir X` as well as `w2s --results-dir X runs`
+        command.add_argument("--results-dir", default=argparse.SUPPRESS, help=results_help)
     return p
 
 

@@ -2,14 +2,16 @@
 
 The dry run counts before anything trains, which needs the models' tokenizers: the CLI never
 imports transformers, so a subprocess (`python -m w2s_core.training.lengths`, sharing the jobs'
-token-count cache) counts and prints JSON. When it cannot (an offline hub, a missing tokenizer or
-dataset, a timeout) the dry run says "dropped: unknown (<reason>)" and goes on. `w2s results`
+token-count cache) counts and prints JSON. Like the rest of the dry run it never downloads: it reads
+the Hugging Face caches only (`w2s prefetch` fills them), and when it cannot count (a tokenizer or
+dataset not there, a broken model, a timeout) it says "dropped: unknown (<reason>)" and goes on. `w2s results`
 reads the figures the jobs reported in result.json (`n_dropped_<split>`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,7 +31,8 @@ def _count(plan: Plan) -> dict:
                "length_filter": plan.jobs[0].spec["length_filter"]}
     try:
         done = subprocess.run([sys.executable, "-m", "w2s_core.training.lengths"], input=json.dumps(request),
-                              capture_output=True, text=True, timeout=COUNT_TIMEOUT_S)
+                              capture_output=True, text=True, timeout=COUNT_TIMEOUT_S,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     except subprocess.TimeoutExpired:
         return {"error": f"counting took over {COUNT_TIMEOUT_S} s"}
     lines = done.stdout.strip().splitlines()

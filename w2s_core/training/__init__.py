@@ -4,6 +4,7 @@ It reads the job folder the manager wrote (`w2s_core.jobdir`), trains, and write
 predictions and result back there; it never touches the database. Reading order:
 
     loop.py      the job from job.json to result.json: data, labels, optimizer, the loop, outputs
+    evaluate.py  predictions, eval points (test and validation figures), the kept checkpoint, the oracle
     setup.py     what is trained: a classifier over token ids (finetune) or a head over features (probe)
     models.py    loading a backbone and tokenizer, pooling, the binary head, dtypes
     losses.py    the training losses (names and parameters: the torch-free `w2s_core.spec.losses`)

@@ -106,11 +106,22 @@ def too_long(entry: dict, texts: Sequence[str]) -> set[int]:
 # --- dropping -------------------------------------------------------------------------------
 
 
+def _too_long_for(entry: dict, texts: Sequence[str]) -> set[int]:
+    """too_long, saying why this job needs another model's tokenizer when that one cannot load."""
+    try:
+        return too_long(entry, texts)
+    except W2SError as exc:
+        raise W2SError(f'[data] long_inputs = "drop" leaves out the inputs too long for ANY model of the recipe, '
+                       f"so every job needs every model's tokenizer, and model '{entry.get('name', entry['path'])}' "
+                       f"failed: {exc} Fix or remove that model, or set long_inputs = \"truncate_left\" or "
+                       '"truncate_right" in [data] so each job needs only its own model.') from exc
+
+
 def drop_too_long(length_filter: list[dict], splits: dict[str, Split]) -> tuple[dict[str, Split], dict[str, int]]:
     """Each split without the examples too long for any model of `length_filter`, and how many went."""
     kept, dropped = {}, {}
     for name, split in splits.items():
-        out = set().union(*(too_long(entry, split.texts) for entry in length_filter))
+        out = set().union(*(_too_long_for(entry, split.texts) for entry in length_filter))
         kept[name] = split.keep([i for i in range(len(split.texts)) if i not in out])
         dropped[name] = len(out)
     return kept, dropped

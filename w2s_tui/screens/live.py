@@ -8,11 +8,11 @@ emitting hundreds of events a second costs one query and one redraw per tick, ne
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from rich.text import Text
 from textual.widgets import Header, Log, Static
 
 from w2s_core.errors import W2SError

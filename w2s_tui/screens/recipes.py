@@ -64,7 +64,7 @@ class Counts:
         return self.jobs - self.done - self.active
 
 
-def plan_preview(path: Path, states: dict[str, str], results_dir: Path | None = None) -> tuple[Text, Counts]:
+def plan_preview(path: Path, states: dict[str, str], results_dir: str | None = None) -> tuple[Text, Counts]:
     """The recipe's plan, each job marked done (cached), queued/running or to run, and its counts.
     Raises W2SError, with the file and key, for an invalid recipe. Never markup: names show as written."""
     from w2s_core.spec.plan import build_plan, describe  # numpy and the data registry: off the start-up path
@@ -156,7 +156,7 @@ class RecipesScreen(Screen):
             if folder != label:
                 label = folder
                 options.add_option(Option(Text(folder, style="dim italic"), disabled=True))
-            options.add_option(Option(Text(path.name, no_wrap=True, overflow="ellipsis"), id=str(path)))
+            options.add_option(Option(Text(path.name), id=str(path)))  # one line, cut with … (app.tcss)
         if not self.paths:
             cwd = Path.cwd()
             self.query_one("#preview", Static).update(Text(f"No *.toml recipes in {cwd} or {cwd / 'recipes'}."))
@@ -178,7 +178,7 @@ class RecipesScreen(Screen):
 
     def preview(self, path: Path, launch: bool = False) -> None:
         """Plan `path` against the database in a worker; with `launch`, launch it after if there is work."""
-        reading, results_dir, seen = self.app.reading, self.app.results_dir, self._database_signature()
+        reading, results_dir, seen = self.app.reading, self.app.where(), self._database_signature()
 
         def read():
             counts = None
@@ -226,7 +226,7 @@ class RecipesScreen(Screen):
             self.notify(f"could not start w2s run: {exc}", severity="error")
             return
         self.app.launches.append((proc, log))
-        self.notify(f"launched {path.name} (pid {proc.pid}): {plan.to_run} jobs into {self.app.results_dir}; "
+        self.notify(f"launched {path.name} (pid {proc.pid}): {plan.to_run} jobs into {self.app.where()}; "
                     f"output in {log}")
         self.app.switch_mode("runs")
 
@@ -234,6 +234,7 @@ class RecipesScreen(Screen):
         """The last failed launch's output, kept until `x` dismisses it."""
         error, panel = self.app.launch_error, self.query_one("#launch-error", Static)
         panel.display = error is not None
+        self.refresh_bindings()
         if error is not None:
             panel.update(Text.assemble(
                 (f"w2s run {error.recipe} exited with {error.returncode}", "bold"), f" (full output: {error.log}; "
@@ -242,3 +243,7 @@ class RecipesScreen(Screen):
     def action_dismiss_error(self) -> None:
         self.app.launch_error = None
         self.show_launch_error()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """`x` is offered only while a failed launch's output is shown."""
+        return self.app.launch_error is not None if action == "dismiss_error" else True
