@@ -32,7 +32,8 @@ from w2s_core.errors import InputError, W2SError
 from w2s_core.jobdir import Event, JobDir
 from w2s_core.spec.models import tiny_vocab
 from w2s_core.spec.plan import build_plan
-from w2s_core.spec.recipe import OPTIMIZERS, parse_recipe
+from w2s_core.spec.recipe import parse_recipe
+from w2s_core.spec.schema import OPTIMIZERS
 from w2s_core.spec.registry import model_defaults
 from w2s_core.training import models
 from w2s_core.training.optimizers import make_optimizer

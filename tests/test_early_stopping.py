@@ -25,7 +25,8 @@ from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import InputError
 from w2s_core.jobdir import EVENTS, Event, JobDir, Result
 from w2s_core.spec.plan import build_plan
-from w2s_core.spec.recipe import SELECT, UNHASHED_TRAIN_DEFAULTS, parse_recipe
+from w2s_core.spec.recipe import parse_recipe
+from w2s_core.spec.schema import SELECT, UNHASHED_TRAIN_DEFAULTS
 
 try:
     import tomllib

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -24,14 +25,17 @@ from textual.screen import Screen
 
 from w2s_core.store import DB_NAME, Store
 
+from . import screens
 from .keymap import DEFAULT_PATH
 from .messages import Notice, ReadFailed
-from .screens import SCREENS_WITH_BINDINGS, HelpScreen, HistoryScreen, RecipesScreen, ResultsScreen, RunsScreen
-from .screens.help import HelpRow
 
-__all__ = ["SCREENS_WITH_BINDINGS", "LaunchError", "W2SApp", "binding_scopes", "known_binding_ids"]
+if TYPE_CHECKING:
+    from .screens.help import HelpRow
+
+__all__ = ["LaunchError", "W2SApp", "binding_scopes", "known_binding_ids"]  # and SCREENS_WITH_BINDINGS, lazily
 
 SCREEN_KEYS = Binding.Group("Screens", compact=True)
+MODE_SCREENS = {"recipes": "RecipesScreen", "runs": "RunsScreen", "results": "ResultsScreen", "history": "HistoryScreen"}
 LAUNCH_LOG_LINES = 12  # lines of a failed launch's output kept on the Recipes screen
 
 
@@ -48,7 +52,9 @@ class LaunchError:
 class W2SApp(App):
     TITLE = "w2s"
     CSS_PATH = "app.tcss"
-    MODES = {"recipes": RecipesScreen, "runs": RunsScreen, "results": ResultsScreen, "history": HistoryScreen}
+    # each screen's module is imported when its mode is first shown (see screens/__init__.py)
+    MODES = {"recipes": lambda: screens.RecipesScreen(), "runs": lambda: screens.RunsScreen(),
+             "results": lambda: screens.ResultsScreen(), "history": lambda: screens.HistoryScreen()}
     BINDINGS = [
         Binding("1", "switch_mode('recipes')", "Recipes", id="screen.recipes", group=SCREEN_KEYS),
         Binding("2", "switch_mode('runs')", "Runs", id="screen.runs", group=SCREEN_KEYS),
@@ -96,7 +102,7 @@ class W2SApp(App):
                 self.launch_error = LaunchError(Path(recipe).name, proc.returncode, lines[-LAUNCH_LOG_LINES:], log)
                 self.notify(f"w2s run exited with {proc.returncode}: {lines[-1] if lines else ''} (full output: {log}; "
                             f"kept on Recipes, key 1)", severity="error", timeout=15)
-                if isinstance(self.screen, RecipesScreen):
+                if hasattr(self.screen, "show_launch_error"):  # the Recipes screen is showing
                     self.screen.show_launch_error()
 
     def has_database(self) -> bool:
@@ -124,12 +130,12 @@ class W2SApp(App):
         self.notify(message.text, severity="error")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.help_rows(), str(DEFAULT_PATH)))
+        self.push_screen(screens.HelpScreen(self.help_rows(), str(DEFAULT_PATH)))
 
     def help_rows(self) -> list[HelpRow]:
         """Every binding of the app and its screens: where, its key after the keymap, action, id."""
         rows = []
-        for cls in (type(self), *SCREENS_WITH_BINDINGS):
+        for cls in (type(self), *screens.screens_with_bindings()):
             where = "everywhere" if cls is type(self) else cls.__name__.removesuffix("Screen").lower()
             for b in cls.BINDINGS:
                 rows.append((where, self.get_key_display(Binding(self.key_for(b), "")), b.description, b.id))
@@ -153,7 +159,8 @@ class W2SApp(App):
             seen.add(binding.id)
             yield SystemCommand(binding.description, f"key {self.key_for(binding)} · id {binding.id}",
                                 partial(self.run_action, binding.action, active.node))
-        for mode, cls in self.MODES.items():
+        for mode, name in MODE_SCREENS.items():
+            cls = getattr(screens, name)
             if isinstance(screen, cls):
                 continue
             for binding in cls.BINDINGS:
@@ -171,8 +178,14 @@ class W2SApp(App):
 def binding_scopes() -> dict[str, list[Binding]]:
     """The bindings live on each screen (the app's are live on all): a key may mean one thing per scope."""
     return {cls.__name__.removesuffix("Screen").lower(): [*W2SApp.BINDINGS, *cls.BINDINGS]
-            for cls in SCREENS_WITH_BINDINGS}
+            for cls in screens.screens_with_bindings()}
 
 
 def known_binding_ids() -> set[str]:
-    return {b.id for cls in (W2SApp, *SCREENS_WITH_BINDINGS) for b in cls.BINDINGS if b.id}
+    return {b.id for cls in (W2SApp, *screens.screens_with_bindings()) for b in cls.BINDINGS if b.id}
+
+
+def __getattr__(name: str):
+    if name == "SCREENS_WITH_BINDINGS":  # the screen classes, imported when first asked for
+        return screens.screens_with_bindings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

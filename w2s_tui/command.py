@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{results} is not a directory; pass the results directory that holds {DB_NAME}")
     if (results / DB_NAME).is_file():
         Store.open(results, readonly=True).close()  # a damaged or newer database fails here, in one line
-    keymap = load_keymap(keymap_path(args.keymap), known_binding_ids(), binding_scopes())
+    path = keymap_path(args.keymap)
+    keymap = load_keymap(path, known_binding_ids(), binding_scopes()) if path else {}  # ids import every screen
     if not sys.stdout.isatty():
         raise InputError("w2s tui needs a terminal; use `w2s runs`/`w2s results` in scripts")
     settle_heap()

@@ -1,6 +1,7 @@
 """What a recipe asks for, before anything runs: validation, model and loss names, the job DAG, fingerprints.
 
-    recipe.py    TOML recipes: schema tables, parsing, the Recipe (and its ModelEntry, Method, Chain entries)
+    recipe.py    TOML recipes: reading, validating, the Recipe
+    schema.py    every table's keys, checks and defaults; the typed ModelEntry, Method, Chain entries
     checks.py    value checks for recipe keys, and the collector that reports every problem at once
     registry.py  per-model defaults (learning rate, batch sizes, context) for known model names
     losses.py    loss names, their parameters and ranges, logconf's alpha schedule (the functions are in training)

@@ -29,7 +29,8 @@ from typing import TypedDict
 from w2s_core.data import dataset_fingerprint
 from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
-from w2s_core.spec.recipe import TRAIN_KEYS, UNHASHED_TRAIN_DEFAULTS, Chain, Method, Recipe
+from w2s_core.spec.recipe import Recipe
+from w2s_core.spec.schema import TRAIN_KEYS, UNHASHED_TRAIN_DEFAULTS, Chain, Method
 
 SPEC_VERSION = 1  # bump when the meaning of a spec changes: every job key changes with it
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")

@@ -2,7 +2,7 @@
 
 Validation runs before anything trains and reports every problem at once, each naming the file,
 the key and what was expected, so a typo costs one edit and not one crashed job. The value checks
-and the problem collector live in `checks.py`; this module holds the schema tables and the parsing.
+and the problem collector live in `checks.py`, the schema tables in `schema.py`; this module parses.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 try:
     import tomllib
@@ -20,165 +20,32 @@ except ModuleNotFoundError:  # Python 3.10
 from w2s_core.data import DATASETS
 from w2s_core.errors import InputError, did_you_mean
 from w2s_core.spec.checks import (
-    Check,
     Problems,
-    boolean,
-    fraction,
     is_int,
-    lora_value,
-    nonneg_int,
-    nonneg_num,
-    one_of,
-    pos_int,
-    pos_num,
     str_list,
     string,
-    table,
 )
 from w2s_core.spec.losses import LOSS_CHOICES, LOSS_DEFAULTS, loss_defaults, resolve_loss
 from w2s_core.spec.registry import model_defaults
-
-DATA_KEYS: dict[str, Check] = {
-    "name": string,
-    "path": string,
-    "text_column": string,
-    "label_column": string,
-    "n_train": pos_int,
-    "n_test": pos_int,
-    "seed": nonneg_int,
-    "balance": boolean,
-    "revision": string,
-    "n_total": pos_int,
-    "noise": fraction,
-    "train_pool": one_of("per_seed", "fixed"),
-    "long_inputs": one_of("drop", "truncate_left", "truncate_right"),
-}
-# long_inputs: what happens to an input longer than a model's max_length (w2s_core.training.lengths).
-# "drop" (the reference's choice) leaves it out of every split for every model of the recipe;
-# "truncate_right" is what w2s did before the option existed, and its jobs keep their old keys.
-DATA_DEFAULTS = {"text_column": "text", "label_column": "label", "seed": 0, "balance": False, "long_inputs": "drop"}
-
-# Which checkpoint a job keeps (w2s_core.training.evaluate): the last step, or the eval point with the
-# lowest validation loss / highest validation AUROC on `val_size` held-out examples of its training half.
-SELECT = ("final", "val_loss", "val_auroc")
-# `[train] optimizer`, built in w2s_core.training.optimizers (the module docstring says what each does).
-OPTIMIZERS = ("adam", "adamw", "adafactor")
-
-
-def optimizer_name(v: Any) -> str | None:
-    """A check like one_of(*OPTIMIZERS) that also names the closest choice ("AdamW" -> 'adamw')."""
-    if v in OPTIMIZERS:
-        return None
-    return "one of " + ", ".join(repr(o) for o in OPTIMIZERS) + did_you_mean(str(v).lower(), OPTIMIZERS)
-
-
-TRAIN_KEYS: dict[str, Check] = {
-    "mode": one_of("finetune", "probe"),
-    "epochs": pos_num,
-    "lr": pos_num,
-    "batch_size": pos_int,
-    "minibatch_size": pos_int,
-    "max_length": pos_int,
-    "schedule": one_of("cosine", "linear", "constant"),
-    "lr_warmup_frac": fraction,
-    "weight_decay": nonneg_num,
-    "optimizer": optimizer_name,
-    "dtype": one_of("auto", "float32", "bfloat16", "float16"),
-    "lora": lora_value,
-    "grad_checkpointing": boolean,
-    "eval_every": nonneg_int,
-    "train_with_dropout": boolean,
-    "val_size": nonneg_int,
-    "select": one_of(*SELECT),
-}
-TRAIN_DEFAULTS = {
-    "mode": "finetune",
-    "schedule": "cosine",
-    "lr_warmup_frac": 0.0,
-    "weight_decay": 0.0,
-    "optimizer": "adam",
-    "lora": False,
-    "eval_every": 0,
-    "train_with_dropout": False,
-    "val_size": 0,
-    "select": "final",
-}
-# Train keys added after jobs were first hashed, with the default that reproduces the old behaviour:
-# `plan.job_key` leaves a key out of the hash while it has this value, so finished jobs keep their keys.
-UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "val_size": 0, "select": "final"}
-# Keys a model's registry entry supplies and a recipe may override per model.
-MODEL_TRAIN_KEYS = ("mode", "epochs", "lr", "batch_size", "minibatch_size", "max_length", "dtype", "grad_checkpointing",
-                    "optimizer")
-
-MODEL_KEYS: dict[str, Check] = {
-    "name": string,
-    "path": string,
-    "revision": string,
-    "arch": one_of("causal", "encoder"),
-    "trust_remote_code": boolean,
-    "tiny": table,
-    **TRAIN_KEYS,
-}
-TRANSFER_KEYS: dict[str, Check] = {"name": string, "loss": string, "lr": pos_num, "epochs": pos_num}
-# Train keys a [[transfer]] or [[bootstrap]] table may override for its own jobs (the reference's
-# transfer_lr and transfer_epochs); the GT jobs keep the model's settings.
-METHOD_TRAIN_KEYS = ("lr", "epochs")
-RELABEL = ("alternate", "same")
-CHAIN_KEYS: dict[str, Check] = {
-    "chain": str_list,
-    "loss": string,
-    "name": string,
-    "relabel": one_of(*RELABEL),
-}
-LAUNCH_KEYS: dict[str, Check] = {"accelerate_config": string, "parallel": pos_int}
-# Names users bring from other tools, mapped to ours for the did-you-mean hint.
-ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "max_len": "max_length",
-           "max_ctx": "max_length", "lr_schedule": "schedule", "micro_batch_size": "minibatch_size",
-           "gradient_checkpointing": "grad_checkpointing", "seed": "seeds", "model": "models",
-           "method": "loss", "aux_coef": "alpha", "transfer_lr": "lr", "transfer_epochs": "epochs",
-           "optim": "optimizer", "optimizer_name": "optimizer"}
-TOP_KEYS = ("name", "description", "data", "train", "models", "pairs", "transfer", "bootstrap", "seeds", "launch")
-
-
-class ModelEntry(TypedDict, total=False):
-    """One resolved model: registry defaults <- [train] <- the recipe's own entry (MODEL_KEYS)."""
-
-    name: str
-    path: str
-    revision: str | None
-    arch: str | None
-    trust_remote_code: bool
-    tiny: dict | None
-    mode: str
-    epochs: float
-    lr: float
-    batch_size: int
-    minibatch_size: int
-    max_length: int
-    dtype: str
-    grad_checkpointing: bool
-    optimizer: str
-    lora: bool | dict
-
-
-class _MethodBase(TypedDict):
-    name: str
-    loss: str
-    params: dict[str, float]
-
-
-class Method(_MethodBase, total=False):
-    """A [[transfer]] method: its display name, the loss, the loss's parameters with defaults filled in,
-    and (only when the table sets any) its METHOD_TRAIN_KEYS overrides for the jobs it trains."""
-
-    train: dict[str, float]
-
-
-class Chain(Method):
-    """A [[bootstrap]] chain: a method plus its models (weak -> strong) and how steps relabel."""
-
-    models: list[str]
-    relabel: str  # "alternate" | "same"
+from w2s_core.spec.schema import (
+    ALIASES,
+    CHAIN_KEYS,
+    DATA_DEFAULTS,
+    DATA_KEYS,
+    LAUNCH_KEYS,
+    METHOD_TRAIN_KEYS,
+    MODEL_KEYS,
+    MODEL_TRAIN_KEYS,
+    RELABEL,
+    SELECT,
+    TOP_KEYS,
+    TRAIN_DEFAULTS,
+    TRAIN_KEYS,
+    TRANSFER_KEYS,
+    Chain,
+    Method,
+    ModelEntry,
+)
 
 
 @dataclass

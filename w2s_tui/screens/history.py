@@ -28,7 +28,6 @@ from ..messages import Exported, Notice, SeriesLoaded
 from ..widgets import AppFooter, Column, CurvePlot, JobTable, status_text, training_fraction
 from ..workers import read_in_thread
 from .job_list import JobListScreen
-from .live import LiveScreen
 
 EXPORT_FIELDS = ("hash", "recipe", "dataset", "kind", "model", "weak_model", "loss", "seed", "status",
                  "final_acc", "started_at", "finished_at")
@@ -95,6 +94,8 @@ class HistoryScreen(JobListScreen):
 
     @on(JobTable.Selected)
     def _selected(self, event: JobTable.Selected) -> None:
+        from .live import LiveScreen  # as the Runs screen does: imported when first opened
+
         self.app.push_screen(LiveScreen(event.job["hash"]))
 
     def action_export(self, kind: str) -> None:

@@ -16,7 +16,6 @@ from ..messages import Notice
 from ..widgets import Column, JobTable, status_text
 from ..workers import read_in_thread
 from .job_list import JobListScreen
-from .live import LiveScreen
 
 STATUS_FILTERS = (None, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED,
                   JobStatus.SKIPPED)
@@ -69,6 +68,8 @@ class RunsScreen(JobListScreen):
     def action_open_job(self) -> None:
         job = self.current()
         if job:
+            from .live import LiveScreen  # its plotting library is off the first screen's start-up path
+
             self.app.push_screen(LiveScreen(job["hash"]))
 
     @on(JobTable.Selected)

@@ -198,9 +198,9 @@ class JobTable(ScrollView, can_focus=True):
             self._strips.clear()
             self.refresh()
         else:
-            for index in changed:
-                self._strips.pop(index, None)
-                self.refresh_line(index + 1)
+            for i in changed:
+                self._strips.pop(i, None)
+                self.refresh_line(i + 1)
         self._ensure_window()
 
     def redraw(self, job_hash: str) -> None:
@@ -246,7 +246,6 @@ class JobTable(ScrollView, can_focus=True):
     def move_cursor(self, row: int, animate: bool = False) -> None:  # noqa: ARG002 (DataTable's signature)
         row = max(0, min(row, self.total - 1)) if self.total else 0
         old, self.cursor_row = self.cursor_row, row
-        self.moved_at = time.monotonic()
         for index in {old, row}:
             self._strips.pop(index, None)
             self.refresh_line(index + 1)
@@ -257,14 +256,19 @@ class JobTable(ScrollView, can_focus=True):
             self.scroll_to(y=row - visible + 1, animate=False, immediate=True)
         self._ensure_window()
 
+    def key_moved(self, row: int) -> None:
+        """The user moved the cursor (a key or a click): noted, so refreshes wait while keys come."""
+        self.moved_at = time.monotonic()
+        self.move_cursor(row)
+
     def action_move(self, step: int) -> None:
-        self.move_cursor(self.cursor_row + step)
+        self.key_moved(self.cursor_row + step)
 
     def action_page(self, step: int) -> None:
-        self.move_cursor(self.cursor_row + step * self.visible_rows())
+        self.key_moved(self.cursor_row + step * self.visible_rows())
 
     def action_jump(self, row: int) -> None:
-        self.move_cursor(row if row >= 0 else self.total - 1)
+        self.key_moved(row if row >= 0 else self.total - 1)
 
     def action_select(self) -> None:
         job = self.current()
@@ -284,7 +288,7 @@ class JobTable(ScrollView, can_focus=True):
             return
         if row == self.cursor_row or event.chain > 1:
             self.action_select()
-        self.move_cursor(row)
+        self.key_moved(row)
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.scrollable_content_region.width, self.total + 1)
