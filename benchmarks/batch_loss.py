@@ -104,7 +104,11 @@ def main() -> None:
     for job in (j for j in jobs if j.kind == "transfer"):
         runs = {}
         for mb in sizes:
-            spec = {**job.spec, "train": {**job.spec["train"], "minibatch_size": mb}, "upstream_dir": str(root / "weak")}
+            spec = {
+                **job.spec,
+                "train": {**job.spec["train"], "minibatch_size": mb},
+                "upstream_dir": str(root / "weak"),
+            }
             runs[mb] = train(root / f"{job.method}-mb{mb}", spec)
             if mb == BATCH:  # the same run with another float summation order: the noise floor
                 runs["floor"] = train(root / f"{job.method}-mb{mb}-2threads", spec, threads=2)
@@ -112,7 +116,10 @@ def main() -> None:
         for mb, (probs, seconds, rss) in runs.items():
             diff = max(abs(a - b) for a, b in zip(probs, ref_probs))
             label = f"{BATCH}, 2 thr" if mb == "floor" else mb
-            print(f"{job.method:8} {label:>9} {diff:>18.2e} {seconds:>8.1f} {seconds / ref_seconds:>8.2f} {rss / 1024:>13.0f}")
+            print(
+                f"{job.method:8} {label:>9} {diff:>18.2e} {seconds:>8.1f} "
+                f"{seconds / ref_seconds:>8.2f} {rss / 1024:>13.0f}"
+            )
     print(f"job folders: {root}")
 
 

@@ -64,8 +64,10 @@ def main() -> None:
         print(f"{key:<18} {value:8.2f}   target {TARGETS[key]:6.1f}   ratio {value / TARGETS[key]:.2f}")
     assert "0 to run" in again_out, "the re-run trained something"
     for row in json.loads(table):
-        seeds = ", ".join(f"seed {p['seed']}: weak {p['weak']:.3f} w2s {p['w2s']:.3f} ceiling {p['ceiling']:.3f} "
-                          f"PGR {p['pgr']:.2f}" for p in row["per_seed"])
+        seeds = ", ".join(
+            f"seed {p['seed']}: weak {p['weak']:.3f} w2s {p['w2s']:.3f} ceiling {p['ceiling']:.3f} PGR {p['pgr']:.2f}"
+            for p in row["per_seed"]
+        )
         print(f"{row['method']:<8} PGR {row['pgr']:.2f} [95% CI {row['pgr_lo']:.2f}, {row['pgr_hi']:.2f}]  ({seeds})")
 
 

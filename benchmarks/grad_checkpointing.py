@@ -73,8 +73,16 @@ def save_model(dest: Path, layers: int, hidden: int, heads: int, positions: int)
     from w2s_core.training.tiny import _tiny_tokenizer
 
     vocab = tiny_vocab()
-    config = GPT2Config(vocab_size=len(vocab), n_embd=hidden, n_layer=layers, n_head=heads, n_positions=positions,
-                        bos_token_id=vocab["[BOS]"], eos_token_id=vocab["[EOS]"], pad_token_id=vocab["[PAD]"])
+    config = GPT2Config(
+        vocab_size=len(vocab),
+        n_embd=hidden,
+        n_layer=layers,
+        n_head=heads,
+        n_positions=positions,
+        bos_token_id=vocab["[BOS]"],
+        eos_token_id=vocab["[EOS]"],
+        pad_token_id=vocab["[PAD]"],
+    )
     GPT2Model(config).save_pretrained(dest)
     _tiny_tokenizer(vocab, causal=True).save_pretrained(dest)
 
@@ -91,8 +99,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="w2s-ckpt-") as tmp:
         save_model(Path(tmp), args.layers, args.hidden, args.heads, args.seq)
         env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-        print(f"GPT-2 random init: {args.layers} layers, width {args.hidden}, batch {args.batch} x {args.seq} tokens, "
-              f"{args.device}")
+        print(
+            f"GPT-2 random init: {args.layers} layers, width {args.hidden}, batch {args.batch} x {args.seq} tokens, "
+            f"{args.device}"
+        )
         results = {}
         for ckpt in (False, True):
             cmd = [sys.executable, "-c", CHILD, tmp, str(int(ckpt)), str(args.seq), str(args.batch), args.device]
@@ -101,11 +111,15 @@ def main() -> None:
                 sys.exit(done.stderr[-3000:])
             r = json.loads(done.stdout.strip().splitlines()[-1])
             results[ckpt] = r
-            print(f"checkpointing {'on ' if ckpt else 'off'}: step peak {(r['peak'] - r['before']) / 2**20:8.0f} MiB "
-                  f"above {r['before'] / 2**20:6.0f} MiB held before it, {r['seconds']:.1f} s")
+            print(
+                f"checkpointing {'on ' if ckpt else 'off'}: step peak {(r['peak'] - r['before']) / 2**20:8.0f} MiB "
+                f"above {r['before'] / 2**20:6.0f} MiB held before it, {r['seconds']:.1f} s"
+            )
         off, on = ((results[c]["peak"] - results[c]["before"]) for c in (False, True))
-        print(f"checkpointing saves {(off - on) / 2**20:.0f} MiB of the step's peak ({1 - on / off:.0%}), "
-              f"at {results[True]['seconds'] / results[False]['seconds']:.2f}x the step time")
+        print(
+            f"checkpointing saves {(off - on) / 2**20:.0f} MiB of the step's peak ({1 - on / off:.0%}), "
+            f"at {results[True]['seconds'] / results[False]['seconds']:.2f}x the step time"
+        )
 
 
 if __name__ == "__main__":

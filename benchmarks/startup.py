@@ -27,15 +27,26 @@ from conftest import fill  # noqa: E402
 def timed(tree: Path, args: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "w2s_core.cli", *args], cwd=tempfile.gettempdir(), env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "w2s_core.cli", *args],
+        cwd=tempfile.gettempdir(),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
 def imports_torch(tree: Path) -> bool:
     code = "import sys, w2s_core.cli; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(tree)},
-                         cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip() == "True"
 
 
@@ -46,8 +57,9 @@ def main() -> None:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(old), opts.before], cwd=REPO, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(old), opts.before], cwd=REPO, check=True, capture_output=True
+        )
         try:
             results = Path(tmp) / "results"
             fill(results)  # the tests' fixed database: one recorded run of 30 jobs

@@ -32,8 +32,12 @@ SMOKE = ROOT / "recipes" / "smoke.toml"
 
 def w2s(results: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     start = time.time()
-    out = subprocess.run([sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), *args],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     return time.time() - start, out
 
 
@@ -59,7 +63,9 @@ def leftovers(results: Path) -> list[int]:
     """Live (non-zombie) processes whose command line names this results directory's jobs."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and str(results / JOBS_DIR) in " ".join(proc.info["cmdline"] or []):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and str(results / JOBS_DIR) in " ".join(
+            proc.info["cmdline"] or []
+        ):
             found.append(proc.pid)
     return found
 
@@ -73,9 +79,14 @@ def follower(results: Path, seconds: float = 5.0) -> dict:
     on after it is hung up (SIGHUP, as when the SSH connection drops)."""
     figures = {}
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), "follow", "smoke"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), "follow", "smoke"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     proc.stdout.readline()
     figures["w2s follow: first line (s)"] = time.time() - start
     me = psutil.Process(proc.pid)
@@ -112,8 +123,12 @@ def main() -> None:
     running = {j["hash"] for j in jobs(results) if j["status"] == JobStatus.RUNNING}
     t0 = time.time()
     _, out = w2s(results, "queue")  # starts a supervisor that re-attaches
-    wait_for(lambda: all(j["status"] != JobStatus.RUNNING or j["hash"] not in running for j in jobs(results))
-             or json.loads((results / LOCK_NAME).read_text())["pid"] != holder)
+    wait_for(
+        lambda: (
+            all(j["status"] != JobStatus.RUNNING or j["hash"] not in running for j in jobs(results))
+            or json.loads((results / LOCK_NAME).read_text())["pid"] != holder
+        )
+    )
     figures["queue after kill -9 of the supervisor: new supervisor (s)"] = time.time() - t0
 
     wait_for(lambda: any(j["status"] == JobStatus.RUNNING for j in jobs(results)))

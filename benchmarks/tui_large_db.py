@@ -50,21 +50,34 @@ def build(root: Path, n_jobs: int, n_events: int) -> None:
         for i in range(n_jobs):
             h = f"{i:064x}"
             model = f"model-{i % 7}"
-            conn.execute("INSERT INTO jobs (hash, recipe_hash, kind, model, weak_model, loss, seed, spec, status, "
-                         "started_at, finished_at, dir) VALUES (?, 'r', 'transfer', ?, 'model-0', 'xent', ?, ?, ?, ?, ?, ?)",
-                         (h, model, i % 5, spec, statuses[i % 10], 1.7e9 + i, 1.7e9 + i + 60, f"jobs/{h[:16]}"))
-            conn.execute("INSERT INTO recipe_jobs VALUES ('r', ?, ?)",
-                         (h, json.dumps({"role": "transfer", "weak": "model-0", "strong": model, "method": "xent",
-                                         "seed": i % 5})))
+            conn.execute(
+                "INSERT INTO jobs (hash, recipe_hash, kind, model, weak_model, loss, seed, spec, status, "
+                "started_at, finished_at, dir) VALUES (?, 'r', 'transfer', ?, 'model-0', 'xent', ?, ?, ?, ?, ?, ?)",
+                (h, model, i % 5, spec, statuses[i % 10], 1.7e9 + i, 1.7e9 + i + 60, f"jobs/{h[:16]}"),
+            )
+            conn.execute(
+                "INSERT INTO recipe_jobs VALUES ('r', ?, ?)",
+                (
+                    h,
+                    json.dumps(
+                        {"role": "transfer", "weak": "model-0", "strong": model, "method": "xent", "seed": i % 5}
+                    ),
+                ),
+            )
             conn.execute("INSERT INTO results VALUES (?, ?, ?)", (h, "test_acc", rng.random()))
-            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
-                             [(h, s, s, k, rng.random()) for s in range(n_events) for k in KEYS])
+            conn.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                [(h, s, s, k, rng.random()) for s in range(n_events) for k in KEYS],
+            )
 
 
 def stats_ms(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"mean": statistics.mean(values) * 1000, "p99": ordered[int(len(values) * 0.99)] * 1000,
-            "max": ordered[-1] * 1000}
+    return {
+        "mean": statistics.mean(values) * 1000,
+        "p99": ordered[int(len(values) * 0.99)] * 1000,
+        "max": ordered[-1] * 1000,
+    }
 
 
 async def measure(root: Path, n_keys: int = 600) -> dict:
@@ -116,8 +129,14 @@ async def measure(root: Path, n_keys: int = 600) -> dict:
             t = time.perf_counter()
             await pilot.press("up")
             presses.append(time.perf_counter() - t)
-        return {"first_screen_s": first, "to_frame": stats_ms(to_frame), "cpu": stats_ms(cpu),
-                "pilot_press": stats_ms(presses), "rows": table.row_count, "cursor": table.cursor_row}
+        return {
+            "first_screen_s": first,
+            "to_frame": stats_ms(to_frame),
+            "cpu": stats_ms(cpu),
+            "pilot_press": stats_ms(presses),
+            "rows": table.row_count,
+            "cursor": table.cursor_row,
+        }
 
 
 def tmux_first_screen(root: Path, n_jobs: int, env: dict, cwd: Path, tries: int = 3) -> list[float]:
@@ -129,9 +148,25 @@ def tmux_first_screen(root: Path, n_jobs: int, env: dict, cwd: Path, tries: int 
         tmux = ["tmux", "-L", f"w2s-bench-{os.getpid()}-{time.monotonic_ns()}"]  # a fresh server each try
         try:
             t0 = time.perf_counter()
-            subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", "80", "-y", "24", "-c", str(cwd),
-                            "-e", f"PYTHONPATH={env.get('PYTHONPATH', '')}",
-                            f"{sys.executable} -m w2s_core.cli tui {root}"], check=True)
+            subprocess.run(
+                [
+                    *tmux,
+                    "new-session",
+                    "-d",
+                    "-s",
+                    "b",
+                    "-x",
+                    "80",
+                    "-y",
+                    "24",
+                    "-c",
+                    str(cwd),
+                    "-e",
+                    f"PYTHONPATH={env.get('PYTHONPATH', '')}",
+                    f"{sys.executable} -m w2s_core.cli tui {root}",
+                ],
+                check=True,
+            )
             while True:
                 pane = subprocess.run([*tmux, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True).stdout
                 if f"{n_jobs} jobs" in pane and "model-" in pane:
@@ -147,8 +182,13 @@ def run_one(label: str, root: Path, n_jobs: int, pythonpath: str | None) -> dict
     """Measure one w2s_tui (the working tree's, or the one on `pythonpath`) in a fresh process."""
     env = {**os.environ, "PYTHONPATH": pythonpath or str(ROOT)}
     cwd = Path(pythonpath) if pythonpath else ROOT
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure", str(root)],
-                         capture_output=True, text=True, env=env, cwd=cwd)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--measure", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
     if out.returncode:
         raise SystemExit(f"{label}: the measurement failed:\n{out.stderr}")
     found = json.loads(out.stdout.strip().splitlines()[-1])
@@ -160,8 +200,10 @@ def report(label: str, r: dict) -> None:
     def ms(d: dict) -> str:
         return f"mean {d['mean']:6.1f} ms, p99 {d['p99']:6.1f} ms, max {d['max']:6.1f} ms"
 
-    print(f"[{label}] first screen (Pilot): {r['first_screen_s']:.2f} s; tmux 80x24, process start to table: "
-          + (", ".join(f"{t:.2f} s" for t in r["tmux_s"]) or "tmux not installed"))
+    print(
+        f"[{label}] first screen (Pilot): {r['first_screen_s']:.2f} s; tmux 80x24, process start to table: "
+        + (", ".join(f"{t:.2f} s" for t in r["tmux_s"]) or "tmux not installed")
+    )
     print(f"[{label}]   key→frame {ms(r['to_frame'])}   ({r['rows']} rows, cursor at {r['cursor']})")
     print(f"[{label}]   cpu       {ms(r['cpu'])}")
     print(f"[{label}]   pilot.press {ms(r['pilot_press'])}  (floor ~40 ms: Pilot's idle waits)")
@@ -191,8 +233,10 @@ def main() -> None:
         root.mkdir()
         t = time.perf_counter()
         build(root, args.jobs, args.events)
-        print(f"built {args.jobs} jobs, {args.jobs * args.events * len(KEYS)} metric rows in "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"built {args.jobs} jobs, {args.jobs * args.events * len(KEYS)} metric rows in "
+            f"{time.perf_counter() - t:.1f} s"
+        )
         versions = {"working tree": None}
         if args.compare:
             (Path(tmp) / "old").mkdir()

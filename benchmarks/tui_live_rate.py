@@ -35,13 +35,27 @@ def emit(path: Path, rate: float, seconds: float) -> None:
             time.sleep(max(0.0, due - time.time()))
             now = time.time()
             late.append(now - due)
-            f.write(json.dumps({"step": i + 1, "t": now, "loss": 1 / (1 + i / rate), "train_acc": 0.5 + i / (4 * rate * seconds),
-                                "alpha": min(0.5, i / (rate * seconds)), "examples": i * 8,
-                                "examples_per_s": 8 * rate}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "step": i + 1,
+                        "t": now,
+                        "loss": 1 / (1 + i / rate),
+                        "train_acc": 0.5 + i / (4 * rate * seconds),
+                        "alpha": min(0.5, i / (rate * seconds)),
+                        "examples": i * 8,
+                        "examples_per_s": 8 * rate,
+                    }
+                )
+                + "\n"
+            )
             f.flush()
     path.with_suffix(".done").touch()
-    print(json.dumps({"events": len(late), "wall": time.time() - t0, "late_mean": statistics.mean(late),
-                      "late_max": max(late)}))
+    print(
+        json.dumps(
+            {"events": len(late), "wall": time.time() - t0, "late_mean": statistics.mean(late), "late_max": max(late)}
+        )
+    )
 
 
 def manage(root: Path, events: Path) -> None:
@@ -64,8 +78,9 @@ def reset(root: Path) -> None:
 def run_job(root: Path, rate: float, seconds: float) -> tuple[subprocess.Popen, subprocess.Popen, Path]:
     events = root / "jobs" / HASH[:16] / EVENTS
     me = [sys.executable, __file__]
-    job = subprocess.Popen([*me, "--emit", str(events), "--rate", str(rate), "--seconds", str(seconds)],
-                           stdout=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [*me, "--emit", str(events), "--rate", str(rate), "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     manager = subprocess.Popen([*me, "--manage", str(root), str(events)])
     return job, manager, events
 
@@ -114,9 +129,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         with Store.open(root) as store:
-            store.upsert_job({"hash": HASH, "kind": "gt", "model": "bench", "seed": 0, "dir": f"jobs/{HASH[:16]}",
-                              "spec": {"data": {"name": "synthetic", "n_train": int(16 * args.rate * args.seconds)},
-                                       "train": {"epochs": 1}}})
+            store.upsert_job(
+                {
+                    "hash": HASH,
+                    "kind": "gt",
+                    "model": "bench",
+                    "seed": 0,
+                    "dir": f"jobs/{HASH[:16]}",
+                    "spec": {
+                        "data": {"name": "synthetic", "n_train": int(16 * args.rate * args.seconds)},
+                        "train": {"epochs": 1},
+                    },
+                }
+            )
             store.set_job_status(HASH, JobStatus.RUNNING, pid=0)
         (root / "jobs" / HASH[:16]).mkdir(parents=True)
         reset(root)
@@ -124,15 +149,24 @@ def main() -> None:
         manager.wait()
         alone = json.loads(job.communicate()[0])
         watched, lags, redraws = asyncio.run(watch(root, args.rate, args.seconds))
-    print(f"job alone:        {alone['events']} events in {alone['wall']:.2f} s, writes late by "
-          f"{alone['late_mean'] * 1000:.1f} ms mean / {alone['late_max'] * 1000:.1f} ms max")
-    print(f"job with the TUI: {watched['events']} events in {watched['wall']:.2f} s, writes late by "
-          f"{watched['late_mean'] * 1000:.1f} ms mean / {watched['late_max'] * 1000:.1f} ms max "
-          f"(slowdown {watched['wall'] / alone['wall']:.3f}x)")
+    print(
+        f"job alone:        {alone['events']} events in {alone['wall']:.2f} s, writes late by "
+        f"{alone['late_mean'] * 1000:.1f} ms mean / {alone['late_max'] * 1000:.1f} ms max"
+    )
+    print(
+        f"job with the TUI: {watched['events']} events in {watched['wall']:.2f} s, writes late by "
+        f"{watched['late_mean'] * 1000:.1f} ms mean / {watched['late_max'] * 1000:.1f} ms max "
+        f"(slowdown {watched['wall'] / alone['wall']:.3f}x)"
+    )
     lags.sort()
-    print(f"UI lag behind the job (write -> on screen, incl. the manager's 0.2 s ingest): mean "
-          f"{statistics.mean(lags):.2f} s, p95 {lags[int(len(lags) * 0.95)]:.2f} s, max {lags[-1]:.2f} s (target <= 1 s)")
-    print(f"live view redraws: {redraws} for {len(lags)} events ({redraws / args.seconds:.1f}/s, bounded by the 0.5 s tick)")
+    print(
+        f"UI lag behind the job (write -> on screen, incl. the manager's 0.2 s ingest): mean "
+        f"{statistics.mean(lags):.2f} s, p95 {lags[int(len(lags) * 0.95)]:.2f} s, max {lags[-1]:.2f} s (target <= 1 s)"
+    )
+    print(
+        f"live view redraws: {redraws} for {len(lags)} events "
+        f"({redraws / args.seconds:.1f}/s, bounded by the 0.5 s tick)"
+    )
 
 
 if __name__ == "__main__":

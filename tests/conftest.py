@@ -46,21 +46,56 @@ class Filled:
         self.methods = dict(METHODS)
 
 
-def _fake_job(store: Store, results: Path, n: int, name: str, kind: str, model: str, seed: int, role: dict,
-              acc: float, run_id: int, weak: str | None = None, loss: str | None = None) -> str:
+def _fake_job(
+    store: Store,
+    results: Path,
+    n: int,
+    name: str,
+    kind: str,
+    model: str,
+    seed: int,
+    role: dict,
+    acc: float,
+    run_id: int,
+    weak: str | None = None,
+    loss: str | None = None,
+) -> str:
     h = f"{n:02d}" + hashlib.sha256(name.encode()).hexdigest()[:62]  # hex, as real job hashes
-    store.upsert_job({"hash": h, "kind": kind, "model": model, "weak_model": weak, "loss": loss, "seed": seed,
-                      "spec": {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1},
-                               "train_split": "A" if kind == "gt" else "B", "predict_split": "B"},
-                      "recipe_hash": RECIPE_HASH, "run_id": run_id, "dir": f"jobs/{h[:16]}"})
+    store.upsert_job(
+        {
+            "hash": h,
+            "kind": kind,
+            "model": model,
+            "weak_model": weak,
+            "loss": loss,
+            "seed": seed,
+            "spec": {
+                "data": {"name": "synthetic", "n_train": 200},
+                "train": {"epochs": 1},
+                "train_split": "A" if kind == "gt" else "B",
+                "predict_split": "B",
+            },
+            "recipe_hash": RECIPE_HASH,
+            "run_id": run_id,
+            "dir": f"jobs/{h[:16]}",
+        }
+    )
     store.link_job(RECIPE_HASH, h, json.dumps(role, sort_keys=True))
     store.set_job_status(h, JobStatus.DONE, started_at=1_700_000_000.0, finished_at=1_700_000_060.0, exit_code=0)
     store.set_results(h, {"test_acc": acc, "test_auroc": acc + 0.05, "n_test": 1000})
     job_dir = results / "jobs" / h[:16]
     job_dir.mkdir(parents=True, exist_ok=True)
-    events = [{"step": s, "loss": 0.7 - 0.05 * s, "train_acc": 0.5 + 0.02 * s, "examples": 10 * s,
-               "examples_per_s": 20.0, **({"test_acc": acc - 0.01 * (5 - s)} if s % 2 == 0 else {})}
-              for s in range(1, 6)]
+    events = [
+        {
+            "step": s,
+            "loss": 0.7 - 0.05 * s,
+            "train_acc": 0.5 + 0.02 * s,
+            "examples": 10 * s,
+            "examples_per_s": 20.0,
+            **({"test_acc": acc - 0.01 * (5 - s)} if s % 2 == 0 else {}),
+        }
+        for s in range(1, 6)
+    ]
     (job_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     (job_dir / "log.txt").write_text(f"training {name}\nfinished {name}\n")
     store.ingest_events(h, job_dir / "events.jsonl")
@@ -75,24 +110,39 @@ def fill(results: Path) -> dict[str, str]:
         run_id = store.start_run(RECIPE_HASH, ["w2s", "run"], {})
 
         def job(name, kind, model, seed, role, acc, weak=None, loss=None):
-            hashes[name] = _fake_job(store, results, len(hashes) + 1, name, kind, model, seed, role, acc, run_id,
-                                     weak, loss)
+            hashes[name] = _fake_job(
+                store, results, len(hashes) + 1, name, kind, model, seed, role, acc, run_id, weak, loss
+            )
 
         for seed in SEEDS:
             for m in MODELS:
                 job(f"gt {m} s{seed}", "gt", m, seed, {"role": "gt", "model": m, "seed": seed}, GT_ACC[m])
             for i, weak in enumerate(MODELS):
-                for strong in MODELS[i + 1:]:
+                for strong in MODELS[i + 1 :]:
                     for method, share in METHODS.items():
                         acc = GT_ACC[weak] + share * (GT_ACC[strong] - GT_ACC[weak]) + 0.01 * seed
-                        job(f"{weak} to {strong} {method} s{seed}", "transfer", strong, seed,
+                        job(
+                            f"{weak} to {strong} {method} s{seed}",
+                            "transfer",
+                            strong,
+                            seed,
                             {"role": "transfer", "weak": weak, "strong": strong, "method": method, "seed": seed},
-                            acc, weak=weak, loss=method)
+                            acc,
+                            weak=weak,
+                            loss=method,
+                        )
             chain = list(MODELS)
             for step, (model, weak, acc) in enumerate((("m-mid", "m-small", 0.66), ("m-big", "m-mid", 0.72)), 1):
-                job(f"boot{step} s{seed}", "bootstrap", model, seed,
+                job(
+                    f"boot{step} s{seed}",
+                    "bootstrap",
+                    model,
+                    seed,
                     {"role": "bootstrap", "chain": chain, "method": "boot-xent", "step": step, "seed": seed},
-                    acc, weak, "xent")
+                    acc,
+                    weak,
+                    "xent",
+                )
         store.finish_run(run_id, RunStatus.DONE)
     return hashes
 
@@ -105,9 +155,14 @@ def filled_results(tmp_path: Path) -> Filled:
 
 def run_w2s(results: Path, *args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """`w2s --results-dir RESULTS ARGS...` in a subprocess from the repository root, hub offline."""
-    return subprocess.run([sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), *args],
-                          capture_output=True, text=True, cwd=ROOT, check=check,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=check,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
 
 
 @pytest.fixture

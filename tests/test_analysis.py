@@ -12,9 +12,15 @@ from w2s_core.analysis import format_table, pgr_table
 from w2s_core.store import Store
 
 ACC = {  # (model, seed) -> GT test accuracy
-    ("s", 0): 0.60, ("s", 1): 0.62, ("s", 2): 0.58,
-    ("m", 0): 0.70, ("m", 1): 0.69, ("m", 2): 0.72,
-    ("l", 0): 0.80, ("l", 1): 0.83, ("l", 2): 0.79,
+    ("s", 0): 0.60,
+    ("s", 1): 0.62,
+    ("s", 2): 0.58,
+    ("m", 0): 0.70,
+    ("m", 1): 0.69,
+    ("m", 2): 0.72,
+    ("l", 0): 0.80,
+    ("l", 1): 0.83,
+    ("l", 2): 0.79,
 }
 W2S = {0: 0.71, 1: 0.74, 2: 0.70}  # transfer s -> l, xent
 CHAIN = {1: {0: 0.66, 1: 0.67, 2: 0.65}, 2: {0: 0.73, 1: 0.75, 2: 0.72}}  # s -> m -> l, by step
@@ -34,12 +40,26 @@ def store(tmp_path):
         for (model, seed), acc in ACC.items():
             add(store, f"gt-{model}-{seed}", "gt", model, seed, {"role": "gt", "model": model, "seed": seed}, acc)
         for seed, acc in W2S.items():
-            add(store, f"t-{seed}", "transfer", "l", seed,
-                {"role": "transfer", "weak": "s", "strong": "l", "method": "xent", "seed": seed}, acc)
+            add(
+                store,
+                f"t-{seed}",
+                "transfer",
+                "l",
+                seed,
+                {"role": "transfer", "weak": "s", "strong": "l", "method": "xent", "seed": seed},
+                acc,
+            )
         for step, by_seed in CHAIN.items():
             for seed, acc in by_seed.items():
-                add(store, f"b{step}-{seed}", "bootstrap", "ml"[step - 1], seed,
-                    {"role": "bootstrap", "chain": ["s", "m", "l"], "method": "boot", "step": step, "seed": seed}, acc)
+                add(
+                    store,
+                    f"b{step}-{seed}",
+                    "bootstrap",
+                    "ml"[step - 1],
+                    seed,
+                    {"role": "bootstrap", "chain": ["s", "m", "l"], "method": "boot", "step": step, "seed": seed},
+                    acc,
+                )
         yield store
 
 
@@ -84,8 +104,10 @@ def test_degenerate_setup_warns_and_table_prints(store):
 
 def test_stats_alone_does_not_load_the_store():
     """A training job imports analysis.stats; it must not pull in the database layer."""
-    code = ("import sys, w2s_core.analysis.stats; "
-            "assert 'w2s_core.store' not in sys.modules and 'sqlite_utils' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, w2s_core.analysis.stats; "
+        "assert 'w2s_core.store' not in sys.modules and 'sqlite_utils' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -94,8 +116,15 @@ def test_stats_alone_does_not_load_the_store():
 NEW = {  # seed 0: a job recorded with early stopping's keys; selected != final, oracle the best eval point
     "w": {"test_acc": 0.60, "final_test_acc": 0.58, "oracle_test_acc": 0.62, "selected_step": 40, "oracle_step": 20},
     "c": {"test_acc": 0.80, "final_test_acc": 0.82, "oracle_test_acc": 0.84, "selected_step": 60, "oracle_step": 80},
-    "t": {"test_acc": 0.70, "final_test_acc": 0.66, "oracle_test_acc": 0.74, "selected_step": 50, "oracle_step": 30,
-          "test_auroc": 0.9, "final_test_auroc": 0.8},
+    "t": {
+        "test_acc": 0.70,
+        "final_test_acc": 0.66,
+        "oracle_test_acc": 0.74,
+        "selected_step": 50,
+        "oracle_step": 30,
+        "test_auroc": 0.9,
+        "final_test_auroc": 0.8,
+    },
 }
 OLD = {"w": {"test_acc": 0.60}, "c": {"test_acc": 0.80}, "t": {"test_acc": 0.75}}  # seed 1: before the change
 
@@ -103,10 +132,11 @@ OLD = {"w": {"test_acc": 0.60}, "c": {"test_acc": 0.80}, "t": {"test_acc": 0.75}
 def fill_figures(store, seeds: dict[int, dict]) -> None:
     store.add_recipe("f", "figures", "figures.toml", "text")
     for seed, jobs in seeds.items():
-        for name, kind, model, role in (("w", "gt", "w", {"role": "gt", "model": "w"}),
-                                        ("c", "gt", "c", {"role": "gt", "model": "c"}),
-                                        ("t", "transfer", "c", {"role": "transfer", "weak": "w", "strong": "c",
-                                                                "method": "xent"})):
+        for name, kind, model, role in (
+            ("w", "gt", "w", {"role": "gt", "model": "w"}),
+            ("c", "gt", "c", {"role": "gt", "model": "c"}),
+            ("t", "transfer", "c", {"role": "transfer", "weak": "w", "strong": "c", "method": "xent"}),
+        ):
             h = f"{name}{seed}"
             store.upsert_job({"hash": h, "kind": kind, "model": model, "seed": seed, "spec": {}, "recipe_hash": "f"})
             store.set_job_status(h, "done")

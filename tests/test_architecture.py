@@ -28,8 +28,9 @@ def test_every_import_linter_contract_is_kept():
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     assert len(contracts) >= 4  # UI, torch, training -> store, layers
     lint = Path(sys.executable).parent / "lint-imports"
-    out = subprocess.run([str(lint), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(lint), "--no-cache", "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"{len(contracts)} kept, 0 broken" in out.stdout, out.stdout
 
@@ -43,9 +44,11 @@ def test_no_cli_command_module_imports_torch():
     # each command's module is imported only when it runs: import them all, as running every command would
     modules = sorted(f"w2s_core.cli.{m.name}" for m in pkgutil.iter_modules(cli.__path__) if m.name != "__main__")
     assert {f"w2s_core.cli.{m}" for m in cli.COMMANDS.values()} <= set(modules)
-    out = _fresh("import importlib, sys\n"
-                 f"for m in {modules!r}: importlib.import_module(m)\n"
-                 f"print(sorted(h for h in {HEAVY!r} if h in sys.modules))")
+    out = _fresh(
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(sorted(h for h in {HEAVY!r} if h in sys.modules))"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -57,12 +60,11 @@ def test_cli_default_results_dir_is_the_stores():
 
 
 def test_core_modules_do_not_load_textual():
-    modules = sorted(m.name for m in pkgutil.walk_packages(w2s_core.__path__, "w2s_core.")
-                     if not m.name.endswith("__main__"))
+    modules = sorted(
+        m.name for m in pkgutil.walk_packages(w2s_core.__path__, "w2s_core.") if not m.name.endswith("__main__")
+    )
     assert "w2s_core.cli.run" in modules and "w2s_core.training.loop" in modules  # packages are walked
-    code = ("import importlib, sys\n"
-            f"for m in {modules!r}: importlib.import_module(m)\n"
-            "print('textual' in sys.modules)")
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint('textual' in sys.modules)"
     out = _fresh(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

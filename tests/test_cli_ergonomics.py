@@ -22,8 +22,9 @@ def test_dry_run_runs_the_data_checks(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (tmp_path / "data.jsonl").write_text("".join(f'{{"text": "item {i}", "answer": {i % 2}}}\n' for i in range(300)))
-    (tmp_path / "missing.toml").write_text(TINY.replace('name = "synthetic"', 'path = "data.jsonl"')
-                                           .replace("seed = 0\n", ""))
+    (tmp_path / "missing.toml").write_text(
+        TINY.replace('name = "synthetic"', 'path = "data.jsonl"').replace("seed = 0\n", "")
+    )
     code = cli.main(["--results-dir", str(tmp_path / "res"), "run", "--dry-run", "missing.toml"])
     captured = capsys.readouterr()
     assert code == 2 and "no column 'label'" in captured.err and "label_column" in captured.err, captured

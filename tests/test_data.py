@@ -209,7 +209,7 @@ def test_sciq_formatter_is_reproducible_and_fair():
         text, label = format_sciq(sciq_row(i), rng)
         prefix = f"Q: q{i}? A: "
         assert text.startswith(prefix)
-        answer = text[len(prefix):]
+        answer = text[len(prefix) :]
         assert answer in {f"right{i}", f"d1-{i}", f"d2-{i}", f"d3-{i}"}
         assert label == (answer == f"right{i}")
         results.append((label, answer.split("-")[0]))

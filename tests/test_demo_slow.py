@@ -17,8 +17,11 @@ def results(tmp_path_factory):
         pytest.skip(f"demo assets missing ({', '.join(missing)}): run `w2s assets install demo`")
     recipe = tmp_path_factory.mktemp("recipe") / "demo-small.toml"
     text = (ROOT / "recipes" / "demo.toml").read_text()
-    recipe.write_text(text.replace("n_train = 2000", "n_train = 600").replace("n_test = 600", "n_test = 300")
-                      .replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    recipe.write_text(
+        text.replace("n_train = 2000", "n_train = 600")
+        .replace("n_test = 600", "n_test = 300")
+        .replace("seeds = [0, 1, 2]", "seeds = [0]")
+    )
     out = tmp_path_factory.mktemp("results")
     run = run_w2s(out, "run", str(recipe))
     assert run.returncode == 0, run.stdout + run.stderr

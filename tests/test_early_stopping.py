@@ -125,8 +125,10 @@ def selecting(tmp_path_factory):
         mp.setenv("W2S_CACHE", str(tmp_path_factory.mktemp("cache")))
         rec = Recorder(mp)
         weak, transfer = jobs(SELECTING)
-        runs = {"weak": rec.run(root / "weak", weak.spec),
-                "transfer": rec.run(root / "transfer", {**transfer.spec, "upstream_dir": str(root / "weak")})}
+        runs = {
+            "weak": rec.run(root / "weak", weak.spec),
+            "transfer": rec.run(root / "transfer", {**transfer.spec, "upstream_dir": str(root / "weak")}),
+        }
         yield root, runs, rec, weak
 
 
@@ -238,16 +240,27 @@ def test_select_val_loss_keeps_the_lowest_val_loss(selecting, tmp_path):
 def test_validation_under_ddp_selects_as_one_process(tmp_path):
     """Two processes gather the validation slice's logits: the same figures and the same kept step."""
     weak, _ = jobs(SELECTING)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), OMP_NUM_THREADS="1",
-               HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="1", W2S_CACHE=str(tmp_path / "cache"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        ACCELERATE_USE_CPU="1",
+        W2S_CACHE=str(tmp_path / "cache"),
+    )
     results = []
     for n, batch in ((1, 16), (2, 8)):  # the same 16 examples per step either way
         job_dir = tmp_path / f"p{n}"
-        JobDir(job_dir).write_spec({**weak.spec, "train": {**weak.spec["train"], "batch_size": batch,
-                                                           "minibatch_size": batch // 2}})
+        JobDir(job_dir).write_spec(
+            {**weak.spec, "train": {**weak.spec["train"], "batch_size": batch, "minibatch_size": batch // 2}}
+        )
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)] if n > 1 else []
-        done = subprocess.run([sys.executable, *launcher, "-m", "w2s_core.training", str(job_dir)], env=env,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, *launcher, "-m", "w2s_core.training", str(job_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert JobDir(job_dir).read_env()["num_processes"] == n
         results.append(JobDir(job_dir).read_result())
@@ -295,14 +308,19 @@ def test_select_final_gives_the_same_outputs_as_a_job_without_the_keys(selecting
 # --- recipe errors -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("train", "message"), [
-    ('select = "best"', "train.select: expected one of 'final', 'val_loss', 'val_auroc', got 'best'"),
-    ('select = "val_auroc"', "train.select: 'val_auroc' keeps the checkpoint with the best validation figure, "
-                             "but val_size is 0"),
-    (f"val_size = {HALF}", f"train.val_size: {HALF} leaves no training examples"),
-    ("val_size = -1", "train.val_size: expected an integer >= 0, got -1"),
-    ('val_size = 8\nselect = "val_loss"', "train.eval_every: select = 'val_loss' chooses between eval points"),
-])
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ('select = "best"', "train.select: expected one of 'final', 'val_loss', 'val_auroc', got 'best'"),
+        (
+            'select = "val_auroc"',
+            "train.select: 'val_auroc' keeps the checkpoint with the best validation figure, but val_size is 0",
+        ),
+        (f"val_size = {HALF}", f"train.val_size: {HALF} leaves no training examples"),
+        ("val_size = -1", "train.val_size: expected an integer >= 0, got -1"),
+        ('val_size = 8\nselect = "val_loss"', "train.eval_every: select = 'val_loss' chooses between eval points"),
+    ],
+)
 def test_recipe_errors(train, message):
     text = RECIPE.format(train=train)
     if "val_loss" in train:  # no eval points to choose between
@@ -315,7 +333,8 @@ def test_recipe_errors(train, message):
 
 def test_a_models_own_setting_is_named_in_the_error():
     text = RECIPE.format(train='val_size = 8\nselect = "val_auroc"').replace(
-        'name = "strong"', 'name = "strong"\neval_every = 0')
+        'name = "strong"', 'name = "strong"\neval_every = 0'
+    )
     with pytest.raises(InputError, match="models.strong.eval_every: select = 'val_auroc'"):
         parse(text=text)
 

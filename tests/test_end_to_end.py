@@ -49,8 +49,12 @@ def test_store_matches_the_job_files(smoke):
         for job in jobs:
             job_dir = Path(job["dir"])
             lines = [json.loads(x) for x in (job_dir / EVENTS).read_text().splitlines()]
-            expected = sum(1 for e in lines for k, v in e.items()
-                           if k != Event.STEP and isinstance(v, (int, float)) and not isinstance(v, bool))
+            expected = sum(
+                1
+                for e in lines
+                for k, v in e.items()
+                if k != Event.STEP and isinstance(v, (int, float)) and not isinstance(v, bool)
+            )
             assert len(store.metrics(job["hash"])) == expected  # every event ingested exactly once
             probs, labels = store.predictions(job["hash"], "test")
             res = store.results(job["hash"])
@@ -88,7 +92,9 @@ def test_failed_job_skips_dependents_only(tmp_path):
     broken.mkdir(parents=True)
     (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
     head = SMOKE.read_text().split("[[models]]")[0].replace("seed = 0\n", 'seed = 0\nlong_inputs = "truncate_right"\n')
-    recipe.write_text(head.replace("epochs = 3", "epochs = 1") + f"""
+    recipe.write_text(
+        head.replace("epochs = 3", "epochs = 1")
+        + f"""
 [[models]]
 name = "broken"
 path = "{broken}"
@@ -96,7 +102,8 @@ path = "{broken}"
 [[models]]
 name = "ok"
 path = "tiny-random-bert"
-""")
+"""
+    )
     env_out = run_w2s(tmp_path / "res", "run", str(recipe), "--parallel", "2")
     assert env_out.returncode == 1
     assert "FAILED" in env_out.stdout and "skipped" in env_out.stdout
@@ -112,7 +119,9 @@ path = "tiny-random-bert"
 
 def test_force_reruns_without_duplicating_rows(tmp_path):
     recipe = tmp_path / "one.toml"
-    recipe.write_text(SMOKE.read_text().split("[[models]]")[0].replace("epochs = 3", "epochs = 1") + """
+    recipe.write_text(
+        SMOKE.read_text().split("[[models]]")[0].replace("epochs = 3", "epochs = 1")
+        + """
 [[models]]
 name = "a"
 path = "tiny-random-bert"
@@ -121,7 +130,8 @@ tiny = { hidden_size = 16, num_layers = 1 }
 [[models]]
 name = "b"
 path = "tiny-random-bert"
-""")
+"""
+    )
     res = tmp_path / "res"
     assert run_w2s(res, "run", str(recipe), "--parallel", "2").returncode == 0
     forced = run_w2s(res, "run", str(recipe), "--force", "--parallel", "2")
@@ -129,7 +139,11 @@ path = "tiny-random-bert"
     with Store.open(res, readonly=True) as store:
         for job in store.jobs():
             lines = (Path(job["dir"]) / EVENTS).read_text().splitlines()
-            keys = [k for line in lines for k, v in json.loads(line).items()
-                    if k != Event.STEP and isinstance(v, (int, float))]
+            keys = [
+                k
+                for line in lines
+                for k, v in json.loads(line).items()
+                if k != Event.STEP and isinstance(v, (int, float))
+            ]
             assert len(store.metrics(job["hash"])) == len(keys)
             assert job["run_id"] == 2 and job["provenance"]["job_env"]["device"] == "cpu"

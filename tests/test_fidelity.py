@@ -36,8 +36,7 @@ def keys_by_job(plan) -> dict[tuple, str]:
 
 def test_amazon_polarity_joins_title_and_content_with_a_space():
     # a row as the Hub's fancyzhx/amazon_polarity stores it (columns label, title, content)
-    row = {"label": 1, "title": "Great CD",
-           "content": "My lovely Pat has one of the GREAT voices of her generation."}
+    row = {"label": 1, "title": "Great CD", "content": "My lovely Pat has one of the GREAT voices of her generation."}
     text, label = format_amazon_polarity(row, random.Random(0))
     assert text == "Great CD My lovely Pat has one of the GREAT voices of her generation."
     assert label == 1 and "\n" not in text
@@ -91,12 +90,15 @@ def test_bootstrap_overrides_reach_every_step(tmp_path):
     assert all(len(j.roles) == 1 for j in steps)
 
 
-@pytest.mark.parametrize("line,key,fragment", [
-    ("lr = -1", "transfer[1].lr", "expected a positive number, got -1"),
-    ('epochs = "two"', "transfer[1].epochs", "expected a positive number, got 'two'"),
-    ("transfer_lr = 1e-5", "transfer[1].transfer_lr", "did you mean 'lr'"),
-    ("learning_rate = 1e-5", "transfer[1].learning_rate", "did you mean 'lr'"),
-])
+@pytest.mark.parametrize(
+    "line,key,fragment",
+    [
+        ("lr = -1", "transfer[1].lr", "expected a positive number, got -1"),
+        ('epochs = "two"', "transfer[1].epochs", "expected a positive number, got 'two'"),
+        ("transfer_lr = 1e-5", "transfer[1].transfer_lr", "did you mean 'lr'"),
+        ("learning_rate = 1e-5", "transfer[1].learning_rate", "did you mean 'lr'"),
+    ],
+)
 def test_bad_overrides_name_file_and_key(tmp_path, line, key, fragment):
     msg = error_of(tmp_path, GOOD.replace("alpha = 0.75", f"alpha = 0.75\n{line}"))
     assert "r.toml" in msg and key in msg and fragment in msg
@@ -108,6 +110,7 @@ def test_bad_bootstrap_override_names_its_key(tmp_path):
 
 
 # ---------------------------------------------------------------- self-pairs
+
 
 def test_self_pair_plans_the_model_on_its_own_gt_labels(tmp_path):
     text = 'pairs = [["c", "c"]]\n' + GOOD
@@ -125,8 +128,10 @@ def test_self_pair_plans_the_model_on_its_own_gt_labels(tmp_path):
 
 
 def test_one_model_with_a_self_pair_is_a_valid_recipe(tmp_path):
-    text = ('pairs = [["m", "m"]]\n[data]\nname = "synthetic"\nn_train = 100\nn_test = 50\n'
-            '[[models]]\nname = "m"\npath = "tiny-random-gpt2"\n')
+    text = (
+        'pairs = [["m", "m"]]\n[data]\nname = "synthetic"\nn_train = 100\nn_test = 50\n'
+        '[[models]]\nname = "m"\npath = "tiny-random-gpt2"\n'
+    )
     plan = plan_of(tmp_path, text)
     assert sorted(j.kind.value for j in plan.jobs) == ["gt", "transfer"]
     msg = error_of(tmp_path, text.replace('[["m", "m"]]', '[["q", "q"]]'))
@@ -139,8 +144,9 @@ def test_self_pair_row_shows_pgr_na(tmp_path):
         store.add_recipe(recipe, "self", "self.toml", "text")
 
         def add(name, kind, model, seed, role, acc):
-            store.upsert_job({"hash": name, "kind": kind, "model": model, "seed": seed, "spec": {},
-                              "recipe_hash": recipe})
+            store.upsert_job(
+                {"hash": name, "kind": kind, "model": model, "seed": seed, "spec": {}, "recipe_hash": recipe}
+            )
             store.set_job_status(name, JobStatus.DONE)
             store.link_job(recipe, name, json.dumps(role))
             store.set_results(name, {"test_acc": acc, "test_auroc": acc, "n_test": 2000})
@@ -149,8 +155,14 @@ def test_self_pair_row_shows_pgr_na(tmp_path):
             add(f"gt-a-{seed}", "gt", "a", seed, {"role": "gt", "model": "a", "seed": seed}, a)
             add(f"gt-c-{seed}", "gt", "c", seed, {"role": "gt", "model": "c", "seed": seed}, c)
             for weak, acc in (("c", c - 0.01), ("a", 0.70)):
-                add(f"t-{weak}c-{seed}", "transfer", "c", seed,
-                    {"role": "transfer", "weak": weak, "strong": "c", "method": "xent", "seed": seed}, acc)
+                add(
+                    f"t-{weak}c-{seed}",
+                    "transfer",
+                    "c",
+                    seed,
+                    {"role": "transfer", "weak": weak, "strong": "c", "method": "xent", "seed": seed},
+                    acc,
+                )
         rows = pgr_table(store, recipe)
         text = format_table(rows, pgr_summary(store, recipe))
     own = next(r for r in rows if r["weak"] == "c")
@@ -165,14 +177,17 @@ def test_self_pair_row_shows_pgr_na(tmp_path):
 # ---------------------------------------------------------------- logconf warm-up schedules
 
 
-@pytest.mark.parametrize("step_frac,linear,reference", [
-    (0.0, 0.0, 0.0),
-    (0.05, 0.25, 0.025),  # linear: 0.5 * 0.05/0.1; reference: 0.5 * 0.05
-    (0.1, 0.5, 0.05),  # reference: step_frac == warmup_frac is still "not > warmup_frac"
-    (0.10001, 0.5, 0.5),  # reference: the jump to alpha
-    (0.5, 0.5, 0.5),
-    (1.0, 0.5, 0.5),
-])
+@pytest.mark.parametrize(
+    "step_frac,linear,reference",
+    [
+        (0.0, 0.0, 0.0),
+        (0.05, 0.25, 0.025),  # linear: 0.5 * 0.05/0.1; reference: 0.5 * 0.05
+        (0.1, 0.5, 0.05),  # reference: step_frac == warmup_frac is still "not > warmup_frac"
+        (0.10001, 0.5, 0.5),  # reference: the jump to alpha
+        (0.5, 0.5, 0.5),
+        (1.0, 0.5, 0.5),
+    ],
+)
 def test_warmup_schedules_by_hand(step_frac, linear, reference):
     assert alpha_at(step_frac, 0.5, 0.1) == pytest.approx(linear)
     assert alpha_at(step_frac, 0.5, 0.1, "linear") == pytest.approx(linear)
@@ -189,8 +204,11 @@ def test_reference_warmup_defaults_to_the_reference_warmup_frac():
 
 
 def test_reference_warmup_reaches_the_training_loss():
-    assert make_loss("logconf", {"warmup": "reference"}).keywords == {"alpha": 0.5, "warmup_frac": 0.1,
-                                                                      "warmup": "reference"}
+    assert make_loss("logconf", {"warmup": "reference"}).keywords == {
+        "alpha": 0.5,
+        "warmup_frac": 0.1,
+        "warmup": "reference",
+    }
     probs1 = torch.tensor([0.9, 0.1])
     weak = torch.full((2, 2), 0.5)  # share 0.5: the more confident example is hardened to class 1
     target = make_batch_target("logconf", {"warmup": "reference"})(probs1, weak, 0.08)
@@ -206,10 +224,13 @@ def test_reference_warmup_reaches_the_training_loss():
     assert "warmup" in inspect.signature(LOSSES["logconf"]).parameters
 
 
-@pytest.mark.parametrize("line,fragments", [
-    ('warmup = "cosine"', ["transfer[1]", "'warmup'", "'cosine'", "'linear', 'reference'"]),
-    ("warmup = 1", ["transfer[1]", "'warmup'", "'linear', 'reference'"]),
-])
+@pytest.mark.parametrize(
+    "line,fragments",
+    [
+        ('warmup = "cosine"', ["transfer[1]", "'warmup'", "'cosine'", "'linear', 'reference'"]),
+        ("warmup = 1", ["transfer[1]", "'warmup'", "'linear', 'reference'"]),
+    ],
+)
 def test_bad_warmup_is_a_recipe_error(tmp_path, line, fragments):
     msg = error_of(tmp_path, GOOD.replace("alpha = 0.75", f"alpha = 0.75\n{line}"))
     assert "r.toml" in msg and all(f in msg for f in fragments), msg

@@ -55,8 +55,15 @@ class Terminal:
 
     def __init__(self, argv: list[str]) -> None:
         master, slave = os.openpty()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, start_new_session=True,
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=ROOT,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
         os.close(slave)
         self.master, self.out, self.stop = master, bytearray(), threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True)  # a full terminal would block the writer
@@ -132,7 +139,8 @@ def fake_processes(script: Path) -> list[psutil.Process]:
 
 
 def test_terminal_closed_after_the_first_job_the_run_goes_on_and_follow_shows_the_end(
-        tmp_path, fake, monkeypatch, terminal, capsys):
+    tmp_path, fake, monkeypatch, terminal, capsys
+):
     monkeypatch.setenv("FAKE_EVENTS", "10")
     root = tmp_path / "res"
     term = terminal(w2s_command(fake, root, "run", str(recipe(tmp_path))))  # GT a, GT b, then transfer a>b
@@ -153,7 +161,7 @@ def test_terminal_closed_after_the_first_job_the_run_goes_on_and_follow_shows_th
     assert "sup: 3 jobs, 0 already done, 3 to run" in out
     assert [line.split()[0] for line in out.splitlines() if line.startswith("[")] == ["[1/3]", "[2/3]", "[3/3]"]
     assert "transfer  b seed=0" in out and "test acc 1.000" in out
-    table = out[out.index("metric: acc"):]
+    table = out[out.index("metric: acc") :]
     assert "a" in table and "xent" in table  # the PGR table of the finished run
 
 
@@ -176,8 +184,17 @@ def test_ctrl_c_twice_or_with_cancel_on_interrupt_cancels_the_run(tmp_path, fake
     root = tmp_path / "res"
     extra = ["--cancel-on-interrupt"] if how != "twice" else []
     term = terminal(w2s_command(fake, root, "run", str(recipe(tmp_path)), *extra))
-    running = poll_until(lambda: next((j for j in jobs(root).values() if j["status"] == JobStatus.RUNNING
-                                       and (Path(j["dir"]) / "tree.json").is_file()), None), what="a job running")
+    running = poll_until(
+        lambda: next(
+            (
+                j
+                for j in jobs(root).values()
+                if j["status"] == JobStatus.RUNNING and (Path(j["dir"]) / "tree.json").is_file()
+            ),
+            None,
+        ),
+        what="a job running",
+    )
     tree = [running["pid"], *json.loads((Path(running["dir"]) / "tree.json").read_text())]
     assert not any(gone(pid) for pid in tree)  # wrapper, launcher, trainer, its own-session helper
     term.wait_for_text("sup: 3 jobs")
@@ -196,8 +213,9 @@ def test_ctrl_c_twice_or_with_cancel_on_interrupt_cancels_the_run(tmp_path, fake
 def test_a_closed_pipe_ends_only_the_follower(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("FAKE_EVENTS", "10")
     root = tmp_path / "res"
-    proc = subprocess.Popen(w2s_command(fake, root, "run", str(recipe(tmp_path))), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        w2s_command(fake, root, "run", str(recipe(tmp_path))), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
     assert proc.stdout.readline().startswith(b"run ")  # `w2s run ... | head -1`
     proc.stdout.close()
     assert proc.wait(timeout=60) == 0  # EPIPE on its next line: it stops quietly
@@ -209,9 +227,13 @@ def test_failed_job_is_named_and_follow_replays_the_run(tmp_path, fake, monkeypa
     monkeypatch.setenv("FAKE_FAIL_MODEL", "a")
     root = tmp_path / "res"
     other = tmp_path / "other.toml"  # models of sizes no model of `sup` has: no job in common
-    other.write_text(recipe_text("other", ()) + "".join(
-        f'[[models]]\nname = "{m}"\npath = "tiny-random-bert"\ntiny = {{ hidden_size = {size} }}\n'
-        for m, size in (("c", 80), ("d", 96))))
+    other.write_text(
+        recipe_text("other", ())
+        + "".join(
+            f'[[models]]\nname = "{m}"\npath = "tiny-random-bert"\ntiny = {{ hidden_size = {size} }}\n'
+            for m, size in (("c", 80), ("d", 96))
+        )
+    )
     monkeypatch.setenv("FAKE_EVENTS", "60")  # 3 s a job: `w2s run` comes while the other job runs
     requests.post(root, Submit(recipe_path=str(other), recipe_text=other.read_text(), argv=["test"], provenance={}))
     busy = start_supervisor(root, fake, parallel=2)  # a supervisor already at work on another recipe
@@ -228,8 +250,9 @@ def test_failed_job_is_named_and_follow_replays_the_run(tmp_path, fake, monkeypa
 
     assert cli.main(["--results-dir", str(root), "follow", "2"]) == 1  # replayed from the store
     again, again_err = capsys.readouterr()
-    assert [line for line in again.splitlines() if line.startswith("[")] == \
-        [line for line in out.splitlines() if line.startswith("[")]
+    assert [line for line in again.splitlines() if line.startswith("[")] == [
+        line for line in out.splitlines() if line.startswith("[")
+    ]
     assert again_err.splitlines()[1:] == named
     assert cli.main(["--results-dir", str(root), "follow"]) == 1  # no target: the latest run
 
@@ -282,8 +305,11 @@ def test_running_a_queued_recipe_again_follows_the_jobs_it_already_queued(tmp_pa
     assert cli.main(["--results-dir", str(root), "run", path]) == 0  # run 2: the same jobs, queued for run 1
     out = capsys.readouterr().out
     assert "sup: 3 jobs, 0 already done, 3 to run" in out  # as the supervisor counts them
-    assert [line.split()[:2] for line in out.splitlines() if line.startswith("[")] == \
-        [["[1/3]", "done"], ["[2/3]", "done"], ["[3/3]", "done"]]
+    assert [line.split()[:2] for line in out.splitlines() if line.startswith("[")] == [
+        ["[1/3]", "done"],
+        ["[2/3]", "done"],
+        ["[3/3]", "done"],
+    ]
     assert "metric: acc" in out and all_done(root)
 
 

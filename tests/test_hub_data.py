@@ -49,15 +49,23 @@ EXACT = {
     "twitter-sentiment": lambda r: r["text"],
     "boolq": lambda r: f"Passage: {r['passage']}\nQuestion: {r['question']}",
     "amazon_polarity": lambda r: f"{r['title']} {r['content']}",
-    "anli-r2": lambda r: f"Premise: {r['premise']}\nHypothesis: {r['hypothesis']}\n\nDoes the premise entail the hypothesis?",
-    "ethics-deontology": lambda r: f"Q: Is the following a morally valid excuse?\n\n{r['scenario']}\n\n{r['excuse']}\n\nA:",
+    "anli-r2": lambda r: (
+        f"Premise: {r['premise']}\nHypothesis: {r['hypothesis']}\n\nDoes the premise entail the hypothesis?"
+    ),
+    "ethics-deontology": lambda r: (
+        f"Q: Is the following a morally valid excuse?\n\n{r['scenario']}\n\n{r['excuse']}\n\nA:"
+    ),
     "ethics-justice": lambda r: f"Q: Does this statement exemplify justice?\n\n{r['scenario']}\n\nA:",
     "ethics-virtue": lambda r: f"Q: Does this behavior match the adjective that follows?\n\n{r['scenario']}\n\nA:",
     "mc_taco": lambda r: f"{r['sentence']}\n\nGiven the above, {r['question']} Is the answer {r['answer']}?",
-    "multirc": lambda r: f"Passage:\n\n{r['paragraph']}\n\nQ: \"{r['question']}\" Is the answer \"{r['answer']}\"?",
-    "paws": lambda r: f"Sent 1: {r['sentence1']}\nSent 2: {r['sentence2']}\n\nQ: Are these sentences semantically equivalent?",
-    "wic": lambda r: (f"Sentence 1:\n{r['sentence1']}\n\nSentence 2:\n{r['sentence2']}\n\nQ: Does \"{r['word']}\" have "
-                      "the same meaning in the above sentences?"),
+    "multirc": lambda r: f'Passage:\n\n{r["paragraph"]}\n\nQ: "{r["question"]}" Is the answer "{r["answer"]}"?',
+    "paws": lambda r: (
+        f"Sent 1: {r['sentence1']}\nSent 2: {r['sentence2']}\n\nQ: Are these sentences semantically equivalent?"
+    ),
+    "wic": lambda r: (
+        f'Sentence 1:\n{r["sentence1"]}\n\nSentence 2:\n{r["sentence2"]}\n\nQ: Does "{r["word"]}" have '
+        "the same meaning in the above sentences?"
+    ),
 }
 LABEL = {"anli-r2": lambda r: int(r["label"] == 0), "boolq": lambda r: int(r["answer"])}
 
@@ -92,10 +100,18 @@ def _correct(name: str, r: dict) -> tuple[str, list[str]]:
 
 
 # Where each multiple-choice prompt shows the answer it asks about: text ends with prefix + answer + suffix.
-SLOT = {"sciq": (" A: ", ""), "sciq_with_support": ('Is the answer "', '"?'), "cosmos_qa": ("\nAnswer: ", ""),
-        "dream": (" A: ", ""), "hellaswag": ('Q: Is "', '" the best continuation?'), "openbookqa": ("\n\nAnswer: ", ""),
-        "piqa": (" A: ", ""), "quail": ('Is the answer "', '"?'), "quartz": ('Is the answer "', '"?'),
-        "social_i_qa": ('Is the answer "', '"?')}
+SLOT = {
+    "sciq": (" A: ", ""),
+    "sciq_with_support": ('Is the answer "', '"?'),
+    "cosmos_qa": ("\nAnswer: ", ""),
+    "dream": (" A: ", ""),
+    "hellaswag": ('Q: Is "', '" the best continuation?'),
+    "openbookqa": ("\n\nAnswer: ", ""),
+    "piqa": (" A: ", ""),
+    "quail": ('Is the answer "', '"?'),
+    "quartz": ('Is the answer "', '"?'),
+    "social_i_qa": ('Is the answer "', '"?'),
+}
 
 
 @pytest.mark.parametrize("name", sorted(SLOT))
@@ -179,8 +195,10 @@ def test_unflagged_script_repo_falls_back_to_parquet(monkeypatch, capsys):
     start = len(LOADS)
     splits = make_splits({"name": "quail", "n_train": 20, "n_test": 10, "seed": 0}, 0)
     assert len(splits["A"].texts) == 10
-    assert stand_in.calls[:2] == [("textmachinelab/quail", None, None, "train"),
-                                  ("textmachinelab/quail", "default", PARQUET_REVISION, "train")]
+    assert stand_in.calls[:2] == [
+        ("textmachinelab/quail", None, None, "train"),
+        ("textmachinelab/quail", "default", PARQUET_REVISION, "train"),
+    ]
     record = LOADS[start]
     assert record["parquet_conversion"] and record["fallback"] and record["revision"] == PARQUET_REVISION
     assert "quail" in capsys.readouterr().err  # the job log says which data it read
@@ -198,8 +216,10 @@ def test_parquet_config_renamed_default(monkeypatch):
     stand_in = StandIn(many("piqa"), parquet_configs=("default",))  # the conversion calls it `default`
     monkeypatch.setattr(datasets, "load_dataset", stand_in)
     make_splits({"name": "piqa", "n_train": 20, "n_test": 10, "seed": 0}, 0)
-    assert stand_in.calls[:2] == [("ybisk/piqa", "plain_text", PARQUET_REVISION, "train"),
-                                  ("ybisk/piqa", "default", PARQUET_REVISION, "train")]
+    assert stand_in.calls[:2] == [
+        ("ybisk/piqa", "plain_text", PARQUET_REVISION, "train"),
+        ("ybisk/piqa", "default", PARQUET_REVISION, "train"),
+    ]
 
 
 def test_pinned_revision_of_a_script_repo_names_the_fix(monkeypatch):
@@ -207,8 +227,10 @@ def test_pinned_revision_of_a_script_repo_names_the_fix(monkeypatch):
     with pytest.raises(W2SError) as err:
         make_splits({"name": "quail", "n_train": 4, "n_test": 2, "seed": 0, "revision": "abc123"}, 0)
     msg = str(err.value)
-    assert all(s in msg for s in ("'quail'", "textmachinelab/quail", "revision abc123", PARQUET_REVISION,
-                                  "script-based", "path ="))
+    assert all(
+        s in msg
+        for s in ("'quail'", "textmachinelab/quail", "revision abc123", PARQUET_REVISION, "script-based", "path =")
+    )
 
 
 def test_offline_miss_says_prefetch(monkeypatch):
@@ -224,8 +246,14 @@ def test_offline_miss_says_prefetch(monkeypatch):
 def test_fingerprints_say_parquet_and_keep_old_keys():
     import hashlib
 
-    old = {"dataset": "sciq", "hub_id": "allenai/sciq", "revision": None, "formatter_version": 1,
-           "splits": ["train", "test"], "balance": False}  # the identity before this change
+    old = {
+        "dataset": "sciq",
+        "hub_id": "allenai/sciq",
+        "revision": None,
+        "formatter_version": 1,
+        "splits": ["train", "test"],
+        "balance": False,
+    }  # the identity before this change
     assert dataset_fingerprint({"name": "sciq"}) == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()
     assert DATASETS["cosmos_qa"].identity({})["source"] == PARQUET_REVISION
     assert DATASETS["ethics-justice"].identity({})["config"] == "justice"
@@ -267,7 +295,12 @@ def test_preset_plans(preset):
 
 def test_preset_dry_run_command(tmp_path):
     """One preset through the real command, offline: it validates, plans and exits 0 without the Hub."""
-    out = run_w2s(tmp_path, "run", "--dry-run", str(PRESETS[0]),
-                  env={"HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "ds")})
+    out = run_w2s(
+        tmp_path,
+        "run",
+        "--dry-run",
+        str(PRESETS[0]),
+        env={"HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "ds")},
+    )
     assert out.returncode == 0, out.stderr
     assert "logconf" in out.stdout

@@ -43,8 +43,10 @@ def too_long_for_some_model(text: str) -> bool:
 def rows() -> list[dict]:
     """Texts from the tiny models' vocabulary (so nothing is [UNK]), labels alternating."""
     vocab = [w.lower() for w in SYNTHETIC_VOCAB]
-    return [{"text": " ".join(vocab[(row * 7 + k) % len(vocab)] for k in range(words_of(row))), "label": (row // 4) % 2}
-            for row in range(N_ROWS)]
+    return [
+        {"text": " ".join(vocab[(row * 7 + k) % len(vocab)] for k in range(words_of(row))), "label": (row // 4) % 2}
+        for row in range(N_ROWS)
+    ]
 
 
 def recipe_text(long_inputs: str | None = "drop", extra_model: str = "") -> str:
@@ -96,7 +98,9 @@ def test_drop_is_the_default_and_filters_by_every_model(recipe_dir):
     assert plan.recipe.data["long_inputs"] == "drop"
     for job in plan.jobs:  # every job, whatever its own model, filters by both models
         assert [(e["name"], e["path"], e["max_length"]) for e in job.spec["length_filter"]] == [
-            ("strong", "tiny-random-bert", BERT_MAX), ("weak", "tiny-random-gpt2", GPT2_MAX)]
+            ("strong", "tiny-random-bert", BERT_MAX),
+            ("weak", "tiny-random-gpt2", GPT2_MAX),
+        ]
     assert plan.jobs == plan_of(recipe_dir, recipe_text("drop")).jobs
 
 
@@ -147,12 +151,12 @@ def test_truncate_left_keeps_the_tail_and_special_tokens(recipe_dir, path):
     (left,) = encode(tok, [text], 8, side="left")
     keep = 8 - specials_front - specials_end
     # [BOS] / [CLS] stays in front, [SEP] at the end; the text's LAST words are kept
-    body = full[specials_front:len(full) - specials_end]
+    body = full[specials_front : len(full) - specials_end]
     assert left[:specials_front] == full[:specials_front]
-    assert left[specials_front:len(left) - specials_end] == body[-keep:]
-    assert left[len(left) - specials_end:] == full[len(full) - specials_end:]
+    assert left[specials_front : len(left) - specials_end] == body[-keep:]
+    assert left[len(left) - specials_end :] == full[len(full) - specials_end :]
     (right,) = encode(tok, [text], 8)
-    assert right[specials_front:len(right) - specials_end] == body[:keep]
+    assert right[specials_front : len(right) - specials_end] == body[:keep]
     assert tok.truncation_side == "right"  # encode leaves the shared tokenizer as it found it
 
 
@@ -271,7 +275,9 @@ def test_a_run_drops_the_same_examples_in_every_job(recipe_dir):
             probs, _ = store.predictions(job["hash"], "test")
             assert len(probs) == n_test
     text = run_w2s(results, "results").stdout
-    assert f"long: dropped (inputs longer than some model's max_length, left out for every model): test " \
-           f"{counts['test']}; seed 0: A {counts['A']}, B {counts['B']}" in text
+    assert (
+        f"long: dropped (inputs longer than some model's max_length, left out for every model): test "
+        f"{counts['test']}; seed 0: A {counts['A']}, B {counts['B']}" in text
+    )
     (row,) = json.loads(run_w2s(results, "results", "--json").stdout)
     assert row[Result.n_dropped("test")] == counts["test"]

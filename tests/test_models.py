@@ -35,8 +35,9 @@ def batch(tok, texts=TEXTS):
     return models.collate(models.encode(tok, texts, 64), tok.pad_token_id)
 
 
-@pytest.mark.parametrize("name, first, last", [("tiny-random-gpt2", "[BOS]", "great"),
-                                               ("tiny-random-bert", "[CLS]", "[SEP]")])
+@pytest.mark.parametrize(
+    "name, first, last", [("tiny-random-gpt2", "[BOS]", "great"), ("tiny-random-bert", "[CLS]", "[SEP]")]
+)
 def test_tiny_model_is_generated_once_and_loads_like_any_model(name, first, last, monkeypatch):
     path = tiny.ensure_tiny(name, None)
     assert AutoModel.from_pretrained(path).config.hidden_size == 32
@@ -83,8 +84,9 @@ def test_initial_logits_are_zero_and_dropout_is_off(name):
 
 
 def test_last_token_pooling_uses_the_last_non_pad_token():
-    model, tok = models.load_classifier(spec("tiny-random-gpt2"), dtype=torch.float32, lora=None,
-                                        grad_checkpointing=False)
+    model, tok = models.load_classifier(
+        spec("tiny-random-gpt2"), dtype=torch.float32, lora=None, grad_checkpointing=False
+    )
     model.eval()
     ids, mask = batch(tok)
     assert mask.sum(1).min() < ids.shape[1]  # the batch really has padding
@@ -95,8 +97,9 @@ def test_last_token_pooling_uses_the_last_non_pad_token():
 
 
 def test_mean_pooling_is_the_mean_over_real_tokens():
-    model, tok = models.load_classifier(spec("tiny-random-bert"), dtype=torch.float32, lora=None,
-                                        grad_checkpointing=False)
+    model, tok = models.load_classifier(
+        spec("tiny-random-bert"), dtype=torch.float32, lora=None, grad_checkpointing=False
+    )
     model.eval()
     ids, mask = batch(tok)
     pooled = model.features(ids, mask)
@@ -123,8 +126,9 @@ def test_lora_trains_only_adapters_and_head_with_checkpointing(name):
 
 
 def test_full_finetune_gives_every_parameter_a_gradient():
-    model, tok = models.load_classifier(spec("tiny-random-bert"), dtype=torch.float32, lora=None,
-                                        grad_checkpointing=False)
+    model, tok = models.load_classifier(
+        spec("tiny-random-bert"), dtype=torch.float32, lora=None, grad_checkpointing=False
+    )
     assert not model.backbone.is_activation_checkpointing
     torch.nn.init.normal_(model.head.weight)  # a zero head passes no gradient into the backbone
     model(*batch(tok))[:, 1].sum().backward()
@@ -135,8 +139,9 @@ def test_gpt2_style_tokenizer_without_pad_pads_with_eos(tmp_path):
     src = tiny.ensure_tiny("tiny-random-gpt2", None)
     shutil.copytree(src, tmp_path / "m")
     config_file = tmp_path / "m" / "tokenizer_config.json"
-    config_file.write_text(json.dumps({k: v for k, v in json.loads(config_file.read_text()).items()
-                                       if k != "pad_token"}))
+    config_file.write_text(
+        json.dumps({k: v for k, v in json.loads(config_file.read_text()).items() if k != "pad_token"})
+    )
     tok = models.load_tokenizer(spec(str(tmp_path / "m")))
     assert tok.pad_token == tok.eos_token == "[EOS]" and tok.padding_side == "right"
 
@@ -161,8 +166,9 @@ def test_cached_features_are_reused_without_loading_the_model(monkeypatch):
 
 def test_missing_local_directories_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="mine.*does not exist"):
-        models.load_classifier(spec(str(tmp_path / "nope"), name="mine"), dtype=torch.float32, lora=None,
-                               grad_checkpointing=False)
+        models.load_classifier(
+            spec(str(tmp_path / "nope"), name="mine"), dtype=torch.float32, lora=None, grad_checkpointing=False
+        )
     with pytest.raises(InputError, match="mine.*config.json"):
         models.load_tokenizer(spec(str(tmp_path), name="mine"))
 
@@ -171,8 +177,9 @@ def test_unreachable_hub_model_is_a_w2s_error_with_hints(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time
     with pytest.raises(W2SError) as err:
-        models.load_classifier(spec("no-such-org/no-such-model"), dtype=torch.float32, lora=None,
-                               grad_checkpointing=False)
+        models.load_classifier(
+            spec("no-such-org/no-such-model"), dtype=torch.float32, lora=None, grad_checkpointing=False
+        )
     message = str(err.value)
     assert "no-such-org/no-such-model" in message and "could not load" in message and "local directory" in message
     assert not isinstance(err.value, InputError)

@@ -31,13 +31,14 @@ W2S = {("s", "l"): (0.70, 0.66, 0.66), ("s", "m"): (0.62, 0.61, 0.61)}
 RECIPE = "e" * 64
 
 
-def _add(store: Store, name: str, kind: str, model: str, seed: int, role: dict, acc: float,
-         status: str = JobStatus.DONE) -> None:
+def _add(
+    store: Store, name: str, kind: str, model: str, seed: int, role: dict, acc: float, status: str = JobStatus.DONE
+) -> None:
     store.upsert_job({"hash": name, "kind": kind, "model": model, "seed": seed, "spec": {}, "recipe_hash": RECIPE})
     store.set_job_status(name, status)
     store.link_job(RECIPE, name, json.dumps(role))
     # AUROC as a nonlinear function of accuracy, so an estimator reading the wrong metric shows
-    store.set_results(name, {"test_acc": acc, "test_auroc": acc ** 2, "n_test": 2000})
+    store.set_results(name, {"test_acc": acc, "test_auroc": acc**2, "n_test": 2000})
 
 
 @pytest.fixture
@@ -49,8 +50,15 @@ def store(tmp_path):
                 _add(store, f"gt-{model}-{seed}", "gt", model, seed, {"role": "gt", "model": model, "seed": seed}, acc)
         for (weak, strong), accs in W2S.items():
             for seed, acc in enumerate(accs):
-                _add(store, f"t-{weak}{strong}-{seed}", "transfer", strong, seed,
-                     {"role": "transfer", "weak": weak, "strong": strong, "method": "xent", "seed": seed}, acc)
+                _add(
+                    store,
+                    f"t-{weak}{strong}-{seed}",
+                    "transfer",
+                    strong,
+                    seed,
+                    {"role": "transfer", "weak": weak, "strong": strong, "method": "xent", "seed": seed},
+                    acc,
+                )
         yield store
 
 
@@ -113,8 +121,8 @@ def test_paper_means_use_every_gt_seed_while_ours_pairs_seeds(store):
 
 
 def test_auroc_uses_the_same_estimators_on_auroc(store):
-    sq = {model: [a ** 2 for a in accs] for model, accs in GT.items()}
-    w2s = [a ** 2 for a in W2S["s", "l"]]
+    sq = {model: [a**2 for a in accs] for model, accs in GT.items()}
+    w2s = [a**2 for a in W2S["s", "l"]]
     ours = statistics.mean((w2s[i] - sq["s"][i]) / (sq["l"][i] - sq["s"][i]) for i in range(3))
     weak, ceiling = statistics.mean(sq["s"]), statistics.mean(sq["l"])
     median = statistics.median((x - weak) / (ceiling - weak) for x in w2s)
@@ -134,5 +142,13 @@ def test_results_command_shows_both(store, tmp_path, w2s_cli):
     text = w2s_cli(tmp_path, "results", "--all", check=True).stdout
     assert "median PGR per method" in text and "3 runs, 1 of 2 pairs left out" in text
     header = w2s_cli(tmp_path, "results", "--all", "--csv", "--summary", check=True).stdout.splitlines()[0]
-    assert header.split(",") == ["recipe", "kind", "method", "metric", "pgr_median", "n_valid", "pairs",
-                                 "pairs_excluded"]
+    assert header.split(",") == [
+        "recipe",
+        "kind",
+        "method",
+        "metric",
+        "pgr_median",
+        "n_valid",
+        "pairs",
+        "pairs_excluded",
+    ]

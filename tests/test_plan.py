@@ -53,8 +53,14 @@ def test_no_job_labels_what_it_trained_on(tmp_path):
 
 def test_chain_step_one_is_the_pair_transfer(tmp_path):
     plan = plan_of(tmp_path)
-    ab = next(j for j in plan.jobs if j.kind == "transfer" and (j.weak_model, j.model) == ("a", "b")
-              and j.spec["loss"]["name"] == "xent" and j.seed == 0)
+    ab = next(
+        j
+        for j in plan.jobs
+        if j.kind == "transfer"
+        and (j.weak_model, j.model) == ("a", "b")
+        and j.spec["loss"]["name"] == "xent"
+        and j.seed == 0
+    )
     roles = [r["role"] for r in ab.roles]
     assert sorted(roles) == ["bootstrap", "transfer"]
 
@@ -70,9 +76,12 @@ def test_hashes_stable_and_sensitive(tmp_path):
     assert first == [j.key for j in plan_of(tmp_path).jobs]
     assert len(set(first)) == len(first)
     # stable across processes (no per-process hash randomisation)
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-            "from pathlib import Path; from w2s_core.spec.plan import build_plan; from w2s_core.spec.recipe import load_recipe;"
-            f"print([j.key for j in build_plan(load_recipe(Path({str(tmp_path / 'r.toml')!r}))).jobs])")
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
+        "from pathlib import Path; from w2s_core.spec.plan import build_plan;"
+        "from w2s_core.spec.recipe import load_recipe;"
+        f"print([j.key for j in build_plan(load_recipe(Path({str(tmp_path / 'r.toml')!r}))).jobs])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == first
     # changing model b's lr changes b's jobs and everything downstream of them, nothing else
@@ -88,7 +97,9 @@ def test_hashes_stable_and_sensitive(tmp_path):
 
 
 def test_per_model_training_settings_reach_the_job(tmp_path):
-    text = GOOD.replace('path = "tiny-random-gpt2"\nlr = 0.005', 'path = "tiny-random-gpt2"\nlr = 0.005\nmode = "probe"\nlora = true')
+    text = GOOD.replace(
+        'path = "tiny-random-gpt2"\nlr = 0.005', 'path = "tiny-random-gpt2"\nlr = 0.005\nmode = "probe"\nlora = true'
+    )
     plan = plan_of(tmp_path, text)
     b = next(j for j in plan.jobs if j.kind == "gt" and j.model == "b")
     a = next(j for j in plan.jobs if j.kind == "gt" and j.model == "a")

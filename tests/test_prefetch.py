@@ -28,8 +28,10 @@ eval_every = 0
 [[transfer]]
 loss = "xent"
 """
-BUILTIN = '[[models]]\nname = "small"\npath = "tiny-random-gpt2"\ntiny = { hidden_size = 8, num_layers = 1 }\n' \
-          '[[models]]\nname = "big"\npath = "tiny-random-bert"\n'
+BUILTIN = (
+    '[[models]]\nname = "small"\npath = "tiny-random-gpt2"\ntiny = { hidden_size = 8, num_layers = 1 }\n'
+    '[[models]]\nname = "big"\npath = "tiny-random-bert"\n'
+)
 
 
 def recipe(tmp_path: Path, models: str = BUILTIN, data: str = "synthetic", name: str = "pf") -> Path:
@@ -67,7 +69,7 @@ def fake_hub(tmp_path, monkeypatch):
         src = hub / repo_id
         if not src.is_dir():
             raise huggingface_hub.errors.RepositoryNotFoundError(f"404 Client Error: {repo_id} not found")
-        commit = (revision if revision and len(revision) == 40 else "a" * 40)
+        commit = revision if revision and len(revision) == 40 else "a" * 40
         folder = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
         (folder / "refs").mkdir(parents=True, exist_ok=True)
         (folder / "refs" / (revision or "main")).write_text(commit)
@@ -139,7 +141,12 @@ def test_prefetch_dataset_through_load_dataset(tmp_path, caches, monkeypatch, ca
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     assert cli.main(["prefetch", str(recipe(tmp_path, data="sst2"))]) == 0
     out = capsys.readouterr().out
-    assert ("stanfordnlp/sst2", None, None, "train") in calls and ("stanfordnlp/sst2", None, None, "validation") in calls
+    assert ("stanfordnlp/sst2", None, None, "train") in calls and (
+        "stanfordnlp/sst2",
+        None,
+        None,
+        "validation",
+    ) in calls
     assert "ok      dataset  sst2: train: stanfordnlp/sst2 @ default branch" in out
 
 
@@ -157,8 +164,9 @@ def test_offline_run_fails_before_any_job_naming_the_missing(tmp_path, caches):
 def test_prefetched_builtin_recipe_runs_offline(tmp_path, caches, capsys):
     path = recipe(tmp_path)
     assert cli.main(["prefetch", str(path)]) == 0
-    run = run_w2s(tmp_path / "results", "run", str(path), env={**caches, "HF_HUB_OFFLINE": "1",
-                                                              "HF_DATASETS_OFFLINE": "1"})
+    run = run_w2s(
+        tmp_path / "results", "run", str(path), env={**caches, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(run_w2s(tmp_path / "results", "results", "--json").stdout)
     assert results and results[0]["method"] == "xent"

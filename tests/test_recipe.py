@@ -85,21 +85,24 @@ def test_data_problems_stop_the_run_before_any_job(tmp_path, capsys):
     assert not (tmp_path / "res").exists()
 
 
-@pytest.mark.parametrize("edit, key, expected", [
-    (("[train]\n", "[train]\nlearning_rate = 1\n"), "train.learning_rate", "did you mean 'lr'"),
-    (("lr = 0.002", "lr = -0.1"), "train.lr", "positive number"),
-    (("epochs = 1", 'epochs = "two"'), "train.epochs", "positive number"),
-    (('chain = ["a", "b", "c"]', 'chain = ["a"]'), "bootstrap[0].chain", "at least two models"),
-    (('chain = ["a", "b", "c"]', 'chain = ["a", "bb"]'), "bootstrap[0].chain", "did you mean 'b'"),
-    (("n_train = 100", "n_train = 101"), "data.n_train", "even"),
-    (('name = "synthetic"', 'name = "synthetc"'), "data.name", "did you mean 'synthetic'"),
-    (("alpha = 0.75", "alpha = 1.5"), "transfer[1]", "alpha"),
-    (("alpha = 0.75", "alpah = 0.5"), "transfer[1]", "did you mean 'alpha'"),
-    (('loss = "xent"', 'loss = "xnet"'), "transfer[0].loss", "did you mean 'xent'"),
-    (("seeds = [0, 1]", "seeds = [0, 0]"), "seeds", "distinct"),
-    (("seeds = [0, 1]", "seedz = [0, 1]"), "seedz", "did you mean 'seeds'"),
-    (("[data]\n", "[data]\nsplit_seed = 3\n"), "data.split_seed", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "edit, key, expected",
+    [
+        (("[train]\n", "[train]\nlearning_rate = 1\n"), "train.learning_rate", "did you mean 'lr'"),
+        (("lr = 0.002", "lr = -0.1"), "train.lr", "positive number"),
+        (("epochs = 1", 'epochs = "two"'), "train.epochs", "positive number"),
+        (('chain = ["a", "b", "c"]', 'chain = ["a"]'), "bootstrap[0].chain", "at least two models"),
+        (('chain = ["a", "b", "c"]', 'chain = ["a", "bb"]'), "bootstrap[0].chain", "did you mean 'b'"),
+        (("n_train = 100", "n_train = 101"), "data.n_train", "even"),
+        (('name = "synthetic"', 'name = "synthetc"'), "data.name", "did you mean 'synthetic'"),
+        (("alpha = 0.75", "alpha = 1.5"), "transfer[1]", "alpha"),
+        (("alpha = 0.75", "alpah = 0.5"), "transfer[1]", "did you mean 'alpha'"),
+        (('loss = "xent"', 'loss = "xnet"'), "transfer[0].loss", "did you mean 'xent'"),
+        (("seeds = [0, 1]", "seeds = [0, 0]"), "seeds", "distinct"),
+        (("seeds = [0, 1]", "seedz = [0, 1]"), "seedz", "did you mean 'seeds'"),
+        (("[data]\n", "[data]\nsplit_seed = 3\n"), "data.split_seed", "unknown key"),
+    ],
+)
 def test_bad_recipe_names_the_key(tmp_path, edit, key, expected):
     old, new = edit
     assert old in GOOD

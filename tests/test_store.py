@@ -113,7 +113,13 @@ def test_v1_db_gains_the_supervision_columns_and_keeps_its_jobs(tmp_path, monkey
     monkeypatch.undo()
     with Store.open(tmp_path) as s:
         job = s.get_job("j1")
-        assert (job["status"], job["pid"], job["pgid"], job["proc_start"], job["signal"]) == ("done", 42, None, None, None)
+        assert (job["status"], job["pid"], job["pgid"], job["proc_start"], job["signal"]) == (
+            "done",
+            42,
+            None,
+            None,
+            None,
+        )
         s.set_job_status("j1", "failed", signal=9, pgid=42, proc_start=1.5, device="cuda:0", launch={"parallel": 2})
         assert s.get_job("j1")["launch"] == {"parallel": 2} and s.get_job("j1")["signal"] == 9
         assert s.run_of_submission("x") is None and [r["id"] for r in s.runs()] == [run_id]
@@ -298,7 +304,7 @@ def test_ingest_is_incremental_and_idempotent(st):
     assert set(stored(st)) == parse_file(events) and len(stored(st)) == len(parse_file(events))
     assert all(seq < 38 for seq, *_ in stored(st))  # the partial line 38 waits
 
-    write_events(events, [], tail=b'5}\n')
+    write_events(events, [], tail=b"5}\n")
     assert st.ingest_events("j1", events) == 1
     assert (38, 35, "loss", 0.5) in stored(st)
     assert st.ingest_events("j1", events) == 0
@@ -350,8 +356,17 @@ def test_results_merge(st):
 
 def test_results_keep_nulls_as_nan_and_leave_out_what_is_not_a_number(st):
     """result.json may say a figure is missing (null) or carry text; neither may break recording a job."""
-    st.set_results("j1", {"test_acc": 0.7, "final_test_acc": 0.68, "oracle_test_acc": None, "oracle_step": 40,
-                          "select": "val_loss", "dropped": {"test": 3}})
+    st.set_results(
+        "j1",
+        {
+            "test_acc": 0.7,
+            "final_test_acc": 0.68,
+            "oracle_test_acc": None,
+            "oracle_step": 40,
+            "select": "val_loss",
+            "dropped": {"test": 3},
+        },
+    )
     res = st.results("j1")
     assert set(res) == {"test_acc", "final_test_acc", "oracle_test_acc", "oracle_step"}
     assert math.isnan(res["oracle_test_acc"]) and res["oracle_step"] == 40.0 and res["final_test_acc"] == 0.68

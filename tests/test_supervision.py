@@ -30,14 +30,15 @@ from w2s_core.supervision.loop import Supervisor
 from w2s_core.supervision.requests import Submit
 from w2s_core.supervision.slots import device_slots
 
-FAKE = r'''
+FAKE = r"""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 if len(sys.argv) == 2:  # the launcher: ignores SIGTERM (as accelerate launch forwards it badly), runs the trainer
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = subprocess.call([sys.executable, __file__, sys.argv[1], "train"])
     if code < 0:
-        print(f"subprocess.CalledProcessError: Command '...' died with <Signals.{signal.Signals(-code).name}: {-code}>.")
+        name = signal.Signals(-code).name
+        print(f"subprocess.CalledProcessError: Command '...' died with <Signals.{name}: {-code}>.")
     sys.exit(1 if code else 0)
 job_dir = Path(sys.argv[1])
 job = json.loads((job_dir / "job.json").read_text())
@@ -57,9 +58,10 @@ with open(job_dir / "events.jsonl", "a") as events:
 helper.kill()
 labels = [i % 2 for i in range(10)]
 (job_dir / "env.json").write_text(json.dumps({"device": "cpu", "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}))
-(job_dir / "predictions.json").write_text(json.dumps({"test": {"probs": [0.7 if y else 0.3 for y in labels], "labels": labels}}))
+probs = [0.7 if y else 0.3 for y in labels]
+(job_dir / "predictions.json").write_text(json.dumps({"test": {"probs": probs, "labels": labels}}))
 (job_dir / "result.json").write_text(json.dumps({"test_acc": 1.0}))
-'''
+"""
 
 SUPERVISE = """
 import sys
@@ -83,7 +85,8 @@ epochs = 1
 def recipe_text(name: str, models) -> str:
     text = RECIPE.format(name=name) + "".join(  # distinct sizes, or equal models would share one job hash
         f'[[models]]\nname = "{m}"\npath = "tiny-random-bert"\ntiny = {{ hidden_size = {16 * (i + 1)} }}\n'
-        for i, m in enumerate(models))
+        for i, m in enumerate(models)
+    )
     return text + '[[transfer]]\nloss = "xent"\n'
 
 
@@ -106,14 +109,28 @@ def recipe(tmp_path: Path, models=("a", "b"), name="sup") -> Path:
 
 
 def submit(root: Path, recipe_path: Path) -> str:
-    return requests.post(root, Submit(recipe_path=str(recipe_path), recipe_text=recipe_path.read_text(),
-                                      force=False, argv=["test"], provenance={}, code=None))
+    return requests.post(
+        root,
+        Submit(
+            recipe_path=str(recipe_path),
+            recipe_text=recipe_path.read_text(),
+            force=False,
+            argv=["test"],
+            provenance={},
+            code=None,
+        ),
+    )
 
 
 def start_supervisor(root: Path, script: Path, parallel: int = 1) -> subprocess.Popen:
     code = SUPERVISE.format(fake=str(script))
-    return subprocess.Popen([sys.executable, "-c", code, str(root), "--parallel", str(parallel)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(root), "--parallel", str(parallel)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def jobs(root: Path) -> dict[str, dict]:
@@ -137,8 +154,13 @@ def assert_metrics_match_files(root: Path):
         for job in store.jobs():
             events = Path(job["dir"]) / "events.jsonl"
             lines = events.read_text().splitlines() if events.is_file() else []  # a skipped job never ran
-            expected = sorted((seq, e["step"], k, float(v)) for seq, line in enumerate(lines)
-                              for e in [json.loads(line)] for k, v in e.items() if k != "step")
+            expected = sorted(
+                (seq, e["step"], k, float(v))
+                for seq, line in enumerate(lines)
+                for e in [json.loads(line)]
+                for k, v in e.items()
+                if k != "step"
+            )
             got = sorted((m["seq"], m["step"], m["key"], m["value"]) for m in store.metrics(job["hash"]))
             assert got == expected, job["hash"]
 
@@ -148,8 +170,14 @@ def test_kill_9_supervisor_mid_plan_then_restart(tmp_path, fake, monkeypatch):
     root = tmp_path / "res"
     submit(root, recipe(tmp_path))  # GT a, GT b, transfer a>b; one at a time
     first = start_supervisor(root, fake)
-    running = wait_for(lambda: [j for j in jobs(root).values() if j["status"] == "running"]
-                       if any(j["status"] == "done" for j in jobs(root).values()) else None, what="one done, one running")
+    running = wait_for(
+        lambda: (
+            [j for j in jobs(root).values() if j["status"] == "running"]
+            if any(j["status"] == "done" for j in jobs(root).values())
+            else None
+        ),
+        what="one done, one running",
+    )
     before = jobs(root)
     victim = running[0]
     wait_for(lambda: (Path(victim["dir"]) / "events.jsonl").is_file(), what="the running job's first event")
@@ -183,8 +211,15 @@ def test_kill_9_job_fails_it_and_skips_only_dependents(tmp_path, fake, monkeypat
     path = recipe(tmp_path, models=("a", "b"))  # GT a, GT b, transfer a>b
 
     def kill_weak():
-        weak = wait_for(lambda: (j := jobs(root).get("gt:>a")) and j["status"] == "running" and
-                        (Path(j["dir"]) / "tree.json").is_file() and j, what="GT a running")
+        weak = wait_for(
+            lambda: (
+                (j := jobs(root).get("gt:>a"))
+                and j["status"] == "running"
+                and (Path(j["dir"]) / "tree.json").is_file()
+                and j
+            ),
+            what="GT a running",
+        )
         tree = json.loads((Path(weak["dir"]) / "tree.json").read_text())
         os.kill(weak["pid"], signal.SIGKILL)
         killed.extend([weak["pid"], *tree])
@@ -218,8 +253,13 @@ def test_cancel_kills_the_whole_tree_before_the_next_job_starts(tmp_path, fake, 
     root = tmp_path / "res"
     submit(root, recipe(tmp_path, name="gts"))  # GT a and GT b, independent; the transfer a>b waits for GT a
     sup = start_supervisor(root, fake, parallel=1)
-    first = wait_for(lambda: next((j for j in jobs(root).values() if j["status"] == "running"
-                                   and (Path(j["dir"]) / "tree.json").is_file()), None), what="a job running")
+    first = wait_for(
+        lambda: next(
+            (j for j in jobs(root).values() if j["status"] == "running" and (Path(j["dir"]) / "tree.json").is_file()),
+            None,
+        ),
+        what="a job running",
+    )
     tree = [first["pid"], *json.loads((Path(first["dir"]) / "tree.json").read_text())]
     assert len(tree) == 4 and not any(gone(p) for p in tree)  # wrapper, launcher, trainer, its own-session helper
 
@@ -228,8 +268,9 @@ def test_cancel_kills_the_whole_tree_before_the_next_job_starts(tmp_path, fake, 
     assert "cancelled 1 job" in capsys.readouterr().out
     cancelled = jobs(root)[next(k for k, j in jobs(root).items() if j["hash"] == first["hash"])]
     assert cancelled["status"] == "cancelled"
-    second = wait_for(lambda: next((j for j in jobs(root).values() if j["status"] == "running"), None),
-                      what="the next job")
+    second = wait_for(
+        lambda: next((j for j in jobs(root).values() if j["status"] == "running"), None), what="the next job"
+    )
     assert second["started_at"] >= cancelled["finished_at"]  # the slot was reused only after the tree was gone
 
     assert cli.main(["--results-dir", str(root), "cancel", "gts"]) == 0  # by recipe name
@@ -287,19 +328,26 @@ def test_second_writer_is_refused_and_detach_snapshots_the_recipe(tmp_path, fake
 def test_two_readers_and_a_writer_never_see_locked(tmp_path):
     root = tmp_path / "res"
     with Store.open(root) as store:
-        store.upsert_job({"hash": "h" * 64, "kind": "gt", "model": "m", "seed": 0, "spec": {}, "status": "running",
-                          "dir": "jobs/h"})
+        store.upsert_job(
+            {"hash": "h" * 64, "kind": "gt", "model": "m", "seed": 0, "spec": {}, "status": "running", "dir": "jobs/h"}
+        )
         run_id = store.start_run(None, ["x"], {})
         store.upsert_job({"hash": "h" * 64, "run_id": run_id})
-    reader = ("import sys\nfrom w2s_core.cli import main\n"
-              "for i in range(20):\n"
-              "    assert main(['--results-dir', sys.argv[1], 'runs', '--json']) == 0\n"
-              "    assert main(['--results-dir', sys.argv[1], 'show', 'hhhh']) == 0\n")
+    reader = (
+        "import sys\nfrom w2s_core.cli import main\n"
+        "for i in range(20):\n"
+        "    assert main(['--results-dir', sys.argv[1], 'runs', '--json']) == 0\n"
+        "    assert main(['--results-dir', sys.argv[1], 'show', 'hhhh']) == 0\n"
+    )
     events = root / "jobs" / "h" / "events.jsonl"
     events.parent.mkdir(parents=True)
     lock = WriterLock(root).acquire("write")  # first: a reader seeing a running job and no writer would start one
-    readers = [subprocess.Popen([sys.executable, "-c", reader, str(root)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", reader, str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     with Store.open(root) as store:
         step = 0
         while any(r.poll() is None for r in readers):
@@ -316,15 +364,18 @@ def test_two_readers_and_a_writer_never_see_locked(tmp_path):
     assert_metrics_match_files(root)
 
 
-@pytest.mark.parametrize("status, log, signal_, words", [
-    (-9, "", 9, ["SIGKILL", "out-of-memory"]),
-    (137, "", 9, ["SIGKILL"]),
-    (1, "subprocess.CalledProcessError: Command '[...]' died with <Signals.SIGKILL: 9>.", 9, ["SIGKILL"]),
-    (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None, ["out of memory"]),
-    (-15, "", 15, ["SIGTERM"]),
-    (2, "error: could not load model x", None, ["exited with code 2", "could not load model x"]),
-    (diagnosis.LOST, "", None, ["lost", "no exit record"]),
-])
+@pytest.mark.parametrize(
+    "status, log, signal_, words",
+    [
+        (-9, "", 9, ["SIGKILL", "out-of-memory"]),
+        (137, "", 9, ["SIGKILL"]),
+        (1, "subprocess.CalledProcessError: Command '[...]' died with <Signals.SIGKILL: 9>.", 9, ["SIGKILL"]),
+        (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None, ["out of memory"]),
+        (-15, "", 15, ["SIGTERM"]),
+        (2, "error: could not load model x", None, ["exited with code 2", "could not load model x"]),
+        (diagnosis.LOST, "", None, ["lost", "no exit record"]),
+    ],
+)
 def test_crash_diagnosis(tmp_path, status, log, signal_, words):
     path = tmp_path / "log.txt"
     path.write_text("some output\n" + log + "\n")
@@ -367,11 +418,14 @@ def test_gpu_slots_one_job_per_gpu_with_its_own_cuda_visible_devices(tmp_path, f
         assert spans and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
 
-@pytest.mark.parametrize("exit_record, status, words", [
-    (None, "failed", ["lost", "no exit record"]),
-    ("137", "failed", ["SIGKILL"]),
-    ("2", "failed", ["exited with code 2", "error: bad thing"]),
-])
+@pytest.mark.parametrize(
+    "exit_record, status, words",
+    [
+        (None, "failed", ["lost", "no exit record"]),
+        ("137", "failed", ["SIGKILL"]),
+        ("2", "failed", ["exited with code 2", "error: bad thing"]),
+    ],
+)
 def test_job_that_ended_unsupervised_is_diagnosed_on_restart(tmp_path, exit_record, status, words):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     start = psutil.Process(proc.pid).create_time()
@@ -386,9 +440,21 @@ def test_job_that_ended_unsupervised_is_diagnosed_on_restart(tmp_path, exit_reco
     with Store.open(root) as store:
         run_id = store.start_run(None, ["x"], {})
         spec = {"train_split": "A", "predict_split": "B", "labels": "gt"}
-        store.upsert_job({"hash": "d" * 64, "kind": "gt", "model": "m", "seed": 0, "spec": spec, "status": "running",
-                          "run_id": run_id, "dir": "jobs/dddd", "pid": proc.pid, "pgid": proc.pid,
-                          "proc_start": start})
+        store.upsert_job(
+            {
+                "hash": "d" * 64,
+                "kind": "gt",
+                "model": "m",
+                "seed": 0,
+                "spec": spec,
+                "status": "running",
+                "run_id": run_id,
+                "dir": "jobs/dddd",
+                "pid": proc.pid,
+                "pgid": proc.pid,
+                "proc_start": start,
+            }
+        )
         Supervisor(store, [], echo=lambda m: None).run()
         job = store.get_job("d" * 64)
         assert job["status"] == status and all(w in job["error"] for w in words), job["error"]
@@ -401,11 +467,22 @@ def test_relative_model_folder_means_the_submitters_folder(tmp_path, fake, monke
     (tmp_path / "models" / "m1").mkdir(parents=True)
     (tmp_path / "models" / "m1" / "config.json").write_text("{}")
     path = recipe(tmp_path)
-    path.write_text(path.read_text().replace('path = "tiny-random-bert"\ntiny = { hidden_size = 16 }',
-                                             'path = "./models/m1"'))
+    path.write_text(
+        path.read_text().replace('path = "tiny-random-bert"\ntiny = { hidden_size = 16 }', 'path = "./models/m1"')
+    )
     root = tmp_path / "res"
-    requests.post(root, Submit(recipe_path=str(path), recipe_text=path.read_text(), force=False, argv=["test"],
-                               provenance={}, code=None, cwd=str(tmp_path)))
+    requests.post(
+        root,
+        Submit(
+            recipe_path=str(path),
+            recipe_text=path.read_text(),
+            force=False,
+            argv=["test"],
+            provenance={},
+            code=None,
+            cwd=str(tmp_path),
+        ),
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # a detached supervisor runs in the results folder, not where `w2s run` ran
@@ -419,10 +496,20 @@ def test_relative_model_folder_means_the_submitters_folder(tmp_path, fake, monke
 
 def test_requests_round_trip_through_their_files_and_old_action_files_still_read(tmp_path):
     root = tmp_path / "res"
-    made = [Submit(recipe_path="/r.toml", recipe_text="name = 'x'", argv=["w2s", "run"], provenance={"p": 1},
-                   code="code/abc", cwd="/home", force=True, parallel=3),
-            requests.Retry(jobs=["a" * 64], argv=["w2s", "retry"], provenance={}),
-            requests.Cancel(jobs=["b" * 64, "c" * 64])]
+    made = [
+        Submit(
+            recipe_path="/r.toml",
+            recipe_text="name = 'x'",
+            argv=["w2s", "run"],
+            provenance={"p": 1},
+            code="code/abc",
+            cwd="/home",
+            force=True,
+            parallel=3,
+        ),
+        requests.Retry(jobs=["a" * 64], argv=["w2s", "retry"], provenance={}),
+        requests.Cancel(jobs=["b" * 64, "c" * 64]),
+    ]
     for request in made:
         assert requests.post(root, request) == request.id
     files = requests.pending(root)
@@ -442,8 +529,11 @@ BAD_REQUESTS = {
     "4-missing.json": ('{"kind": "retry", "id": "4", "jobs": []}', "lacks argv, provenance"),
     "5-type.json": ('{"kind": "cancel", "id": "5", "jobs": "abc"}', "jobs = 'abc'"),
     "6-extra.json": ('{"kind": "cancel", "id": "6", "jobs": [], "force": true}', "fields force"),
-    "7-recipe.json": ('{"kind": "submit", "id": "7", "recipe_path": "r.toml", "recipe_text": "seeds = [", '
-                      '"argv": [], "provenance": {}}', "not valid TOML"),
+    "7-recipe.json": (
+        '{"kind": "submit", "id": "7", "recipe_path": "r.toml", "recipe_text": "seeds = [", '
+        '"argv": [], "provenance": {}}',
+        "not valid TOML",
+    ),
 }
 
 
@@ -454,16 +544,26 @@ def test_bad_request_files_are_reported_and_set_aside_and_the_loop_goes_on(tmp_p
     for name, (text, _) in BAD_REQUESTS.items():
         (inbox / name).write_text(text)
     with Store.open(root) as store:
-        store.upsert_job({"hash": "e" * 64, "kind": "gt", "model": "m", "seed": 0, "status": "queued", "dir": "jobs/eeee",
-                          "spec": {"train_split": "A", "predict_split": "B", "labels": "gt"}})
+        store.upsert_job(
+            {
+                "hash": "e" * 64,
+                "kind": "gt",
+                "model": "m",
+                "seed": 0,
+                "status": "queued",
+                "dir": "jobs/eeee",
+                "spec": {"train_split": "A", "predict_split": "B", "labels": "gt"},
+            }
+        )
     good = requests.post(root, requests.Cancel(jobs=["e" * 64]))  # after the bad ones: they must not stop it
     said: list[str] = []
     with Store.open(root) as store:
         Supervisor(store, [], echo=said.append).run()
         assert store.get_job("e" * 64)["status"] == "cancelled"
     assert not requests.is_pending(root, good) and requests.pending(root) == [], said
-    assert sorted(p.name for p in requests.rejected(root)) == sorted(n.replace(".json", ".rejected")
-                                                                     for n in BAD_REQUESTS)
+    assert sorted(p.name for p in requests.rejected(root)) == sorted(
+        n.replace(".json", ".rejected") for n in BAD_REQUESTS
+    )
     for name, (_, words) in BAD_REQUESTS.items():
         line = next(m for m in said if name in m)
         assert line.startswith(f"could not apply request {name}") and words in line, line
@@ -475,15 +575,18 @@ def test_accelerate_default_config_is_found_where_accelerate_looks_without_impor
         monkeypatch.delenv("HF_HOME", raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        theirs = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True,
-                                env=dict(os.environ)).stdout.strip()
+        theirs = subprocess.run(
+            [sys.executable, "-c", ask], capture_output=True, text=True, check=True, env=dict(os.environ)
+        ).stdout.strip()
         assert runner.default_accelerate_config() is None  # none written yet: one local process
         assert "--num_processes" in runner.launch_command(tmp_path, None)
         Path(theirs).parent.mkdir(parents=True)
         Path(theirs).write_text("compute_environment: LOCAL_MACHINE\n")
         assert runner.default_accelerate_config() == Path(theirs)
         assert "--num_processes" not in runner.launch_command(tmp_path, None)  # accelerate's own default applies
-    code = ("import sys\nfrom pathlib import Path\nfrom w2s_core.supervision import runner\n"
-            "runner.launch_command(Path('.'), None); runner.accelerate_config_text(None)\n"
-            "assert not {'torch', 'accelerate'} & set(sys.modules), 'the supervisor imported torch'\n")
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom w2s_core.supervision import runner\n"
+        "runner.launch_command(Path('.'), None); runner.accelerate_config_text(None)\n"
+        "assert not {'torch', 'accelerate'} & set(sys.modules), 'the supervisor imported torch'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

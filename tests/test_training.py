@@ -68,7 +68,9 @@ def train(job_dir: Path, spec: dict, processes: int = 1) -> list[float]:
     JobDir(job_dir).write_spec(spec)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="1")
     module = ["-m", "w2s_core.training", str(job_dir)]
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
+    launcher = (
+        ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
+    )
     done = subprocess.run([sys.executable, *launcher, *module], env=env, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert JobDir(job_dir).read_env()["num_processes"] == processes
@@ -102,8 +104,11 @@ TOLERANCE = 1e-5
 
 def test_batch_level_loss_does_not_depend_on_the_minibatch(transfers):
     root, specs = transfers
-    probs = {(loss, mb): train(root / f"{loss}-{mb}", with_train(specs[loss], minibatch_size=mb))
-             for loss in ("xent", "logconf") for mb in (1, 2, BATCH)}
+    probs = {
+        (loss, mb): train(root / f"{loss}-{mb}", with_train(specs[loss], minibatch_size=mb))
+        for loss in ("xent", "logconf")
+        for mb in (1, 2, BATCH)
+    }
     for loss in ("xent", "logconf"):
         for mb in (1, 2):
             assert max_diff(probs[loss, mb], probs[loss, BATCH]) < TOLERANCE, (loss, mb)
@@ -168,8 +173,9 @@ def test_dropout_is_off_unless_asked(tmp_path, monkeypatch):
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     mask = torch.ones_like(ids)
     for dropout in (False, True):
-        model, _ = models.load_classifier(spec, dtype=torch.float32, lora=None, grad_checkpointing=False,
-                                          dropout=dropout)
+        model, _ = models.load_classifier(
+            spec, dtype=torch.float32, lora=None, grad_checkpointing=False, dropout=dropout
+        )
         torch.nn.init.normal_(model.head.weight)
         model.train()
         same = torch.equal(model(ids, mask), model(ids, mask))
@@ -179,8 +185,10 @@ def test_dropout_is_off_unless_asked(tmp_path, monkeypatch):
 
 def test_train_with_dropout_is_hashed_only_when_on():
     """Finished jobs keep their keys: the new key at its default leaves the hash as it was."""
-    keys = {value: [j.key for j in plan(RECIPE.replace("[train]", f"[train]\n{value}")).jobs]
-            for value in ("", "train_with_dropout = false", "train_with_dropout = true")}
+    keys = {
+        value: [j.key for j in plan(RECIPE.replace("[train]", f"[train]\n{value}")).jobs]
+        for value in ("", "train_with_dropout = false", "train_with_dropout = true")
+    }
     assert keys[""] == keys["train_with_dropout = false"]
     assert not set(keys[""]) & set(keys["train_with_dropout = true"])
     assert all(j.spec["train"]["train_with_dropout"] is False for j in plan().jobs)

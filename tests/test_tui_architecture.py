@@ -64,7 +64,7 @@ def test_tui_modules_import_no_cycle():
     def cycle_from(start: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
         for nxt in graph[start]:
             if nxt in path:
-                return (*path[path.index(nxt):], nxt)
+                return (*path[path.index(nxt) :], nxt)
             found = cycle_from(nxt, (*path, nxt))
             if found:
                 return found
@@ -94,9 +94,11 @@ def test_every_id_styled_in_app_tcss_exists():
 
 
 def test_cli_lists_tui_without_loading_textual():
-    code = ("import sys; from w2s_core import cli; p = cli.parser(); "
-            "sub = next(a for a in p._actions if a.dest == 'command'); "
-            "print('tui' in sub.choices, 'textual' in sys.modules)")
+    code = (
+        "import sys; from w2s_core import cli; p = cli.parser(); "
+        "sub = next(a for a in p._actions if a.dest == 'command'); "
+        "print('tui' in sub.choices, 'textual' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.split() == ["True", "False"], out.stderr
 

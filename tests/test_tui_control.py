@@ -32,8 +32,14 @@ def test_only_queued_or_running_jobs_can_be_cancelled(tmp_path):
 def running(results, job_hash: str, proc: subprocess.Popen) -> None:
     """Record `proc` as the job's process, as the supervisor does when it starts a job."""
     with Store.open(results) as store:
-        store.set_job_status(job_hash, JobStatus.RUNNING, pid=proc.pid, pgid=proc.pid,
-                             proc_start=psutil.Process(proc.pid).create_time(), started_at=2e9)  # newest: row 0
+        store.set_job_status(
+            job_hash,
+            JobStatus.RUNNING,
+            pid=proc.pid,
+            pgid=proc.pid,
+            proc_start=psutil.Process(proc.pid).create_time(),
+            started_at=2e9,
+        )  # newest: row 0
 
 
 def test_cancel_kills_a_running_job_and_dequeues_a_queued_one(filled_results, sleeper):

@@ -73,8 +73,9 @@ def mark_plan_done(results: Path, recipe: Path) -> int:
     plan = build_plan(load_recipe(recipe))
     with Store.open(results) as store:
         for job in plan.jobs:
-            store.upsert_job({"hash": job.key, "kind": job.kind, "model": job.model, "seed": job.seed,
-                              "spec": dict(job.spec)})
+            store.upsert_job(
+                {"hash": job.key, "kind": job.kind, "model": job.model, "seed": job.seed, "spec": dict(job.spec)}
+            )
             store.set_job_status(job.key, JobStatus.DONE)
     return len(plan.jobs)
 
@@ -172,8 +173,10 @@ def test_a_keymap_conflict_is_refused_with_both_ids(tmp_path, capsys):
 
 # 6. A failed job's live view showed empty plots and a clipped error line.
 def test_a_failed_jobs_live_view_says_no_data_and_the_whole_error(tmp_path, settle):
-    error = ("the trainer ran out of memory while loading the model weights; lower [train] batch_size or "
-             "minibatch_size, or pick a smaller model, then `w2s retry` this job (see the log for the traceback) END")
+    error = (
+        "the trainer ran out of memory while loading the model weights; lower [train] batch_size or "
+        "minibatch_size, or pick a smaller model, then `w2s retry` this job (see the log for the traceback) END"
+    )
     add_job(tmp_path, 1, status=JobStatus.FAILED, error=error)
 
     async def body():
@@ -265,4 +268,3 @@ def test_the_palette_covers_every_screen_and_help_names_the_keymap_file(filled_r
             assert "~/.config/w2s/keymap.toml" in shown and "[keymap]" in shown, shown
 
     run(body)
-

@@ -79,8 +79,9 @@ async def _test_launch_watch_results_history(tmp_path, monkeypatch, settle, w2s_
         proc, launch_log = app.launches[0]
         try:
             await _watch_the_jobs_finish(app, pilot, settle, launch_log)
-            await _read_results_and_history(app, pilot, settle, json.loads(
-                w2s_cli(results, "results", "--json", check=True).stdout))
+            await _read_results_and_history(
+                app, pilot, settle, json.loads(w2s_cli(results, "results", "--json", check=True).stdout)
+            )
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -142,9 +143,15 @@ async def _read_results_and_history(app, pilot, settle, expected: list[dict]) ->
     shown = cell_texts(app.screen.query_one("#pgr", DataTable))
     assert len(shown) == len(expected) == 1
     row = expected[0]
-    assert shown[0][:7] == [row["weak"], row["strong"], row["method"], f"{row['weak_acc']:.3f}",
-                            f"{row['w2s_acc']:.3f}", f"{row['ceiling_acc']:.3f}",
-                            f"{row['pgr']:.2f}" + (" !" if row["warnings"] else "")]
+    assert shown[0][:7] == [
+        row["weak"],
+        row["strong"],
+        row["method"],
+        f"{row['weak_acc']:.3f}",
+        f"{row['w2s_acc']:.3f}",
+        f"{row['ceiling_acc']:.3f}",
+        f"{row['pgr']:.2f}" + (" !" if row["warnings"] else ""),
+    ]
 
     await pilot.press("4")
     await settle(pilot)

@@ -129,8 +129,12 @@ def test_the_recipe_list_groups_by_folder_and_r_keeps_the_selection(two_recipes,
             await settle(pilot)
             options = app.screen.query_one("#recipe-list")
             prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
-            assert prompts == ["./recipes", "a-long-recipe-name-that-would-wrap-in-thirty-columns.toml", ". (here)",
-                               "here.toml"]
+            assert prompts == [
+                "./recipes",
+                "a-long-recipe-name-that-would-wrap-in-thirty-columns.toml",
+                ". (here)",
+                "here.toml",
+            ]
             assert "a-long-recipe-name-that-w…" in screen_text(app)  # one line, cut with an ellipsis
             options.highlighted = 3
             await settle(pilot)
@@ -150,8 +154,9 @@ def test_recipe_keys_keep_the_recipe_you_were_on(filled_results, settle):
             await settle(pilot)
             with Store.open(filled_results.root) as store:  # a newer recipe arrives: it sorts first
                 store.add_recipe("n" * 64, "newer", "newer.toml", "name = 'newer'")
-                store.link_job("n" * 64, filled_results.hashes["gt m-big s0"], '{"role": "gt", "model": "m-big", '
-                                                                            '"seed": 0}')
+                store.link_job(
+                    "n" * 64, filled_results.hashes["gt m-big s0"], '{"role": "gt", "model": "m-big", "seed": 0}'
+                )
             await pilot.press("r")
             await settle(pilot)
             assert "recipe grid-demo (2/2)" in screen_text(app)  # still on grid-demo

@@ -24,8 +24,9 @@ def with_figures(filled) -> None:
         for name, h in filled.hashes.items():
             acc = store.results(h)["test_acc"]
             gt = name.startswith("gt ")
-            store.set_results(h, {"final_test_acc": acc + (0 if gt else FINAL),
-                                  "oracle_test_acc": acc + (0 if gt else ORACLE)})
+            store.set_results(
+                h, {"final_test_acc": acc + (0 if gt else FINAL), "oracle_test_acc": acc + (0 if gt else ORACLE)}
+            )
 
 
 def cells(table: PgrTable) -> list[list[str]]:
@@ -45,8 +46,13 @@ def test_results_show_the_median_beside_the_mean_and_the_three_figures(filled_re
             head = [str(c.label) for c in table.columns.values()]
             assert head[6:] == ["PGR", "95% CI", "seeds", "median", "valid"]
             for shown, row in zip(cells(table), expected):
-                assert shown[6:] == [f"{row['pgr_mean']:.2f}", analysis.ci_text(row), str(len(row["seeds"])),
-                                     f"{row['pgr_median']:.2f}", str(row["n_valid"])]
+                assert shown[6:] == [
+                    f"{row['pgr_mean']:.2f}",
+                    analysis.ci_text(row),
+                    str(len(row["seeds"])),
+                    f"{row['pgr_median']:.2f}",
+                    str(row["n_valid"]),
+                ]
             await pilot.press("v")
             await settle(pilot)
             head = [str(c.label) for c in table.columns.values()]
@@ -61,8 +67,16 @@ def test_results_show_the_median_beside_the_mean_and_the_three_figures(filled_re
 
 
 def test_the_live_view_plots_validation_accuracy_beside_test_accuracy(tmp_path, settle):
-    events = [{"step": s, "loss": 1.0 / s, "train_acc": 0.5 + s / 100, "examples": 10 * s,
-               **({"test_acc": 0.6 + s / 100, "val_acc": 0.55 + s / 100} if s % 2 == 0 else {})} for s in range(1, 9)]
+    events = [
+        {
+            "step": s,
+            "loss": 1.0 / s,
+            "train_acc": 0.5 + s / 100,
+            "examples": 10 * s,
+            **({"test_acc": 0.6 + s / 100, "val_acc": 0.55 + s / 100} if s % 2 == 0 else {}),
+        }
+        for s in range(1, 9)
+    ]
     add_job(tmp_path, 1, events=events)
 
     async def body():

@@ -10,12 +10,14 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
-                                reason="tmux is not installed (apt-get install tmux) so no real terminal to drive")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux) so no real terminal to drive"
+)
 
 
 def pane_showing(capture, text: str, wait_for, timeout: float = 30.0) -> str:
     """The pane once it shows `text`; the last pane in the error if it never does."""
+
     def shown() -> str | None:
         pane = capture()
         return pane if text in pane else None
@@ -33,6 +35,7 @@ def test_grid_drawn_in_tmux(filled_results, wait_for):
     command = f"{sys.executable} -m w2s_core.cli tui {tmp_path}"
     subprocess.run([*tmux, "new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", command], check=True)
     try:
+
         def capture() -> str:
             return subprocess.run([*tmux, "capture-pane", "-p", "-t", "tui"], capture_output=True, text=True).stdout
 

@@ -49,8 +49,16 @@ loss = "xent"
 def screen_text(app) -> str:
     """The current screen as the terminal shows it (toasts included), one line per row."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system=None,
-                      record=True, legacy_windows=False, safe_box=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system=None,
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text()
 
@@ -63,19 +71,42 @@ def line_with(text: str, needle: str) -> str:
     raise AssertionError(f"no line with {needle!r} on the screen:\n{text}")
 
 
-def add_job(results: Path, n: int, *, status: str = JobStatus.RUNNING, kind: str = "gt", model: str = "m-one",
-            seed: int = 0, started_at: float | None = None, events: list[dict] = (), error: str | None = None,
-            recipe: str = "r" * 64, role: dict | None = None, weak: str | None = None, loss: str | None = None,
-            results_values: dict | None = None) -> str:
+def add_job(
+    results: Path,
+    n: int,
+    *,
+    status: str = JobStatus.RUNNING,
+    kind: str = "gt",
+    model: str = "m-one",
+    seed: int = 0,
+    started_at: float | None = None,
+    events: list[dict] = (),
+    error: str | None = None,
+    recipe: str = "r" * 64,
+    role: dict | None = None,
+    weak: str | None = None,
+    loss: str | None = None,
+    results_values: dict | None = None,
+) -> str:
     """A job in the database of `results` (created if need be); returns its hash."""
     h = f"{n:02d}" + "e" * 62
     results.mkdir(parents=True, exist_ok=True)
     with Store.open(results) as store:
         if not any(r["hash"] == recipe for r in store.recipes()):
             store.add_recipe(recipe, "tests", "tests.toml", "name = 'tests'")
-        store.upsert_job({"hash": h, "kind": kind, "model": model, "weak_model": weak, "loss": loss, "seed": seed,
-                          "spec": {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1}},
-                          "recipe_hash": recipe, "dir": f"jobs/{h[:16]}"})
+        store.upsert_job(
+            {
+                "hash": h,
+                "kind": kind,
+                "model": model,
+                "weak_model": weak,
+                "loss": loss,
+                "seed": seed,
+                "spec": {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1}},
+                "recipe_hash": recipe,
+                "dir": f"jobs/{h[:16]}",
+            }
+        )
         store.link_job(recipe, h, json.dumps(role or {"role": "gt", "model": model, "seed": seed}, sort_keys=True))
         fields = {"started_at": started_at or time.time() - 100}
         if error is not None:

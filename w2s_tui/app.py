@@ -35,7 +35,12 @@ if TYPE_CHECKING:
 __all__ = ["LaunchError", "W2SApp", "binding_scopes", "known_binding_ids"]  # and SCREENS_WITH_BINDINGS, lazily
 
 SCREEN_KEYS = Binding.Group("Screens", compact=True)
-MODE_SCREENS = {"recipes": "RecipesScreen", "runs": "RunsScreen", "results": "ResultsScreen", "history": "HistoryScreen"}
+MODE_SCREENS = {
+    "recipes": "RecipesScreen",
+    "runs": "RunsScreen",
+    "results": "ResultsScreen",
+    "history": "HistoryScreen",
+}
 LAUNCH_LOG_LINES = 12  # lines of a failed launch's output kept on the Recipes screen
 
 
@@ -53,8 +58,12 @@ class W2SApp(App):
     TITLE = "w2s"
     CSS_PATH = "app.tcss"
     # each screen's module is imported when its mode is first shown (see screens/__init__.py)
-    MODES = {"recipes": lambda: screens.RecipesScreen(), "runs": lambda: screens.RunsScreen(),
-             "results": lambda: screens.ResultsScreen(), "history": lambda: screens.HistoryScreen()}
+    MODES = {
+        "recipes": lambda: screens.RecipesScreen(),
+        "runs": lambda: screens.RunsScreen(),
+        "results": lambda: screens.ResultsScreen(),
+        "history": lambda: screens.HistoryScreen(),
+    }
     BINDINGS = [
         Binding("1", "switch_mode('recipes')", "Recipes", id="screen.recipes", group=SCREEN_KEYS),
         Binding("2", "switch_mode('runs')", "Runs", id="screen.runs", group=SCREEN_KEYS),
@@ -77,7 +86,13 @@ class W2SApp(App):
     def where(self, screen: str = "") -> str:
         """A header subtitle: the screen and the results folder open (~ for the home folder)."""
         home, folder = Path.home(), self.results_dir
-        shown = str(folder) if not folder.is_relative_to(home) else "~" if folder == home else f"~/{folder.relative_to(home)}"
+        shown = (
+            str(folder)
+            if not folder.is_relative_to(home)
+            else "~"
+            if folder == home
+            else f"~/{folder.relative_to(home)}"
+        )
         return f"{screen} · {shown}" if screen else shown
 
     def on_mount(self) -> None:
@@ -97,11 +112,17 @@ class W2SApp(App):
                 continue
             self._exited.add(proc.pid)
             if proc.returncode != 0:
-                lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.is_file() else []
+                lines = (
+                    [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.is_file() else []
+                )
                 recipe = str(proc.args[-1]) if isinstance(proc.args, list) else "?"
                 self.launch_error = LaunchError(Path(recipe).name, proc.returncode, lines[-LAUNCH_LOG_LINES:], log)
-                self.notify(f"w2s run exited with {proc.returncode}: {lines[-1] if lines else ''} (full output: {log}; "
-                            f"kept on Recipes, key 1)", severity="error", timeout=15)
+                self.notify(
+                    f"w2s run exited with {proc.returncode}: {lines[-1] if lines else ''} (full output: {log}; "
+                    f"kept on Recipes, key 1)",
+                    severity="error",
+                    timeout=15,
+                )
                 if hasattr(self.screen, "show_launch_error"):  # the Recipes screen is showing
                     self.screen.show_launch_error()
 
@@ -157,17 +178,22 @@ class W2SApp(App):
             if not binding.id or binding.id in seen or not binding.description:
                 continue  # a widget's own keys (cursor up...) have no id: the table shows what they do
             seen.add(binding.id)
-            yield SystemCommand(binding.description, f"key {self.key_for(binding)} · id {binding.id}",
-                                partial(self.run_action, binding.action, active.node))
+            yield SystemCommand(
+                binding.description,
+                f"key {self.key_for(binding)} · id {binding.id}",
+                partial(self.run_action, binding.action, active.node),
+            )
         for mode, name in MODE_SCREENS.items():
             cls = getattr(screens, name)
             if isinstance(screen, cls):
                 continue
             for binding in cls.BINDINGS:
                 if binding.id not in seen:
-                    yield SystemCommand(f"{mode.title()}: {binding.description}",
-                                        f"opens {mode} · key {self.key_for(binding)} · id {binding.id}",
-                                        partial(self.act_on, mode, binding.action))
+                    yield SystemCommand(
+                        f"{mode.title()}: {binding.description}",
+                        f"opens {mode} · key {self.key_for(binding)} · id {binding.id}",
+                        partial(self.act_on, mode, binding.action),
+                    )
 
     async def act_on(self, mode: str, action: str) -> None:
         """Switch to a main screen, then run one of its actions (a palette entry of another screen)."""
@@ -177,8 +203,10 @@ class W2SApp(App):
 
 def binding_scopes() -> dict[str, list[Binding]]:
     """The bindings live on each screen (the app's are live on all): a key may mean one thing per scope."""
-    return {cls.__name__.removesuffix("Screen").lower(): [*W2SApp.BINDINGS, *cls.BINDINGS]
-            for cls in screens.screens_with_bindings()}
+    return {
+        cls.__name__.removesuffix("Screen").lower(): [*W2SApp.BINDINGS, *cls.BINDINGS]
+        for cls in screens.screens_with_bindings()
+    }
 
 
 def known_binding_ids() -> set[str]:

@@ -9,12 +9,20 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     tui = subparsers.add_parser("tui", help="the terminal app: launch, watch, compare")
-    tui.add_argument("tui_results_dir", nargs="?", metavar="RESULTS_DIR",
-                     help="results directory holding w2s.db (default: --results-dir)")
-    tui.add_argument("--keymap", help="TOML file mapping binding ids to keys (default $W2S_KEYMAP or "
-                                      "~/.config/w2s/keymap.toml)")
-    tui.add_argument("--screen", choices=["recipes", "runs", "results", "history"],
-                     help="screen to open first (default: runs when the database has jobs, else recipes)")
+    tui.add_argument(
+        "tui_results_dir",
+        nargs="?",
+        metavar="RESULTS_DIR",
+        help="results directory holding w2s.db (default: --results-dir)",
+    )
+    tui.add_argument(
+        "--keymap", help="TOML file mapping binding ids to keys (default $W2S_KEYMAP or ~/.config/w2s/keymap.toml)"
+    )
+    tui.add_argument(
+        "--screen",
+        choices=["recipes", "runs", "results", "history"],
+        help="screen to open first (default: runs when the database has jobs, else recipes)",
+    )
     tui.set_defaults(fn=run)
 
 

@@ -26,8 +26,13 @@ def launch(recipe: Path, results_dir: Path) -> tuple[subprocess.Popen, Path]:
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe.stem}.log"
     with open(log_path, "w") as out:
-        proc = subprocess.Popen(_w2s(results_dir, "run", "--detach", str(recipe.resolve())), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            _w2s(results_dir, "run", "--detach", str(recipe.resolve())),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return proc, log_path
 
 

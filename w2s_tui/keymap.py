@@ -50,8 +50,9 @@ def conflicts(scopes: dict[str, list[Binding]], keymap: dict[str, str]) -> list[
     return list(dict.fromkeys(found))
 
 
-def load_keymap(path: Path | None, known_ids: set[str],
-                scopes: dict[str, list[Binding]] | None = None) -> dict[str, str]:
+def load_keymap(
+    path: Path | None, known_ids: set[str], scopes: dict[str, list[Binding]] | None = None
+) -> dict[str, str]:
     """{binding id: key(s)} from the file; an unknown id, a non-string key or (given the bindings of
     each screen, `scopes`) a key two bindings of one screen would answer to is an InputError."""
     if path is None:
@@ -65,13 +66,15 @@ def load_keymap(path: Path | None, known_ids: set[str],
     table = raw.get("keymap", raw)
     problems = []
     if not isinstance(table, dict):
-        table, problems = {}, ["keymap: expected a table of binding id = \"key\""]
+        table, problems = {}, ['keymap: expected a table of binding id = "key"']
     for binding_id, key in table.items():
         if binding_id not in known_ids:
-            problems.append(f"{binding_id}: unknown binding id{did_you_mean(binding_id, known_ids)}; "
-                            f"known: {', '.join(sorted(known_ids))}")
+            problems.append(
+                f"{binding_id}: unknown binding id{did_you_mean(binding_id, known_ids)}; "
+                f"known: {', '.join(sorted(known_ids))}"
+            )
         elif not isinstance(key, str) or not key.strip():
-            problems.append(f"{binding_id}: expected a key name such as \"x\" or \"ctrl+k\", got {key!r}")
+            problems.append(f'{binding_id}: expected a key name such as "x" or "ctrl+k", got {key!r}')
     if not problems and scopes:
         problems = conflicts(scopes, table)
     if problems:

@@ -22,11 +22,16 @@ if TYPE_CHECKING:
     from w2s_core.analysis.table import ci_text, format_table, strong_label
 
 _EXPORTS = {
-    "METRICS": "figures", "FIGURES": "figures", "pgr_table": "pgr", "pgr_summary": "pgr", "chain_steps": "pgr",
-    "ci_text": "table", "strong_label": "table", "format_table": "table",
+    "METRICS": "figures",
+    "FIGURES": "figures",
+    "pgr_table": "pgr",
+    "pgr_summary": "pgr",
+    "chain_steps": "pgr",
+    "ci_text": "table",
+    "strong_label": "table",
+    "format_table": "table",
 }
-__all__ = ["FIGURES", "METRICS", "chain_steps", "ci_text", "format_table", "pgr_summary", "pgr_table",
-           "strong_label"]
+__all__ = ["FIGURES", "METRICS", "chain_steps", "ci_text", "format_table", "pgr_summary", "pgr_table", "strong_label"]
 
 
 def __getattr__(name: str) -> Any:

@@ -73,5 +73,4 @@ def summarize(pairs: Iterable[MedianPgr]) -> dict[str, float | int]:
     pairs = list(pairs)
     runs = MedianPgr([p for pair in pairs for p in pair.pgrs])
     excluded = sum(1 for pair in pairs if pair.excluded)
-    return {"pgr_median": runs.median, "n_valid": runs.n_valid, "pairs": len(pairs),
-            "pairs_excluded": excluded}
+    return {"pgr_median": runs.median, "n_valid": runs.n_valid, "pairs": len(pairs), "pairs_excluded": excluded}

@@ -24,10 +24,12 @@ FIGURES = ("final", "selected", "oracle")
 
 # metric -> figure -> result keys tried in order (the later ones are older jobs' fallbacks)
 _KEYS: dict[str, dict[str, tuple[str, ...]]] = {
-    "acc": {"selected": (Result.TEST_ACC,), "final": (Result.FINAL_TEST_ACC, Result.TEST_ACC),
-            "oracle": (Result.ORACLE_TEST_ACC,)},
-    "auroc": {"selected": (Result.TEST_AUROC,), "final": (Result.FINAL_TEST_AUROC, Result.TEST_AUROC),
-              "oracle": ()},
+    "acc": {
+        "selected": (Result.TEST_ACC,),
+        "final": (Result.FINAL_TEST_ACC, Result.TEST_ACC),
+        "oracle": (Result.ORACLE_TEST_ACC,),
+    },
+    "auroc": {"selected": (Result.TEST_AUROC,), "final": (Result.FINAL_TEST_AUROC, Result.TEST_AUROC), "oracle": ()},
 }
 
 # metric -> the result key of the selected figure (the one PGR has always used)

@@ -74,8 +74,7 @@ def _collect(planned: list[PlannedJob], key: str) -> _Collected:
 def _finished(group: GroupKey, by_seed: dict[int, tuple[Role, dict]]) -> dict[int, dict]:
     """{seed: results} of the group's runs that reached the end (a chain: its last model)."""
     chain = group[4]
-    return {seed: res for seed, (role, res) in sorted(by_seed.items())
-            if not chain or role["step"] == len(chain) - 1}
+    return {seed: res for seed, (role, res) in sorted(by_seed.items()) if not chain or role["step"] == len(chain) - 1}
 
 
 def _seed_entry(seed: int, weak: dict, w2s: dict, ceiling: dict, metric: str) -> dict[str, Any]:
@@ -84,8 +83,7 @@ def _seed_entry(seed: int, weak: dict, w2s: dict, ceiling: dict, metric: str) ->
     for which in ("selected", "final", "oracle"):
         w, s, c = (figure(res, metric, which) for res in (weak, w2s, ceiling))
         suffix = "" if which == "selected" else f"_{which}"
-        entry.update({f"weak{suffix}": w, f"w2s{suffix}": s, f"ceiling{suffix}": c,
-                      f"pgr{suffix}": stats.pgr(w, s, c)})
+        entry.update({f"weak{suffix}": w, f"w2s{suffix}": s, f"ceiling{suffix}": c, f"pgr{suffix}": stats.pgr(w, s, c)})
     entry.update(agree=w2s.get("agree"), agree_weak_wrong=w2s.get("agree_weak_wrong"))
     return entry
 
@@ -93,8 +91,11 @@ def _seed_entry(seed: int, weak: dict, w2s: dict, ceiling: dict, metric: str) ->
 def _per_seed(group: GroupKey, runs: dict[int, dict], gt: dict, metric: str) -> list[dict[str, Any]]:
     """Each seed whose weak and strong GT jobs are done, with its own weak, w2s and ceiling."""
     _, weak, strong, _, _ = group
-    return [_seed_entry(seed, gt[(weak, seed)], res, gt[(strong, seed)], metric)
-            for seed, res in runs.items() if (weak, seed) in gt and (strong, seed) in gt]
+    return [
+        _seed_entry(seed, gt[(weak, seed)], res, gt[(strong, seed)], metric)
+        for seed, res in runs.items()
+        if (weak, seed) in gt and (strong, seed) in gt
+    ]
 
 
 def _figure_columns(per_seed: list[dict], metric: str) -> dict[str, float]:
@@ -108,22 +109,39 @@ def _figure_columns(per_seed: list[dict], metric: str) -> dict[str, float]:
     return out
 
 
-def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimators.MedianPgr, metric: str,
-         n_test: int | None) -> dict:
+def _row(
+    recipe_name: str,
+    group: GroupKey,
+    per_seed: list[dict],
+    paper: estimators.MedianPgr,
+    metric: str,
+    n_test: int | None,
+) -> dict:
     kind, weak, strong, method, chain = group
     agg = estimators.mean_of_seed_pgrs([p["pgr"] for p in per_seed])
     weak_m, w2s_m, ceil_m = (_mean([p[role] for p in per_seed]) for role in ROLES)
     return {
-        "recipe": recipe_name, "kind": kind, "weak": weak, "strong": strong, "method": method,
-        "chain": list(chain) if chain else None, "metric": metric,
-        f"weak_{metric}": weak_m, f"w2s_{metric}": w2s_m, f"ceiling_{metric}": ceil_m,
-        "pgr_mean": agg["mean"], "pgr_lo": agg["lo"], "pgr_hi": agg["hi"],
+        "recipe": recipe_name,
+        "kind": kind,
+        "weak": weak,
+        "strong": strong,
+        "method": method,
+        "chain": list(chain) if chain else None,
+        "metric": metric,
+        f"weak_{metric}": weak_m,
+        f"w2s_{metric}": w2s_m,
+        f"ceiling_{metric}": ceil_m,
+        "pgr_mean": agg["mean"],
+        "pgr_lo": agg["lo"],
+        "pgr_hi": agg["hi"],
         "pgr": agg["mean"],  # the old name of pgr_mean, kept for scripts and tests that read it
-        "pgr_median": paper.median, "n_valid": paper.n_valid,
+        "pgr_median": paper.median,
+        "n_valid": paper.n_valid,
         **_figure_columns(per_seed, metric),
         "agree": _mean([p["agree"] for p in per_seed if p["agree"] is not None]),
         "agree_weak_wrong": _mean([p["agree_weak_wrong"] for p in per_seed if p["agree_weak_wrong"] is not None]),
-        "seeds": [p["seed"] for p in per_seed], "per_seed": per_seed,
+        "seeds": [p["seed"] for p in per_seed],
+        "per_seed": per_seed,
         # a self-pair's ceiling is its weak model by design: "pick a stronger strong model" would mislead
         "warnings": stats.warnings_for(weak_m, ceil_m, w2s_m, n_test) if metric == "acc" and weak != strong else [],
     }
@@ -141,12 +159,14 @@ def _rows_with_paper(store: Store, recipe_hash: str, metric: str) -> list[tuple[
         per_seed = _per_seed(group, runs, found.gt, metric)
         if per_seed:
             # The paper counts every finished run of the pair, against GT means over all seeds.
-            paper = estimators.median_pgr(group[1], group[2], (figure(r, metric, "selected") for r in runs.values()),
-                                          means)
+            paper = estimators.median_pgr(
+                group[1], group[2], (figure(r, metric, "selected") for r in runs.values()), means
+            )
             out.append((_row(recipe["name"], group, per_seed, paper, metric, found.n_test), paper))
     order = found.order
-    out.sort(key=lambda rp: (rp[0]["kind"] != "transfer", order[rp[0]["weak"]], order[rp[0]["strong"]],
-                             rp[0]["method"]))
+    out.sort(
+        key=lambda rp: (rp[0]["kind"] != "transfer", order[rp[0]["weak"]], order[rp[0]["strong"]], rp[0]["method"])
+    )
     return out
 
 
@@ -163,8 +183,10 @@ def pgr_summary(store: Store, recipe_hash: str, metric: str = "acc") -> list[dic
     for row, paper in _rows_with_paper(store, recipe_hash, metric):
         pooled[(row["kind"], row["method"])].append(paper)
         names[(row["kind"], row["method"])] = row["recipe"]
-    return [{"recipe": names[k], "kind": k[0], "method": k[1], "metric": metric,
-             **estimators.summarize(papers)} for k, papers in pooled.items()]
+    return [
+        {"recipe": names[k], "kind": k[0], "method": k[1], "metric": metric, **estimators.summarize(papers)}
+        for k, papers in pooled.items()
+    ]
 
 
 def chain_steps(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
@@ -181,6 +203,11 @@ def chain_steps(store: Store, recipe_hash: str, metric: str = "acc") -> list[dic
             gt[role["model"]].append(res[key])
         elif role["role"] == "bootstrap":
             steps[(tuple(role["chain"]), role["method"])][role["step"]].append(res[key])
-    return [{"chain": list(chain), "method": method,
-             "steps": [_mean(gt[chain[0]])] + [_mean(by_step.get(i, [])) for i in range(1, len(chain))]}
-            for (chain, method), by_step in steps.items()]
+    return [
+        {
+            "chain": list(chain),
+            "method": method,
+            "steps": [_mean(gt[chain[0]])] + [_mean(by_step.get(i, [])) for i in range(1, len(chain))],
+        }
+        for (chain, method), by_step in steps.items()
+    ]

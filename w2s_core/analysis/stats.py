@@ -148,7 +148,9 @@ def warnings_for(
 ) -> list[str]:
     """Reasons a PGR from these accuracies should not be trusted, as sentences for the user."""
     floor = noise_floor(n_test)
-    floor_txt = f"{floor:.3f} ({'2 binomial s.e. at n_test=' + str(n_test) if n_test else 'measured run-to-run spread'})"
+    floor_txt = (
+        f"{floor:.3f} ({'2 binomial s.e. at n_test=' + str(n_test) if n_test else 'measured run-to-run spread'})"
+    )
     out: list[str] = []
     gap = ceiling_acc - weak_acc
     if gap <= 0:

@@ -36,9 +36,19 @@ def has_other_figures(rows: list[dict]) -> bool:
 
 
 def _cells(row: dict, metric: str, figures: bool) -> list[str]:
-    cells = [row["weak"], strong_label(row), row["method"], f"{row[f'weak_{metric}']:.3f}",
-             f"{row[f'w2s_{metric}']:.3f}", f"{row[f'ceiling_{metric}']:.3f}", pgr_text(row), ci_text(row),
-             str(len(row["seeds"])), _num(row["pgr_median"]), str(row["n_valid"])]
+    cells = [
+        row["weak"],
+        strong_label(row),
+        row["method"],
+        f"{row[f'weak_{metric}']:.3f}",
+        f"{row[f'w2s_{metric}']:.3f}",
+        f"{row[f'ceiling_{metric}']:.3f}",
+        pgr_text(row),
+        ci_text(row),
+        str(len(row["seeds"])),
+        _num(row["pgr_median"]),
+        str(row["n_valid"]),
+    ]
     return cells + ([_num(row["pgr_final"]), _num(row["pgr_oracle"])] if figures else [])
 
 
@@ -48,11 +58,16 @@ def _summary_lines(summary: list[dict]) -> list[str]:
         return []
     names = [f"{s['method']}{' (chain)' if s['kind'] == 'bootstrap' else ''}" for s in summary]
     width = max(len(n) for n in names)
-    lines = ["", "median PGR per method over every valid run of every pair (the paper's estimator; a pair is "
-             "left out when its ceiling mean is not above its weak mean):"]
+    lines = [
+        "",
+        "median PGR per method over every valid run of every pair (the paper's estimator; a pair is "
+        "left out when its ceiling mean is not above its weak mean):",
+    ]
     for name, s in zip(names, summary):
-        lines.append(f"  {name:<{width}}  {_num(s['pgr_median']):>5}  {s['n_valid']} runs, "
-                     f"{s['pairs_excluded']} of {s['pairs']} pairs left out")
+        lines.append(
+            f"  {name:<{width}}  {_num(s['pgr_median']):>5}  {s['n_valid']} runs, "
+            f"{s['pairs_excluded']} of {s['pairs']} pairs left out"
+        )
     return lines
 
 
@@ -68,11 +83,13 @@ def format_table(rows: list[dict], summary: list[dict] | None = None) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *cells)]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.ljust(w) if i < LEFT_ALIGNED else v.rjust(w)
-                         for i, (v, w) in enumerate(zip(values, widths)))
+        return "  ".join(v.ljust(w) if i < LEFT_ALIGNED else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
 
-    lines = [f"metric: {metric}  (PGR: mean of per-seed PGR; median: the paper's estimator over valid runs)",
-             line(head), "-" * len(line(head))]
+    lines = [
+        f"metric: {metric}  (PGR: mean of per-seed PGR; median: the paper's estimator over valid runs)",
+        line(head),
+        "-" * len(line(head)),
+    ]
     for r, row in zip(rows, cells):
         lines.append(line(row))
         lines += [f"    warning: {w}" for w in r["warnings"]]

@@ -32,9 +32,19 @@ DEFAULT_RESULTS = "w2s-results"  # = store.DEFAULT_RESULTS_DIR (a test keeps the
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent.parent / "recipes" / "demo.toml"
 
 # command -> the submodule holding its `cmd_<command>(args) -> exit code`
-COMMANDS = {"run": "run", "retry": "run", "follow": "follow", "queue": "queue", "cancel": "queue",
-            "runs": "reports", "results": "reports", "show": "reports", "assets": "reports",
-            "datasets": "hubdata", "prefetch": "hubdata"}
+COMMANDS = {
+    "run": "run",
+    "retry": "run",
+    "follow": "follow",
+    "queue": "queue",
+    "cancel": "queue",
+    "runs": "reports",
+    "results": "reports",
+    "show": "reports",
+    "assets": "reports",
+    "datasets": "hubdata",
+    "prefetch": "hubdata",
+}
 
 
 def add_plugin_commands(sub) -> None:
@@ -50,15 +60,21 @@ def add_plugin_commands(sub) -> None:
 
 
 def _interrupt_option(command) -> None:
-    command.add_argument("--cancel-on-interrupt", action="store_true",
-                         help="Ctrl-C cancels the run's jobs (default: it stops following, the jobs go on; "
-                              "a second Ctrl-C within 3 s cancels them)")
+    command.add_argument(
+        "--cancel-on-interrupt",
+        action="store_true",
+        help="Ctrl-C cancels the run's jobs (default: it stops following, the jobs go on; "
+        "a second Ctrl-C within 3 s cancels them)",
+    )
 
 
 def _queue_options(command) -> None:
-    command.add_argument("--detach", action="store_true",
-                         help="queue the work for a background supervisor and return at once (without it, "
-                              "the same happens and then the run is followed here until it is over)")
+    command.add_argument(
+        "--detach",
+        action="store_true",
+        help="queue the work for a background supervisor and return at once (without it, "
+        "the same happens and then the run is followed here until it is over)",
+    )
     command.add_argument("--jobs-per-gpu", type=int, default=1, help="jobs sharing one GPU (default 1)")
     _interrupt_option(command)
 
@@ -69,12 +85,18 @@ def _add_work_commands(sub) -> None:
     run.add_argument("recipe", nargs="?", help=f"TOML recipe (default: {DEFAULT_RECIPE.name})")
     run.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
     run.add_argument("--force", action="store_true", help="re-run jobs even if already done")
-    run.add_argument("--parallel", type=int, help="CPU jobs to run at once when there is no GPU (default: recipe "
-                     "[launch] parallel or 1)")
+    run.add_argument(
+        "--parallel",
+        type=int,
+        help="CPU jobs to run at once when there is no GPU (default: recipe [launch] parallel or 1)",
+    )
     _queue_options(run)
     follow = sub.add_parser("follow", help="re-attach to a run: its progress, then its PGR table")
-    follow.add_argument("target", nargs="?", help="a run id or a recipe file or name (default: the latest run "
-                        "still running, else the latest run)")
+    follow.add_argument(
+        "target",
+        nargs="?",
+        help="a run id or a recipe file or name (default: the latest run still running, else the latest run)",
+    )
     _interrupt_option(follow)
     queue = sub.add_parser("queue", help="queued and running jobs, and the supervisor running them")
     queue.add_argument("--json", action="store_true")
@@ -95,8 +117,11 @@ def _add_report_commands(sub) -> None:
     res.add_argument("recipe", nargs="?", help="recipe file or name (default: the latest run's)")
     res.add_argument("--all", action="store_true", help="every recipe in the store")
     res.add_argument("--metric", choices=["acc", "auroc"], default="acc")
-    res.add_argument("--summary", action="store_true",
-                     help="with --json/--csv: one row per method, the paper's median PGR over all pairs")
+    res.add_argument(
+        "--summary",
+        action="store_true",
+        help="with --json/--csv: one row per method, the paper's median PGR over all pairs",
+    )
     fmt = res.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
@@ -107,8 +132,11 @@ def _add_report_commands(sub) -> None:
     assets.add_argument("bundle", nargs="?", default="demo")
     data = sub.add_parser("datasets", help="the dataset registry: hub id, splits, rows, licence, cached here")
     data.add_argument("--json", action="store_true")
-    prefetch = sub.add_parser("prefetch", help="download a recipe's models and dataset into the Hugging Face "
-                              "caches (on a login node) and print the variables for offline compute nodes")
+    prefetch = sub.add_parser(
+        "prefetch",
+        help="download a recipe's models and dataset into the Hugging Face "
+        "caches (on a login node) and print the variables for offline compute nodes",
+    )
     prefetch.add_argument("recipe", nargs="?", help=f"TOML recipe (default: {DEFAULT_RECIPE.name})")
     prefetch.add_argument("--to", metavar="DIR", help="cache root to fill (HF_HOME=DIR; default: the current caches)")
 

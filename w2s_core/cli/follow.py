@@ -47,8 +47,9 @@ def follow_target(store: Store, target: str | None) -> int:
     hashes = set(recipe_hashes(store, target, every=False))
     of_recipe = [r for r in runs if r["recipe_hash"] in hashes]
     if not of_recipe:
-        raise InputError(f"{target!r} is neither a run id nor a recipe with a run in {store.path}; "
-                         "`w2s runs` lists them")
+        raise InputError(
+            f"{target!r} is neither a run id nor a recipe with a run in {store.path}; `w2s runs` lists them"
+        )
     return max(of_recipe, key=lambda r: r["id"])["id"]
 
 

@@ -22,18 +22,20 @@ def dataset_rows() -> list[dict]:
         src = HUB_SOURCES.get(name)
         licence, sizes = card(name)
         splits = [src.train_split, src.test_split] if src else []
-        rows.append({
-            "name": name,
-            "hub_id": src.hub_id if src else None,
-            "config": src.config if src else None,
-            "train_split": src.train_split if src else None,
-            "test_split": src.test_split if src else None,
-            "rows": {s: sizes[s] for s in splits if sizes and s in sizes} if src else sizes,
-            "licence": licence,
-            "revision": (PARQUET_REVISION if src.parquet else src.revision) if src else None,
-            "cached": dataset_in_cache(src.hub_id) if src else None,
-            "description": info.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "hub_id": src.hub_id if src else None,
+                "config": src.config if src else None,
+                "train_split": src.train_split if src else None,
+                "test_split": src.test_split if src else None,
+                "rows": {s: sizes[s] for s in splits if sizes and s in sizes} if src else sizes,
+                "licence": licence,
+                "revision": (PARQUET_REVISION if src.parquet else src.revision) if src else None,
+                "cached": dataset_in_cache(src.hub_id) if src else None,
+                "description": info.description,
+            }
+        )
     return rows
 
 
@@ -54,14 +56,18 @@ def cmd_datasets(args: Namespace) -> int:
         else:
             where = r["hub_id"] + (f" ({r['config']})" if r["config"] else "")
             sizes = r["rows"] or {}
-            splits = (f"{r['train_split']} ({_count(sizes.get(r['train_split']))}) -> "
-                      f"{r['test_split']} ({_count(sizes.get(r['test_split']))})")
+            splits = (
+                f"{r['train_split']} ({_count(sizes.get(r['train_split']))}) -> "
+                f"{r['test_split']} ({_count(sizes.get(r['test_split']))})"
+            )
             cached = "yes" if r["cached"] else "no"
         note = "  [Parquet conversion]" if r["revision"] == PARQUET_REVISION else ""
         print(f"{r['name']:<22} {where:<46} {splits:<36} {(r['licence'] or '?'):<16} {cached}{note}")
-    print(f"\n{len(rows)} datasets. Rows and licences as the Hub dataset cards give them; `cached` looks in "
-          f"{cache_env()['HF_HUB_CACHE']} and {cache_env()['HF_DATASETS_CACHE']}. Use one with "
-          "`[data] name = \"...\"`; presets: recipes/presets/.")
+    print(
+        f"\n{len(rows)} datasets. Rows and licences as the Hub dataset cards give them; `cached` looks in "
+        f"{cache_env()['HF_HUB_CACHE']} and {cache_env()['HF_DATASETS_CACHE']}. Use one with "
+        '`[data] name = "..."`; presets: recipes/presets/.'
+    )
     return 0
 
 
@@ -77,12 +83,17 @@ def cmd_prefetch(args: Namespace) -> int:
         print(f"{'ok' if item.ok else 'FAILED':<7} {item.kind:<8} {item.name}: {item.detail}")
     failed = [f"{i.kind} '{i.name}'" for i in items if not i.ok]
     if failed:
-        print(f"error: prefetch of {recipe.path} incomplete: {', '.join(failed)} (see above); compute nodes "
-              "without internet would fail on them.", file=sys.stderr)
+        print(
+            f"error: prefetch of {recipe.path} incomplete: {', '.join(failed)} (see above); compute nodes "
+            "without internet would fail on them.",
+            file=sys.stderr,
+        )
         return 1
     print(f"\nEverything {recipe.path} needs loads from the caches. On compute nodes without internet, set:")
     for key, value in offline_env(args.to).items():
         print(f"  export {key}={value}")
-    print(f"then `w2s run {recipe.path}` reads only these caches, and fails before any job starts, naming "
-          "whatever is missing.")
+    print(
+        f"then `w2s run {recipe.path}` reads only these caches, and fails before any job starts, naming "
+        "whatever is missing."
+    )
     return 0

@@ -27,12 +27,20 @@ _WHAT = "inputs longer than some model's max_length, left out for every model"
 
 def _count(plan: Plan) -> dict:
     """The subprocess's answer: {"seeds": {seed: {split: {"n", "dropped"}}}} or {"error": reason}."""
-    request = {"data": plan.recipe.data, "seeds": plan.recipe.seeds,
-               "length_filter": plan.jobs[0].spec["length_filter"]}
+    request = {
+        "data": plan.recipe.data,
+        "seeds": plan.recipe.seeds,
+        "length_filter": plan.jobs[0].spec["length_filter"],
+    }
     try:
-        done = subprocess.run([sys.executable, "-m", "w2s_core.training.lengths"], input=json.dumps(request),
-                              capture_output=True, text=True, timeout=COUNT_TIMEOUT_S,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+        done = subprocess.run(
+            [sys.executable, "-m", "w2s_core.training.lengths"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=COUNT_TIMEOUT_S,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"counting took over {COUNT_TIMEOUT_S} s"}
     lines = done.stdout.strip().splitlines()
@@ -52,7 +60,7 @@ def dry_run_lines(plan: Plan) -> list[str]:
     mode = plan.recipe.data.get("long_inputs", "drop")
     if mode != "drop":
         kept = "end" if mode == "truncate_left" else "start"
-        return [f"long inputs: cut at each model's max_length, keeping their {kept} (long_inputs = \"{mode}\")"]
+        return [f'long inputs: cut at each model\'s max_length, keeping their {kept} (long_inputs = "{mode}")']
     if not plan.jobs:
         return []
     answer = _count(plan)

@@ -18,8 +18,7 @@ def resume_and_say(root: Path, active: list[dict]) -> dict | None:
     """The supervisor of `root`, started if work was left without one (said on stderr)."""
     holder, started = supervise.resume(root, active)
     if started is not None:
-        print(f"no supervisor was running: started pid {started} to re-attach {len(active)} job(s)",
-              file=sys.stderr)
+        print(f"no supervisor was running: started pid {started} to re-attach {len(active)} job(s)", file=sys.stderr)
     return holder
 
 
@@ -33,8 +32,10 @@ def _job_line(j: dict) -> str:
 def cmd_queue(args: Namespace) -> int:
     root = Path(args.results_dir).expanduser().resolve()
     if not (root / DB_NAME).is_file():
-        raise InputError(f"There is no w2s results database at {root / DB_NAME}; nothing was ever queued there. "
-                         "Pass the results directory `w2s run` wrote to.")
+        raise InputError(
+            f"There is no w2s results database at {root / DB_NAME}; nothing was ever queued there. "
+            "Pass the results directory `w2s run` wrote to."
+        )
     with Store.open(args.results_dir, readonly=True) as store:
         active = store.jobs(status=ordered(ACTIVE))
     holder = resume_and_say(root, active)
@@ -42,12 +43,16 @@ def cmd_queue(args: Namespace) -> int:
     if args.json:
         print(json_text({"supervisor": holder, "pending_requests": requests, "jobs": active}))
         return 0
-    print(f"supervisor: {'pid ' + str(holder['pid']) if holder else 'none (idle)'}; "
-          f"{requests} request(s) waiting; {len(active)} job(s) queued or running")
+    print(
+        f"supervisor: {'pid ' + str(holder['pid']) if holder else 'none (idle)'}; "
+        f"{requests} request(s) waiting; {len(active)} job(s) queued or running"
+    )
     rejected = supervise.rejected_requests(root)
     if rejected:
-        print(f"{len(rejected)} request(s) could not be applied (the latest: {rejected[-1]}); "
-              f"the reason is in {supervise.log_path(root)}")
+        print(
+            f"{len(rejected)} request(s) could not be applied (the latest: {rejected[-1]}); "
+            f"the reason is in {supervise.log_path(root)}"
+        )
     for j in active:
         print(_job_line(j))
     return 0

@@ -37,8 +37,11 @@ def cmd_results(args: Namespace) -> int:
     with Store.open(args.results_dir, readonly=True) as store:
         hashes = recipe_hashes(store, args.recipe, args.all)
         dropped = {h: dropped_in_results(store, h) for h in hashes}  # [data] long_inputs = "drop"
-        rows = [{**row, Result.n_dropped("test"): (dropped[h] or {}).get("test")}
-                for h in hashes for row in pgr_table(store, h, args.metric)]
+        rows = [
+            {**row, Result.n_dropped("test"): (dropped[h] or {}).get("test")}
+            for h in hashes
+            for row in pgr_table(store, h, args.metric)
+        ]
         summary = [entry for h in hashes for entry in pgr_summary(store, h, args.metric)]
         names = {r["hash"]: r["name"] for r in store.recipes()}
     if getattr(args, "summary", False) and (args.json or args.csv):  # the paper's per-method medians
@@ -66,13 +69,22 @@ def _show_run(store: Store, run_id: int) -> None:
 def _show_job(store: Store, prefix: str) -> None:
     matches = [j for j in store.jobs() if j["hash"].startswith(prefix)]
     if len(matches) != 1:
-        raise InputError(f"{prefix!r} matches {len(matches)} jobs in {store.path}; give a run id or a longer "
-                         "job hash prefix")
+        raise InputError(
+            f"{prefix!r} matches {len(matches)} jobs in {store.path}; give a run id or a longer job hash prefix"
+        )
     job = matches[0]
     recipe = next((r for r in store.recipes() if r["hash"] == job["recipe_hash"]), None)
     run = next((r for r in store.runs() if r["id"] == job["run_id"]), None)
-    print(json_text({**job, "results": store.results(job["hash"]), "recipe": recipe,
-                     "run_provenance": run and run["provenance"]}))
+    print(
+        json_text(
+            {
+                **job,
+                "results": store.results(job["hash"]),
+                "recipe": recipe,
+                "run_provenance": run and run["provenance"],
+            }
+        )
+    )
     if job["error"]:  # the diagnosis and log tail read better as text than as a JSON string
         print(f"\n{job['status']}: {job['error']}")
 

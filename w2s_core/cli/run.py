@@ -32,8 +32,10 @@ def _done_jobs(results_dir: str) -> set[str]:
 
 def _print_detached(what: str, outcome: Detached) -> None:
     how = "started supervisor" if outcome.started else "queued behind supervisor"
-    print(f"{what}: request {outcome.request_id} {how} pid {outcome.pid}; log {outcome.log}. "
-          "Follow it with `w2s follow` (or `w2s queue`); cancel with `w2s cancel`.")
+    print(
+        f"{what}: request {outcome.request_id} {how} pid {outcome.pid}; log {outcome.log}. "
+        "Follow it with `w2s follow` (or `w2s queue`); cancel with `w2s cancel`."
+    )
 
 
 def _check_data(recipe: Recipe) -> str:

@@ -45,16 +45,22 @@ def _request(root: Path) -> dict:
 
 
 def submit_request(root: Path, recipe: Recipe, force: bool, parallel: int) -> sv.Submit:
-    return sv.Submit(recipe_path=str(Path(recipe.path).resolve()), recipe_text=recipe.text, force=force,
-                     parallel=parallel, **_request(root))
+    return sv.Submit(
+        recipe_path=str(Path(recipe.path).resolve()),
+        recipe_text=recipe.text,
+        force=force,
+        parallel=parallel,
+        **_request(root),
+    )
 
 
 def retry_request(root: Path, job_hashes: set[str]) -> sv.Retry:
     return sv.Retry(jobs=sorted(job_hashes), **_request(root))
 
 
-def supervise(root: Path, what: str, request: sv.Submit | sv.Retry, options: QueueOptions,
-              name: str | None = None) -> Detached | sv.Outcome:
+def supervise(
+    root: Path, what: str, request: sv.Submit | sv.Retry, options: QueueOptions, name: str | None = None
+) -> Detached | sv.Outcome:
     """Queue `request` for a background supervisor (started if none runs); with --detach return at
     once, else follow the run it makes until it is over (`name`: the recipe's, for the Ctrl-C hint)."""
     sv.open_store_if_idle(root)  # a damaged or newer database is said before anything is queued
@@ -63,11 +69,20 @@ def supervise(root: Path, what: str, request: sv.Submit | sv.Retry, options: Que
     if options.detach:
         return Detached(request_id, pid, started, root / sv.LOG_NAME)
     how = "started supervisor" if started else "queued behind supervisor"
-    print(f"{what}: {how} pid {pid} (log {root / sv.LOG_NAME}); following it here. Ctrl-C stops following "
-          "(the jobs go on); `w2s follow` re-attaches.", flush=True)
-    return sv.attach(root, request_id=request_id, kind=SUBMIT if isinstance(request, sv.Submit) else RETRY,
-                     name=name, cancel_on_interrupt=options.cancel_on_interrupt, parallel=options.parallel,
-                     jobs_per_gpu=options.jobs_per_gpu)
+    print(
+        f"{what}: {how} pid {pid} (log {root / sv.LOG_NAME}); following it here. Ctrl-C stops following "
+        "(the jobs go on); `w2s follow` re-attaches.",
+        flush=True,
+    )
+    return sv.attach(
+        root,
+        request_id=request_id,
+        kind=SUBMIT if isinstance(request, sv.Submit) else RETRY,
+        name=name,
+        cancel_on_interrupt=options.cancel_on_interrupt,
+        parallel=options.parallel,
+        jobs_per_gpu=options.jobs_per_gpu,
+    )
 
 
 def resume(root: Path, active: list[dict]) -> tuple[dict | None, int | None]:

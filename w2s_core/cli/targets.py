@@ -35,8 +35,10 @@ def _recipe_jobs(store: Store, target: str) -> list[dict]:
     wanted = load_recipe(path).hash if path.is_file() else None
     names = {r["hash"] for r in store.recipes() if r["hash"] == wanted or r["name"] in (target, path.stem)}
     if not names:
-        raise InputError(f"{target!r} is not a job hash prefix, a run id or a recipe name/file known to "
-                         f"{store.path}; `w2s queue` and `w2s runs` list them")
+        raise InputError(
+            f"{target!r} is not a job hash prefix, a run id or a recipe name/file known to "
+            f"{store.path}; `w2s queue` and `w2s runs` list them"
+        )
     return [j for h in sorted(names) for j in store.jobs(recipe_hash=h)]
 
 
@@ -89,11 +91,9 @@ def recipe_hashes(store: Store, recipe: str | None, every: bool) -> list[str]:
                 return [wanted]
         by_name = [r for r in recipes if r["name"] in (recipe, path.stem)]
         if not by_name:
-            raise InputError(f"no results for recipe {recipe!r} in {store.path}; run it first with "
-                             f"`w2s run {recipe}`")
+            raise InputError(f"no results for recipe {recipe!r} in {store.path}; run it first with `w2s run {recipe}`")
         return [max(by_name, key=lambda r: r["created_at"])["hash"]]
     runs = store.runs()
     if not runs:
         raise InputError(f"{store.path} holds no runs yet; start one with `w2s run RECIPE`")
     return [max(runs, key=lambda r: r["id"])["recipe_hash"]]
-

@@ -1,16 +1,16 @@
 """Datasets and deterministic A/B/test splits for weak-to-strong runs. Never imports torch.
 
-    types.py           Example, Pool, Split, DatasetInfo
-    registry.py        DATASETS (every name a recipe may use) and dataset_fingerprint
-    hub.py             Hugging Face Hub sources, the loader (Parquet fallback for script-based repos), first formatters
-    eleuther.py        the EleutherAI/w2s breadth: formatters and registry entries
-    cards.py           licence and rows per split, as the Hub dataset cards give them
-    cache.py           where the Hugging Face caches are, what is in them, the offline variables
-    synthetic.py       the offline word-polarity task (and the tiny models' vocabulary)
-    movie_snippets.py  the demo's offline movie-review snippets
-    local.py           .jsonl/.json/.csv/.parquet files and their column mapping
-    splits.py          make_splits: seeded, disjoint, optionally class-balanced halves A, B and test;
-                       val_rows: the seeded validation rows of a job's training half
+types.py           Example, Pool, Split, DatasetInfo
+registry.py        DATASETS (every name a recipe may use) and dataset_fingerprint
+hub.py             Hugging Face Hub sources, the loader (Parquet fallback for script-based repos), first formatters
+eleuther.py        the EleutherAI/w2s breadth: formatters and registry entries
+cards.py           licence and rows per split, as the Hub dataset cards give them
+cache.py           where the Hugging Face caches are, what is in them, the offline variables
+synthetic.py       the offline word-polarity task (and the tiny models' vocabulary)
+movie_snippets.py  the demo's offline movie-review snippets
+local.py           .jsonl/.json/.csv/.parquet files and their column mapping
+splits.py          make_splits: seeded, disjoint, optionally class-balanced halves A, B and test;
+                   val_rows: the seeded validation rows of a job's training half
 """
 
 from w2s_core.data.hub import (

@@ -28,8 +28,7 @@ def _pick(answers: list[str], correct: int, rng: random.Random) -> tuple[str, in
 
 def format_anli(row: dict, rng: random.Random) -> Example:
     """Reference `format_anli`: entailment (label 0) is the positive class; neutral and contradiction are 0."""
-    text = (f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n\n"
-            "Does the premise entail the hypothesis?")
+    text = f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n\nDoes the premise entail the hypothesis?"
     return text, int(row["label"] == 0)
 
 
@@ -76,8 +75,10 @@ def format_ethics_utilitarianism(row: dict, rng: random.Random) -> Example:
 
 def format_mc_taco(row: dict, rng: random.Random) -> Example:
     """Reference `format_mc_taco`: one candidate answer per row, labelled plausible (1) or not (0)."""
-    return (f"{row['sentence']}\n\nGiven the above, {row['question']} Is the answer {row['answer']}?",
-            int(row["label"]))
+    return (
+        f"{row['sentence']}\n\nGiven the above, {row['question']} Is the answer {row['answer']}?",
+        int(row["label"]),
+    )
 
 
 def format_hellaswag(row: dict, rng: random.Random) -> Example:
@@ -85,14 +86,15 @@ def format_hellaswag(row: dict, rng: random.Random) -> Example:
     endings = list(row["endings"])
     answer, label = _pick(endings, int(row["label"]), rng)
     listed = "\n".join(endings)
-    return (f"Context:\n{row['ctx']}\n\nContinuations:\n\n{listed}\n\nQ: Is \"{answer}\" the best continuation?",
-            label)
+    return (f'Context:\n{row["ctx"]}\n\nContinuations:\n\n{listed}\n\nQ: Is "{answer}" the best continuation?', label)
 
 
 def format_multirc(row: dict, rng: random.Random) -> Example:
     """Reference `format_multirc`: one candidate answer per row, labelled by the dataset."""
-    return (f"Passage:\n\n{row['paragraph']}\n\nQ: \"{row['question']}\" Is the answer \"{row['answer']}\"?",
-            int(row["label"]))
+    return (
+        f'Passage:\n\n{row["paragraph"]}\n\nQ: "{row["question"]}" Is the answer "{row["answer"]}"?',
+        int(row["label"]),
+    )
 
 
 def format_openbookqa(row: dict, rng: random.Random) -> Example:
@@ -107,8 +109,7 @@ def format_openbookqa(row: dict, rng: random.Random) -> Example:
 
 def format_paws(row: dict, rng: random.Random) -> Example:
     """Reference `format_paws`."""
-    text = (f"Sent 1: {row['sentence1']}\nSent 2: {row['sentence2']}\n\n"
-            "Q: Are these sentences semantically equivalent?")
+    text = f"Sent 1: {row['sentence1']}\nSent 2: {row['sentence2']}\n\nQ: Are these sentences semantically equivalent?"
     return text, int(row["label"])
 
 
@@ -122,29 +123,33 @@ def format_piqa(row: dict, rng: random.Random) -> Example:
 def format_quail(row: dict, rng: random.Random) -> Example:
     """Reference `format_quail`."""
     answer, label = _pick(list(row["answers"]), int(row["correct_answer_id"]), rng)
-    return f"Passage:\n\n{row['context']}\n\nQ: \"{row['question']}\" Is the answer \"{answer}\"?", label
+    return f'Passage:\n\n{row["context"]}\n\nQ: "{row["question"]}" Is the answer "{answer}"?', label
 
 
 def format_quartz(row: dict, rng: random.Random) -> Example:
     """Reference `format_quartz` (two choices: the right one or the other)."""
     texts = list(row["choices"]["text"])
     answer, label = _pick(texts, list(row["choices"]["label"]).index(row["answerKey"]), rng)
-    return f"Passage:\n{row['para']}\n\nQ: \"{row['question']}\" Is the answer \"{answer}\"?", label
+    return f'Passage:\n{row["para"]}\n\nQ: "{row["question"]}" Is the answer "{answer}"?', label
 
 
 def format_social_i_qa(row: dict, rng: random.Random) -> Example:
     """Reference `format_social_i_qa` (the dataset's label is "1", "2" or "3")."""
     answers = [row["answerA"], row["answerB"], row["answerC"]]
     answer, label = _pick(answers, int(row["label"]) - 1, rng)
-    text = (f"Context:\n{row['context']}\n\nQuestion: \"{row['question']}\"\n\nChoices:\n"
-            f"{answers[0]}\n{answers[1]}\n{answers[2]}\n\nIs the answer \"{answer}\"?")
+    text = (
+        f'Context:\n{row["context"]}\n\nQuestion: "{row["question"]}"\n\nChoices:\n'
+        f'{answers[0]}\n{answers[1]}\n{answers[2]}\n\nIs the answer "{answer}"?'
+    )
     return text, label
 
 
 def format_wic(row: dict, rng: random.Random) -> Example:
     """Reference `format_wic`."""
-    text = (f"Sentence 1:\n{row['sentence1']}\n\nSentence 2:\n{row['sentence2']}\n\n"
-            f"Q: Does \"{row['word']}\" have the same meaning in the above sentences?")
+    text = (
+        f"Sentence 1:\n{row['sentence1']}\n\nSentence 2:\n{row['sentence2']}\n\n"
+        f'Q: Does "{row["word"]}" have the same meaning in the above sentences?'
+    )
     return text, int(row["label"])
 
 
@@ -156,48 +161,169 @@ def format_twitter_sentiment(row: dict, rng: random.Random) -> Example:
 def format_sciq_with_support(row: dict, rng: random.Random) -> Example:
     """Reference `format_sciq_with_support` (from EleutherAI/elk-generalization): the support passage too."""
     label = int(rng.random() < 0.5)
-    answer = row["correct_answer"] if label else rng.choice([row["distractor1"], row["distractor2"], row["distractor3"]])
-    text = f"Name: Bob\n\nPassage 1:\n{row['support']}\n\nQ1: \"{row['question']}\" Is the answer \"{answer}\"?"
+    answer = (
+        row["correct_answer"] if label else rng.choice([row["distractor1"], row["distractor2"], row["distractor3"]])
+    )
+    text = f'Name: Bob\n\nPassage 1:\n{row["support"]}\n\nQ1: "{row["question"]}" Is the answer "{answer}"?'
     return text, label
 
 
-_ETHICS = {"deontology": format_ethics_deontology, "justice": format_ethics_justice,
-           "virtue": format_ethics_virtue, "utilitarianism": format_ethics_utilitarianism}
+_ETHICS = {
+    "deontology": format_ethics_deontology,
+    "justice": format_ethics_justice,
+    "virtue": format_ethics_virtue,
+    "utilitarianism": format_ethics_utilitarianism,
+}
 
 ELEUTHER_ENTRIES = (
-    hub_entry("anli-r2", "facebook/anli", format_anli, "test_r2", "Does the premise entail the hypothesis (ANLI round 2)",
-              train_split="train_r2", reference=REF),
-    hub_entry("cola", "nyu-mll/glue", format_sentence, "validation", "Is the sentence grammatical (GLUE CoLA)",
-              config="cola", reference=REF),
-    hub_entry("dream", "dataset-org/dream", format_dream, "test", "Dialogue reading comprehension, answer vs distractor",
-              reference=REF),
-    *(hub_entry(f"ethics-{part}", "hendrycks/ethics", fmt, "test", f"ETHICS {part} (Hendrycks et al.)",
-                config=part, reference=REF) for part, fmt in _ETHICS.items()),
-    hub_entry("mc_taco", "CogComp/mc_taco", format_mc_taco, "validation",
-              "Temporal commonsense: is a candidate answer plausible (train = the larger test split, as the reference)",
-              train_split="test", reference=REF),
-    hub_entry("hellaswag", "Rowan/hellaswag", format_hellaswag, "validation",
-              "Is this the best continuation of the context", reference=REF),
-    hub_entry("multirc", "aps/super_glue", format_multirc, "validation", "Multi-sentence reading comprehension (SuperGLUE)",
-              config="multirc", reference=REF),
-    hub_entry("openbookqa", "allenai/openbookqa", format_openbookqa, "test", "Open-book science QA, answer vs distractor",
-              config="main", reference=REF + " (answer shown as text for both labels: see format_openbookqa)"),
-    hub_entry("paws", "google-research-datasets/paws", format_paws, "test", "Are the two sentences paraphrases",
-              config="labeled_final", reference=REF),
-    hub_entry("piqa", "ybisk/piqa", format_piqa, "validation", "Physical commonsense: right vs wrong solution",
-              parquet=True, parquet_config="plain_text", reference=REF),
-    hub_entry("quail", "textmachinelab/quail", format_quail, "validation", "Reading comprehension, answer vs distractor",
-              reference=REF),
-    hub_entry("quartz", "allenai/quartz", format_quartz, "test", "Qualitative relationship questions on a passage",
-              reference=REF),
-    hub_entry("social_i_qa", "allenai/social_i_qa", format_social_i_qa, "validation",
-              "Social commonsense, answer vs distractor", parquet=True, reference=REF),
-    hub_entry("sst2", "stanfordnlp/sst2", format_sentence, "validation", "Movie-review sentence sentiment (SST-2)",
-              reference=REF),
-    hub_entry("wic", "aps/super_glue", format_wic, "validation", "Does the word mean the same in both sentences (SuperGLUE)",
-              config="wic", reference=REF),
-    hub_entry("twitter-sentiment", "EleutherAI/twitter-sentiment", format_twitter_sentiment, "test",
-              "Tweet sentiment", reference=REF),
-    hub_entry("sciq_with_support", "allenai/sciq", format_sciq_with_support, "test",
-              "Science exam QA with the support passage, answer vs distractor", reference=REF),
+    hub_entry(
+        "anli-r2",
+        "facebook/anli",
+        format_anli,
+        "test_r2",
+        "Does the premise entail the hypothesis (ANLI round 2)",
+        train_split="train_r2",
+        reference=REF,
+    ),
+    hub_entry(
+        "cola",
+        "nyu-mll/glue",
+        format_sentence,
+        "validation",
+        "Is the sentence grammatical (GLUE CoLA)",
+        config="cola",
+        reference=REF,
+    ),
+    hub_entry(
+        "dream",
+        "dataset-org/dream",
+        format_dream,
+        "test",
+        "Dialogue reading comprehension, answer vs distractor",
+        reference=REF,
+    ),
+    *(
+        hub_entry(
+            f"ethics-{part}",
+            "hendrycks/ethics",
+            fmt,
+            "test",
+            f"ETHICS {part} (Hendrycks et al.)",
+            config=part,
+            reference=REF,
+        )
+        for part, fmt in _ETHICS.items()
+    ),
+    hub_entry(
+        "mc_taco",
+        "CogComp/mc_taco",
+        format_mc_taco,
+        "validation",
+        "Temporal commonsense: is a candidate answer plausible (train = the larger test split, as the reference)",
+        train_split="test",
+        reference=REF,
+    ),
+    hub_entry(
+        "hellaswag",
+        "Rowan/hellaswag",
+        format_hellaswag,
+        "validation",
+        "Is this the best continuation of the context",
+        reference=REF,
+    ),
+    hub_entry(
+        "multirc",
+        "aps/super_glue",
+        format_multirc,
+        "validation",
+        "Multi-sentence reading comprehension (SuperGLUE)",
+        config="multirc",
+        reference=REF,
+    ),
+    hub_entry(
+        "openbookqa",
+        "allenai/openbookqa",
+        format_openbookqa,
+        "test",
+        "Open-book science QA, answer vs distractor",
+        config="main",
+        reference=REF + " (answer shown as text for both labels: see format_openbookqa)",
+    ),
+    hub_entry(
+        "paws",
+        "google-research-datasets/paws",
+        format_paws,
+        "test",
+        "Are the two sentences paraphrases",
+        config="labeled_final",
+        reference=REF,
+    ),
+    hub_entry(
+        "piqa",
+        "ybisk/piqa",
+        format_piqa,
+        "validation",
+        "Physical commonsense: right vs wrong solution",
+        parquet=True,
+        parquet_config="plain_text",
+        reference=REF,
+    ),
+    hub_entry(
+        "quail",
+        "textmachinelab/quail",
+        format_quail,
+        "validation",
+        "Reading comprehension, answer vs distractor",
+        reference=REF,
+    ),
+    hub_entry(
+        "quartz",
+        "allenai/quartz",
+        format_quartz,
+        "test",
+        "Qualitative relationship questions on a passage",
+        reference=REF,
+    ),
+    hub_entry(
+        "social_i_qa",
+        "allenai/social_i_qa",
+        format_social_i_qa,
+        "validation",
+        "Social commonsense, answer vs distractor",
+        parquet=True,
+        reference=REF,
+    ),
+    hub_entry(
+        "sst2",
+        "stanfordnlp/sst2",
+        format_sentence,
+        "validation",
+        "Movie-review sentence sentiment (SST-2)",
+        reference=REF,
+    ),
+    hub_entry(
+        "wic",
+        "aps/super_glue",
+        format_wic,
+        "validation",
+        "Does the word mean the same in both sentences (SuperGLUE)",
+        config="wic",
+        reference=REF,
+    ),
+    hub_entry(
+        "twitter-sentiment",
+        "EleutherAI/twitter-sentiment",
+        format_twitter_sentiment,
+        "test",
+        "Tweet sentiment",
+        reference=REF,
+    ),
+    hub_entry(
+        "sciq_with_support",
+        "allenai/sciq",
+        format_sciq_with_support,
+        "test",
+        "Science exam QA with the support passage, answer vs distractor",
+        reference=REF,
+    ),
 )

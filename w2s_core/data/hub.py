@@ -101,28 +101,40 @@ def _advice(name: str, src: HubSource, revision: str | None, split: str, exc: Ex
     tried = f"revision {revision or 'default branch'}, split '{split}'"
     cause = f"({type(exc).__name__}: {first_line})"
     if env_flag("HF_DATASETS_OFFLINE") or env_flag("HF_HUB_OFFLINE"):
-        fix = (f"HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set, so only the cache was searched "
-               f"(HF_DATASETS_CACHE={os.environ.get('HF_DATASETS_CACHE', 'default')}). Run `w2s prefetch RECIPE` "
-               "on a machine with network (the login node) with the same cache variables, then run again")
+        fix = (
+            f"HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set, so only the cache was searched "
+            f"(HF_DATASETS_CACHE={os.environ.get('HF_DATASETS_CACHE', 'default')}). Run `w2s prefetch RECIPE` "
+            "on a machine with network (the login node) with the same cache variables, then run again"
+        )
     elif SCRIPT_ERROR in str(exc):
-        fix = (f"the repo is script-based and a pinned revision cannot be mapped to its Parquet conversion: "
-               f"pin a commit of the '{PARQUET_REVISION}' branch instead (`w2s prefetch` prints it)")
+        fix = (
+            f"the repo is script-based and a pinned revision cannot be mapped to its Parquet conversion: "
+            f"pin a commit of the '{PARQUET_REVISION}' branch instead (`w2s prefetch` prints it)"
+        )
     else:
         fix = "the Hub could not be reached or the dataset, config, split or revision was not found"
     return W2SError(
         f"Could not load dataset '{name}' from the Hugging Face Hub as {what}, {tried} {cause}: {fix}. "
-        f"To work without the Hub, save the data as a local file and use `path = \"data/{name}.jsonl\"` "
-        f"(with text_column and label_column) instead of `name = \"{name}\"` in the recipe's [data] table."
+        f'To work without the Hub, save the data as a local file and use `path = "data/{name}.jsonl"` '
+        f'(with text_column and label_column) instead of `name = "{name}"` in the recipe\'s [data] table.'
     )
 
 
-def hub_load(name: str, src: HubSource, revision: str | None, split: str, cache_dir: str | None = None
-             ) -> tuple[Any, dict]:
+def hub_load(
+    name: str, src: HubSource, revision: str | None, split: str, cache_dir: str | None = None
+) -> tuple[Any, dict]:
     """One split of a registry dataset and the record of what was loaded; failures become a W2SError
     naming the dataset, the revision tried and the fix."""
     wanted = src.load_revision(revision)
-    record = {"dataset": name, "hub_id": src.hub_id, "split": split, "requested_revision": revision,
-              "revision": wanted, "config": src.config, "parquet_conversion": src.parquet}
+    record = {
+        "dataset": name,
+        "hub_id": src.hub_id,
+        "split": split,
+        "requested_revision": revision,
+        "revision": wanted,
+        "config": src.config,
+        "parquet_conversion": src.parquet,
+    }
     try:
         if src.parquet:
             rows, record["config"] = _load_parquet(src, wanted, split, cache_dir)
@@ -134,8 +146,11 @@ def hub_load(name: str, src: HubSource, revision: str | None, split: str, cache_
                     raise
                 record.update(revision=PARQUET_REVISION, parquet_conversion=True, fallback=True)
                 rows, record["config"] = _load_parquet(src, PARQUET_REVISION, split, cache_dir)
-                print(f"note: dataset '{name}' ({src.hub_id}) is script-based on the Hub; loaded its Parquet "
-                      f"conversion ({PARQUET_REVISION}, config '{record['config']}')", file=sys.stderr)
+                print(
+                    f"note: dataset '{name}' ({src.hub_id}) is script-based on the Hub; loaded its Parquet "
+                    f"conversion ({PARQUET_REVISION}, config '{record['config']}')",
+                    file=sys.stderr,
+                )
     except W2SError:
         raise
     except Exception as exc:  # offline, not found, bad revision: each gets its own advice
@@ -144,8 +159,9 @@ def hub_load(name: str, src: HubSource, revision: str | None, split: str, cache_
     return rows, record
 
 
-def hub_entry(name: str, hub_id: str, formatter: Formatter, test_split: str, description: str,
-              version: int = 1, **source: Any) -> DatasetInfo:
+def hub_entry(
+    name: str, hub_id: str, formatter: Formatter, test_split: str, description: str, version: int = 1, **source: Any
+) -> DatasetInfo:
     """A registry entry for a Hub dataset (`source`: the other HubSource fields); bump `version`
     whenever its formatter's output changes."""
     src = HubSource(hub_id, test_split=test_split, **source)
@@ -159,8 +175,12 @@ def hub_entry(name: str, hub_id: str, formatter: Formatter, test_split: str, des
         return pools[0], pools[1]
 
     def identity(cfg: dict) -> dict:
-        out = {"hub_id": hub_id, "revision": cfg.get("revision") or src.revision, "formatter_version": version,
-               "splits": [src.train_split, test_split]}
+        out = {
+            "hub_id": hub_id,
+            "revision": cfg.get("revision") or src.revision,
+            "formatter_version": version,
+            "splits": [src.train_split, test_split],
+        }
         if src.config:
             out["config"] = src.config
         if src.parquet:  # what is loaded is the Hub's Parquet conversion of a script-based repo

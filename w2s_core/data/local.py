@@ -60,8 +60,7 @@ def read_records(path: Path) -> tuple[list[dict], list[str]]:
     suffix = path.suffix.lower()
     if suffix not in LOCAL_EXTENSIONS:
         raise InputError(
-            f"Data file {path} has an unsupported extension '{path.suffix}'; supported: "
-            f"{', '.join(LOCAL_EXTENSIONS)}."
+            f"Data file {path} has an unsupported extension '{path.suffix}'; supported: {', '.join(LOCAL_EXTENSIONS)}."
         )
     require_file(path)
     try:

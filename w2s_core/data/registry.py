@@ -50,15 +50,13 @@ DATASETS: dict[str, DatasetInfo] = {
 def source(cfg: dict) -> tuple[str, DatasetInfo | None]:
     """A human name for the data, and its registry entry (None for a local file)."""
     if ("name" in cfg) == ("path" in cfg):
-        raise InputError(
-            "The recipe's [data] table needs exactly one of `name` (a registered dataset) or `path`."
-        )
+        raise InputError("The recipe's [data] table needs exactly one of `name` (a registered dataset) or `path`.")
     if "path" in cfg:
         return str(cfg["path"]), None
     if cfg["name"] not in DATASETS:
         raise InputError(
             f"Unknown dataset name '{cfg['name']}' in the recipe's [data] table; registered: "
-            f"{', '.join(DATASETS)}. For your own data use `path = \"...\"` (.jsonl/.json/.csv/.parquet)."
+            f'{", ".join(DATASETS)}. For your own data use `path = "..."` (.jsonl/.json/.csv/.parquet).'
         )
     return cfg["name"], DATASETS[cfg["name"]]
 

@@ -31,8 +31,12 @@ class Split:
     def keep(self, rows: list[int]) -> Split:
         """The split with only `rows` (indices into this split, ascending), remembering their drawn positions."""
         index = self.index
-        return Split([self.texts[i] for i in rows], [self.labels[i] for i in rows], [self.ids[i] for i in rows],
-                     [index[i] for i in rows])
+        return Split(
+            [self.texts[i] for i in rows],
+            [self.labels[i] for i in rows],
+            [self.ids[i] for i in rows],
+            [index[i] for i in rows],
+        )
 
 
 @dataclass(frozen=True)

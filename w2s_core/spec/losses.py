@@ -50,8 +50,9 @@ def loss_defaults(name: str, params: dict) -> dict[str, float]:
 
 def _check_choice(name: str, key: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise InputError(f"loss '{name}': parameter '{key}' is {value!r}; expected one of "
-                         f"{', '.join(repr(c) for c in choices)}.")
+        raise InputError(
+            f"loss '{name}': parameter '{key}' is {value!r}; expected one of {', '.join(repr(c) for c in choices)}."
+        )
     return str(value)
 
 
@@ -76,9 +77,7 @@ def resolve_loss(name: str, params: dict) -> dict:
     merged: dict = dict(defaults)
     for key, value in params.items():
         if key not in known:
-            raise InputError(
-                f"loss '{name}': unknown parameter '{key}'{did_you_mean(key, known)}; allowed: {allowed}."
-            )
+            raise InputError(f"loss '{name}': unknown parameter '{key}'{did_you_mean(key, known)}; allowed: {allowed}.")
         if key in choices:
             merged[key] = _check_choice(name, key, value, choices[key])
         else:

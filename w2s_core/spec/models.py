@@ -37,19 +37,30 @@ def tiny_settings(name: str, tiny: dict | None) -> dict:
         raise InputError(f"'{name}' is not a built-in tiny model; the built-ins are {', '.join(sorted(BUILTIN_TINY))}.")
     unknown = set(tiny or {}) - set(TINY_DEFAULTS)
     if unknown:
-        raise InputError(f"model '{name}': unknown `tiny` keys {', '.join(sorted(unknown))}; "
-                         f"expected some of {', '.join(TINY_DEFAULTS)}.")
+        raise InputError(
+            f"model '{name}': unknown `tiny` keys {', '.join(sorted(unknown))}; "
+            f"expected some of {', '.join(TINY_DEFAULTS)}."
+        )
     settings = {**TINY_DEFAULTS, **(tiny or {})}
     for key, value in settings.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
-            raise InputError(f"model '{name}': `tiny.{key}` must be a {'non-negative' if key == 'seed' else 'positive'} "
-                             f"integer, got {value!r}.")
+            raise InputError(
+                f"model '{name}': `tiny.{key}` must be a {'non-negative' if key == 'seed' else 'positive'} "
+                f"integer, got {value!r}."
+            )
     if settings["hidden_size"] % settings["num_heads"]:
-        raise InputError(f"model '{name}': `tiny.hidden_size` ({settings['hidden_size']}) must be a multiple of "
-                         f"`tiny.num_heads` ({settings['num_heads']}).")
+        raise InputError(
+            f"model '{name}': `tiny.hidden_size` ({settings['hidden_size']}) must be a multiple of "
+            f"`tiny.num_heads` ({settings['num_heads']})."
+        )
     vocab = tiny_vocab()
-    return {"name": name, **settings, "positions": TINY_POSITIONS, "generator": _TINY_GENERATOR,
-            "vocab_sha256": sha256_text(json.dumps(list(vocab)))}
+    return {
+        "name": name,
+        **settings,
+        "positions": TINY_POSITIONS,
+        "generator": _TINY_GENERATOR,
+        "vocab_sha256": sha256_text(json.dumps(list(vocab))),
+    }
 
 
 def tiny_vocab() -> dict[str, int]:
@@ -69,11 +80,15 @@ def local_model_dir(spec: dict) -> str:
     path = spec["path"]
     local = os.path.expanduser(path)
     if not os.path.isdir(local):
-        raise InputError(f"Model '{spec.get('name', path)}': the local directory '{path}' does not exist. "
-                         "Expected a directory holding config.json and weights (or a hub id like 'gpt2').")
+        raise InputError(
+            f"Model '{spec.get('name', path)}': the local directory '{path}' does not exist. "
+            "Expected a directory holding config.json and weights (or a hub id like 'gpt2')."
+        )
     if not os.path.isfile(os.path.join(local, "config.json")):
-        raise InputError(f"Model '{spec.get('name', path)}': the local directory '{path}' has no config.json, "
-                         "so it is not a saved Hugging Face model. Expected the output of `save_pretrained`.")
+        raise InputError(
+            f"Model '{spec.get('name', path)}': the local directory '{path}' has no config.json, "
+            "so it is not a saved Hugging Face model. Expected the output of `save_pretrained`."
+        )
     return local
 
 
@@ -90,8 +105,9 @@ def model_fingerprint(spec: dict) -> str:
         local = Path(local_model_dir(spec)).resolve()
         parts["path"] = str(local)
         parts["config_sha256"] = sha256_text((local / "config.json").read_bytes())
-        parts["weights"] = {p.name: p.stat().st_size for p in sorted(local.iterdir())
-                            if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)}
+        parts["weights"] = {
+            p.name: p.stat().st_size
+            for p in sorted(local.iterdir())
+            if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)
+        }
     return json.dumps(parts, sort_keys=True)
-
-

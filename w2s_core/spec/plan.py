@@ -140,13 +140,20 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
         **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss", "length_filter")},
         "loss": {**spec["loss"], "params": hashed_params(spec["loss"]["params"])},
-        "train": {k: v for k, v in spec["train"].items()
-                  if not (k in UNHASHED_TRAIN_DEFAULTS and v == UNHASHED_TRAIN_DEFAULTS[k])},
+        "train": {
+            k: v
+            for k, v in spec["train"].items()
+            if not (k in UNHASHED_TRAIN_DEFAULTS and v == UNHASHED_TRAIN_DEFAULTS[k])
+        },
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }
     if "length_filter" in spec:  # by what the tokenizers are, so renaming or reordering models keeps keys
-        identity["length_filter"] = sorted({json.dumps([model_fingerprint(m), bool(m.get("trust_remote_code")),
-                                                        m["max_length"]]) for m in spec["length_filter"]})
+        identity["length_filter"] = sorted(
+            {
+                json.dumps([model_fingerprint(m), bool(m.get("trust_remote_code")), m["max_length"]])
+                for m in spec["length_filter"]
+            }
+        )
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -185,8 +192,16 @@ class _Planner:
         existing.roles.append(role)
         return existing
 
-    def spec(self, model_name: str, seed: int, train_split: str, labels: Labels | str, predict: str,
-             loss: LossSpec, overrides: dict | None = None) -> JobSpec:
+    def spec(
+        self,
+        model_name: str,
+        seed: int,
+        train_split: str,
+        labels: Labels | str,
+        predict: str,
+        loss: LossSpec,
+        overrides: dict | None = None,
+    ) -> JobSpec:
         model = self.recipe.model(model_name)
         train = dict(self.recipe.train)
         train.update({k: model[k] for k in TRAIN_KEYS if k in model})  # per-model settings win
@@ -215,15 +230,27 @@ class _Planner:
         loss: LossSpec = {"name": method["loss"], "params": method["params"]}
         spec = self.spec(model, seed, train_split, labels, predict, loss, method.get("train"))
         kind = JobKind.TRANSFER if upstream.kind == JobKind.GT else JobKind.BOOTSTRAP
-        return Job(job_key(spec, upstream.key), kind, model, seed, spec, [upstream.key],
-                   weak_model=upstream.model, method=method["name"])
+        return Job(
+            job_key(spec, upstream.key),
+            kind,
+            model,
+            seed,
+            spec,
+            [upstream.key],
+            weak_model=upstream.model,
+            method=method["name"],
+        )
 
     def pairs(self, seed: int) -> None:
         for weak, strong in self.recipe.pairs:
             for method in self.recipe.transfers:
                 job = self.transfer(self.gt(weak, seed), strong, seed, method, "B", "A")
-                self.add(job, TransferRole(role=JobKind.TRANSFER.value, weak=weak, strong=strong,
-                                           method=method["name"], seed=seed))
+                self.add(
+                    job,
+                    TransferRole(
+                        role=JobKind.TRANSFER.value, weak=weak, strong=strong, method=method["name"], seed=seed
+                    ),
+                )
 
     def chain(self, chain: Chain, seed: int) -> None:
         upstream = self.gt(chain["models"][0], seed)
@@ -231,8 +258,12 @@ class _Planner:
         for step, model in enumerate(chain["models"][1:], start=1):
             predict = train_split if chain["relabel"] == "same" else OTHER_HALF[train_split]
             job = self.transfer(upstream, model, seed, chain, train_split, predict)
-            upstream = self.add(job, BootstrapRole(role=JobKind.BOOTSTRAP.value, chain=chain["models"],
-                                                   method=chain["name"], step=step, seed=seed))
+            upstream = self.add(
+                job,
+                BootstrapRole(
+                    role=JobKind.BOOTSTRAP.value, chain=chain["models"], method=chain["name"], step=step, seed=seed
+                ),
+            )
             train_split = predict
 
 

@@ -108,9 +108,20 @@ def parse_recipe(raw: dict, path: Path, text: str) -> Recipe:
     if not pairs and not chains and 0 < len(models) < 2 and "models" in raw:
         err.add("models", "expected at least two models (a weak and a strong one), or a [[bootstrap]] chain")
     err.raise_if_any()
-    return Recipe(path=path, name=raw.get("name") or path.stem, text=text,
-                  hash=hashlib.sha256(text.encode()).hexdigest(), data=data, train={**TRAIN_DEFAULTS, **train},
-                  models=models, pairs=pairs, transfers=transfers, chains=chains, seeds=seeds, launch=launch)
+    return Recipe(
+        path=path,
+        name=raw.get("name") or path.stem,
+        text=text,
+        hash=hashlib.sha256(text.encode()).hexdigest(),
+        data=data,
+        train={**TRAIN_DEFAULTS, **train},
+        models=models,
+        pairs=pairs,
+        transfers=transfers,
+        chains=chains,
+        seeds=seeds,
+        launch=launch,
+    )
 
 
 def _table(raw: dict, key: str) -> dict:
@@ -197,14 +208,20 @@ def _selection(data: dict, train: dict, models: list[ModelEntry], err: Problems)
             continue  # a bad value: the key checks report it
         where = {k: f"models.{m['name']}.{k}" if k in own else f"train.{k}" for k in keys}
         if half is not None and t["val_size"] >= half:
-            found[where["val_size"]] = (f"{t['val_size']} leaves no training examples: a job trains on half of "
-                                        f"data.n_train ({half}) less val_size; hold out fewer or raise n_train")
+            found[where["val_size"]] = (
+                f"{t['val_size']} leaves no training examples: a job trains on half of "
+                f"data.n_train ({half}) less val_size; hold out fewer or raise n_train"
+            )
         if t["select"] != "final" and not t["val_size"]:
-            found[where["select"]] = (f"{t['select']!r} keeps the checkpoint with the best validation figure, but "
-                                      "val_size is 0: set val_size (e.g. 1000, as EleutherAI/w2s) or select = 'final'")
+            found[where["select"]] = (
+                f"{t['select']!r} keeps the checkpoint with the best validation figure, but "
+                "val_size is 0: set val_size (e.g. 1000, as EleutherAI/w2s) or select = 'final'"
+            )
         elif t["select"] != "final" and not t["eval_every"]:
-            found[where["eval_every"]] = (f"select = {t['select']!r} chooses between eval points, but eval_every is 0: "
-                                          "set eval_every (e.g. 25, as EleutherAI/w2s), the steps between them")
+            found[where["eval_every"]] = (
+                f"select = {t['select']!r} chooses between eval points, but eval_every is 0: "
+                "set eval_every (e.g. 25, as EleutherAI/w2s), the steps between them"
+            )
     for key, msg in found.items():
         err.add(key, msg)
 
@@ -258,8 +275,11 @@ def _method(entry: dict, where: str, err: Problems) -> Method | None:
     except InputError as exc:
         err.add(f"{where}loss" if str(loss) not in LOSS_DEFAULTS else where.rstrip("."), str(exc))
         return None
-    method: Method = {"name": entry.get("name", loss), "loss": loss,
-                      "params": {**loss_defaults(loss, params), **params}}
+    method: Method = {
+        "name": entry.get("name", loss),
+        "loss": loss,
+        "params": {**loss_defaults(loss, params), **params},
+    }
     if train:
         method["train"] = train
     return method
@@ -303,5 +323,9 @@ def _chain(entry: dict, where: str, names: list[str], err: Problems) -> Chain | 
     method = _method(entry, where, err)
     if method is None:
         return None
-    return {**method, "name": entry.get("name", "bootstrap-" + method["name"]), "models": list(chain),
-            "relabel": relabel}
+    return {
+        **method,
+        "name": entry.get("name", "bootstrap-" + method["name"]),
+        "models": list(chain),
+        "relabel": relabel,
+    }

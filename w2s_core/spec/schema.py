@@ -94,8 +94,17 @@ TRAIN_DEFAULTS = {
 # `plan.job_key` leaves a key out of the hash while it has this value, so finished jobs keep their keys.
 UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "val_size": 0, "select": "final"}
 # Keys a model's registry entry supplies and a recipe may override per model.
-MODEL_TRAIN_KEYS = ("mode", "epochs", "lr", "batch_size", "minibatch_size", "max_length", "dtype", "grad_checkpointing",
-                    "optimizer")
+MODEL_TRAIN_KEYS = (
+    "mode",
+    "epochs",
+    "lr",
+    "batch_size",
+    "minibatch_size",
+    "max_length",
+    "dtype",
+    "grad_checkpointing",
+    "optimizer",
+)
 
 MODEL_KEYS: dict[str, Check] = {
     "name": string,
@@ -119,11 +128,24 @@ CHAIN_KEYS: dict[str, Check] = {
 }
 LAUNCH_KEYS: dict[str, Check] = {"accelerate_config": string, "parallel": pos_int}
 # Names users bring from other tools, mapped to ours for the did-you-mean hint.
-ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "max_len": "max_length",
-           "max_ctx": "max_length", "lr_schedule": "schedule", "micro_batch_size": "minibatch_size",
-           "gradient_checkpointing": "grad_checkpointing", "seed": "seeds", "model": "models",
-           "method": "loss", "aux_coef": "alpha", "transfer_lr": "lr", "transfer_epochs": "epochs",
-           "optim": "optimizer", "optimizer_name": "optimizer"}
+ALIASES = {
+    "learning_rate": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_len": "max_length",
+    "max_ctx": "max_length",
+    "lr_schedule": "schedule",
+    "micro_batch_size": "minibatch_size",
+    "gradient_checkpointing": "grad_checkpointing",
+    "seed": "seeds",
+    "model": "models",
+    "method": "loss",
+    "aux_coef": "alpha",
+    "transfer_lr": "lr",
+    "transfer_epochs": "epochs",
+    "optim": "optimizer",
+    "optimizer_name": "optimizer",
+}
 TOP_KEYS = ("name", "description", "data", "train", "models", "pairs", "transfer", "bootstrap", "seeds", "launch")
 
 

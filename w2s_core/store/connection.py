@@ -53,8 +53,7 @@ def sqlite_errors(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
             raise W2SError(
-                f"The w2s results database {self.path} failed in {method.__name__}: {exc}. "
-                f"{explain(exc)}"
+                f"The w2s results database {self.path} failed in {method.__name__}: {exc}. {explain(exc)}"
             ) from exc
 
     return wrapper

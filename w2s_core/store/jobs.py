@@ -75,8 +75,13 @@ class Jobs(StoreBase):
         status = _job_status(status)
         defaults: dict[str, Any] = {}
         if status == JobStatus.RUNNING:
-            defaults = {"started_at": time.time(), "finished_at": None, "exit_code": None, "error": None,
-                        "signal": None}
+            defaults = {
+                "started_at": time.time(),
+                "finished_at": None,
+                "exit_code": None,
+                "error": None,
+                "signal": None,
+            }
         elif status in TERMINAL:
             defaults = {"finished_at": time.time()}
         with self.transaction() as conn:
@@ -89,7 +94,9 @@ class Jobs(StoreBase):
 
     @sqlite_errors
     def jobs(
-        self, recipe_hash: str | None = None, status: str | Sequence[str] | None = None,
+        self,
+        recipe_hash: str | None = None,
+        status: str | Sequence[str] | None = None,
         run_id: int | None = None,
     ) -> list[JobRow]:
         """Jobs in planning order, filtered by recipe (linked or first planner), status(es), run."""
@@ -98,9 +105,7 @@ class Jobs(StoreBase):
             where.append("run_id = ?")
             params.append(run_id)
         if recipe_hash is not None:
-            where.append(
-                "(recipe_hash = ? OR hash IN (SELECT job_hash FROM recipe_jobs WHERE recipe_hash = ?))"
-            )
+            where.append("(recipe_hash = ? OR hash IN (SELECT job_hash FROM recipe_jobs WHERE recipe_hash = ?))")
             params += [recipe_hash, recipe_hash]
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)

@@ -31,8 +31,11 @@ class Outputs(StoreBase):
         without eval points) is kept as NULL and read back as NaN; anything else that is not a
         number (text, lists) is left out here and stays in the job's result.json.
         """
-        kept = [(job_hash, k, None if v is None else float(v)) for k, v in values.items()
-                if v is None or isinstance(v, (int, float))]
+        kept = [
+            (job_hash, k, None if v is None else float(v))
+            for k, v in values.items()
+            if v is None or isinstance(v, (int, float))
+        ]
         with self.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO results (job_hash, key, value) VALUES (?, ?, ?)", kept)
 
@@ -44,7 +47,11 @@ class Outputs(StoreBase):
 
     @sqlite_errors
     def add_predictions(
-        self, job_hash: str, split: str, probs: Sequence[float], labels: Sequence[int] | None = None,
+        self,
+        job_hash: str,
+        split: str,
+        probs: Sequence[float],
+        labels: Sequence[int] | None = None,
         index: Sequence[int] | None = None,
     ) -> None:
         """Replace the job's predictions on `split`; idx = the example's position in the drawn split.

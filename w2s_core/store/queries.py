@@ -29,16 +29,25 @@ LIVE_KEYS = (Event.LOSS, Event.EXAMPLES, Event.EXAMPLES_PER_S, Event.TEST_ACC)
 
 
 def _last(key: str) -> str:
-    return (f"(SELECT value FROM metrics m WHERE m.job_hash = j.hash AND m.key = '{key}' "
-            f"ORDER BY m.seq DESC LIMIT 1) AS last_{key}")
+    return (
+        f"(SELECT value FROM metrics m WHERE m.job_hash = j.hash AND m.key = '{key}' "
+        f"ORDER BY m.seq DESC LIMIT 1) AS last_{key}"
+    )
 
 
 GT_ROLE_TEXT = "GT weak/ceiling"  # how job lists label a GT job (it is its model's weak supervisor and ceiling)
 
-_SEARCHED = ("j.hash", "j.model", "coalesce(j.weak_model, '')", "coalesce(j.loss, '')", "j.kind",
-             "coalesce(r.name, '')", "coalesce(json_extract(j.spec, '$.data.name'), '')",
-             "coalesce(json_extract(j.spec, '$.data.path'), '')",
-             f"(CASE j.kind WHEN 'gt' THEN '{GT_ROLE_TEXT}' ELSE '' END)")  # so a search matches the label shown
+_SEARCHED = (
+    "j.hash",
+    "j.model",
+    "coalesce(j.weak_model, '')",
+    "coalesce(j.loss, '')",
+    "j.kind",
+    "coalesce(r.name, '')",
+    "coalesce(json_extract(j.spec, '$.data.name'), '')",
+    "coalesce(json_extract(j.spec, '$.data.path'), '')",
+    f"(CASE j.kind WHEN 'gt' THEN '{GT_ROLE_TEXT}' ELSE '' END)",
+)  # so a search matches the label shown
 
 
 def _where(text: str, status: str | None) -> tuple[str, list]:
@@ -70,18 +79,25 @@ def count_jobs(store: Store, text: str = "", status: str | None = None) -> int:
 
 
 @sqlite_errors
-def job_rows(store: Store, text: str = "", status: str | None = None, sort: str = "recent",
-             offset: int = 0, limit: int = 200) -> list[JobListRow]:
+def job_rows(
+    store: Store, text: str = "", status: str | None = None, sort: str = "recent", offset: int = 0, limit: int = 200
+) -> list[JobListRow]:
     """One page of jobs matching every word of `text` (hash, model, method, kind, recipe, dataset)."""
     where, params = _where(text, status)
     # Sort and page the bare row ids first (a narrow sort: a third of the time of sorting whole rows at
     # 10,000 jobs), then read those jobs, so the per-job lookups below run for one page only.
     loss_column = f", {_last(Event.LOSS)}" if sort == "loss" else ""
     ids = f"SELECT j.rowid AS rid{loss_column}" + _FROM + where + f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?"
-    page = (f"SELECT j.*, p.rid AS rid, r.name AS recipe FROM ({ids}) p JOIN jobs j ON j.rowid = p.rid"
-            " LEFT JOIN recipes r ON r.hash = j.recipe_hash")
-    sql = ("SELECT " + _JOB_LIST_COLUMNS + ", ".join(_last(k) for k in LIVE_KEYS)
-           + f" FROM ({page}) j ORDER BY {SORTS[sort]}")
+    page = (
+        f"SELECT j.*, p.rid AS rid, r.name AS recipe FROM ({ids}) p JOIN jobs j ON j.rowid = p.rid"
+        " LEFT JOIN recipes r ON r.hash = j.recipe_hash"
+    )
+    sql = (
+        "SELECT "
+        + _JOB_LIST_COLUMNS
+        + ", ".join(_last(k) for k in LIVE_KEYS)
+        + f" FROM ({page}) j ORDER BY {SORTS[sort]}"
+    )
     rows = [dict(r) for r in store.db.query(sql, [*params, limit, offset])]
     for row in rows:
         row["role"] = json.loads(row["role"]) if row["role"] else None
@@ -91,8 +107,9 @@ def job_rows(store: Store, text: str = "", status: str | None = None, sort: str 
 
 
 @sqlite_errors
-def metric_series(store: Store, job_hash: str, keys: tuple[str, ...] | None = None,
-                  since_seq: int = -1) -> tuple[dict[str, list[tuple[int, float]]], int]:
+def metric_series(
+    store: Store, job_hash: str, keys: tuple[str, ...] | None = None, since_seq: int = -1
+) -> tuple[dict[str, list[tuple[int, float]]], int]:
     """{key: [(step or seq, value)]} for events after `since_seq`, and the last seq read."""
     sql = "SELECT seq, step, key, value FROM metrics WHERE job_hash = ? AND seq > ?"
     params: list = [job_hash, since_seq]
@@ -111,9 +128,13 @@ def metric_series(store: Store, job_hash: str, keys: tuple[str, ...] | None = No
 @sqlite_errors
 def recipes_with_results(store: Store) -> list[RecipeSummary]:
     """Recipes that planned at least one job, newest first."""
-    return [dict(r) for r in store.db.query(  # type: ignore[misc]
-        "SELECT hash, name, path, created_at FROM recipes r WHERE EXISTS "
-        "(SELECT 1 FROM recipe_jobs rj WHERE rj.recipe_hash = r.hash) ORDER BY created_at DESC")]
+    return [
+        dict(r)
+        for r in store.db.query(  # type: ignore[misc]
+            "SELECT hash, name, path, created_at FROM recipes r WHERE EXISTS "
+            "(SELECT 1 FROM recipe_jobs rj WHERE rj.recipe_hash = r.hash) ORDER BY created_at DESC"
+        )
+    ]
 
 
 @sqlite_errors
@@ -121,6 +142,15 @@ def recipe_rows(store: Store, recipe_hash: str) -> list[PlannedJob]:
     """Every job the recipe planned, in planning order, with its role, status and final results."""
     rows = store.db.query(
         "SELECT rj.job_hash, rj.role, j.status FROM recipe_jobs rj JOIN jobs j ON j.hash = rj.job_hash "
-        "WHERE rj.recipe_hash = ? ORDER BY j.rowid", [recipe_hash])
-    return [{"job_hash": r["job_hash"], "role": json.loads(r["role"]), "status": r["status"],
-             "results": store.results(r["job_hash"])} for r in rows]
+        "WHERE rj.recipe_hash = ? ORDER BY j.rowid",
+        [recipe_hash],
+    )
+    return [
+        {
+            "job_hash": r["job_hash"],
+            "role": json.loads(r["role"]),
+            "status": r["status"],
+            "results": store.results(r["job_hash"]),
+        }
+        for r in rows
+    ]

@@ -43,8 +43,14 @@ class RecipesAndRuns(StoreBase):
             cursor = conn.execute(
                 "INSERT INTO runs (recipe_hash, started_at, status, argv, provenance, submission) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (recipe_hash, time.time(), RunStatus.RUNNING.value, json.dumps(argv), json.dumps(provenance),
-                 submission),
+                (
+                    recipe_hash,
+                    time.time(),
+                    RunStatus.RUNNING.value,
+                    json.dumps(argv),
+                    json.dumps(provenance),
+                    submission,
+                ),
             )
         return int(cursor.lastrowid)
 

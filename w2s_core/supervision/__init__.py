@@ -34,6 +34,29 @@ from w2s_core.supervision.supervisor import (
 )
 from w2s_core.supervision.upstream import upstream_hash
 
-__all__ = ["INBOX", "LOG_NAME", "BadRequest", "Cancel", "Outcome", "Request", "Retry", "Slot", "Submit", "Supervisor",
-           "TerminalLost", "attach", "cancel_jobs", "device_slots", "ensure_running", "holder", "is_pending",
-           "open_store_if_idle", "pending", "post", "resume_parallel", "serve", "spawn", "upstream_hash"]
+__all__ = [
+    "INBOX",
+    "LOG_NAME",
+    "BadRequest",
+    "Cancel",
+    "Outcome",
+    "Request",
+    "Retry",
+    "Slot",
+    "Submit",
+    "Supervisor",
+    "TerminalLost",
+    "attach",
+    "cancel_jobs",
+    "device_slots",
+    "ensure_running",
+    "holder",
+    "is_pending",
+    "open_store_if_idle",
+    "pending",
+    "post",
+    "resume_parallel",
+    "serve",
+    "spawn",
+    "upstream_hash",
+]

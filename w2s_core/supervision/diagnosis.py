@@ -15,8 +15,13 @@ from w2s_core.supervision import processes
 LOST = "lost"
 LOG_TAIL_LINES = 15  # shown with every failure
 SCAN_LINES = 200  # searched for an out-of-memory report
-OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "can't allocate memory", "MemoryError",
-               "Cannot allocate memory")
+OOM_MARKERS = (
+    "CUDA out of memory",
+    "OutOfMemoryError",
+    "can't allocate memory",
+    "MemoryError",
+    "Cannot allocate memory",
+)
 TRAINER_ERROR = "error: "  # how the trainer starts the line that explains its own failure
 TAIL_HEADER = "\n--- log tail ---\n"
 
@@ -28,7 +33,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 def failure_reason(path: Path) -> str:
     """The trainer's own `error:` line when it wrote one (the launcher's traceback is noise), else the log tail."""
     lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
-    errors = [line[len(TRAINER_ERROR):] for line in lines if line.startswith(TRAINER_ERROR)]
+    errors = [line[len(TRAINER_ERROR) :] for line in lines if line.startswith(TRAINER_ERROR)]
     return errors[-1] if errors else log_tail(path, 5)
 
 
@@ -47,13 +52,17 @@ def diagnose(status: int | str, sig: int | None, log_path: Path) -> str:
     if any(marker in tail for marker in OOM_MARKERS):
         why = "out of memory (the log reports an allocation failure); lower minibatch_size or max_length"
     elif sig == 9:
-        why = ("killed by SIGKILL (signal 9) that w2s did not send: most likely the kernel's out-of-memory "
-               "killer (see `dmesg`), or someone ran kill -9")
+        why = (
+            "killed by SIGKILL (signal 9) that w2s did not send: most likely the kernel's out-of-memory "
+            "killer (see `dmesg`), or someone ran kill -9"
+        )
     elif sig is not None:
         why = f"killed by {processes.signal_name(sig)} (signal {sig})"
     elif status == LOST:
-        why = ("lost: its process ended while no supervisor was watching and left no exit record "
-               "(the machine rebooted, or its wrapper was killed)")
+        why = (
+            "lost: its process ended while no supervisor was watching and left no exit record "
+            "(the machine rebooted, or its wrapper was killed)"
+        )
     else:
         why = f"exited with code {status}: {failure_reason(log_path)}"
     return f"{why}{TAIL_HEADER}{log_tail(log_path)}"

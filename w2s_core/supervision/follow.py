@@ -114,8 +114,14 @@ def _print(line: str) -> None:
 class Keeper:
     """Keeps a supervisor on `root` while a follower waits on it (one killed or lost is started again)."""
 
-    def __init__(self, root: Path, echo: Callable[[str], None], parallel: int = 1, jobs_per_gpu: int = 1,
-                 just_started: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        echo: Callable[[str], None],
+        parallel: int = 1,
+        jobs_per_gpu: int = 1,
+        just_started: bool = True,
+    ) -> None:
         """`just_started`: a supervisor was started or found just now (`w2s run`), so give it GRACE_S to
         take the folder; else (`w2s follow`) look at once, as `w2s queue` does."""
         self.root, self.echo = root, echo
@@ -139,8 +145,10 @@ class Keeper:
         log = self.root / LOG_NAME
         if self.restarts >= RESTARTS:
             tail = "\n".join(tail_lines(log, 5))
-            raise W2SError(f"No supervisor stays on {self.root}: the {RESTARTS} this command started exited with "
-                           f"work left. The end of {log}:\n{tail}\n`w2s queue` shows the queue and starts another.")
+            raise W2SError(
+                f"No supervisor stays on {self.root}: the {RESTARTS} this command started exited with "
+                f"work left. The end of {log}:\n{tail}\n`w2s queue` shows the queue and starts another."
+            )
         try:
             pid, started = ensure_running(self.root, max(self.parallel, resume_parallel(active)), self.jobs_per_gpu)
         except OSError as exc:
@@ -162,7 +170,7 @@ def rejection(root: Path, request_id: str, wait_s: float = 5.0) -> str:
         text = "\n".join(tail_lines(log, 2000, max_bytes=1 << 20))
         at = text.rfind(marker)
         if at >= 0:
-            return text[at + len(marker):].split(f" (set aside as {request_id}", 1)[0].strip()
+            return text[at + len(marker) :].split(f" (set aside as {request_id}", 1)[0].strip()
         if time.monotonic() > deadline:
             return f"the request {name} was not applied; see {log}"
         time.sleep(REQUEST_POLL_S)
@@ -177,8 +185,9 @@ def wait_for_run(root: Path, request_id: str, keeper: Keeper) -> int:
     with Store.open(root, readonly=True) as store:
         run_id = store.run_of_submission(request_id)
     if run_id is None:
-        raise InputError(f"The supervisor could not apply this request: {rejection(root, request_id)} "
-                         f"(its log: {root / LOG_NAME})")
+        raise InputError(
+            f"The supervisor could not apply this request: {rejection(root, request_id)} (its log: {root / LOG_NAME})"
+        )
     return run_id
 
 
@@ -204,8 +213,9 @@ class RunWatch:
         own = store.jobs(run_id=run_id)
         shared = []
         if self.kind == SUBMIT and self.recipe_hash:
-            shared = [j for j in store.jobs(recipe_hash=self.recipe_hash, status=sorted(ACTIVE))
-                      if j["run_id"] != run_id]
+            shared = [
+                j for j in store.jobs(recipe_hash=self.recipe_hash, status=sorted(ACTIVE)) if j["run_id"] != run_id
+            ]
         self.rows: dict[str, JobRow] = {j["hash"]: j for j in own + shared}
         self.reported: set[str] = set()
         recipe = next((r for r in store.recipes() if r["hash"] == self.recipe_hash), None)
@@ -245,8 +255,9 @@ class RunWatch:
             self.report.skipped(row, row["error"] or "", run_id=self.run_id)
         else:
             seconds = (row["finished_at"] or 0.0) - (row["started_at"] or row["finished_at"] or 0.0)
-            self.report.finished(row, row["status"] == JobStatus.DONE, seconds, JobDir(Path(row["dir"])).log,
-                                 run_id=self.run_id)
+            self.report.finished(
+                row, row["status"] == JobStatus.DONE, seconds, JobDir(Path(row["dir"])).log, run_id=self.run_id
+            )
 
     def outcome(self, stopped: str | None = None) -> Outcome:
         return Outcome(self.run_id, self.recipe_hash, list(self.rows.values()), stopped)
@@ -255,8 +266,9 @@ class RunWatch:
 class Follower:
     """Follows one run (made by a posted request, or named) from the store until it is over."""
 
-    def __init__(self, root: Path, echo: Callable[[str], None], keeper: Keeper, kind: str | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, root: Path, echo: Callable[[str], None], keeper: Keeper, kind: str | None = None, name: str | None = None
+    ) -> None:
         self.root, self.echo, self.keeper, self.kind, self.name = root, echo, keeper, kind, name
         self.request_id: str | None = None
         self.run_id: int | None = None
@@ -277,8 +289,10 @@ class Follower:
         cancel_now) to cancel them."""
         if not cancel_now:
             target = self.name or (self.run_id if self.run_id is not None else "RUN")
-            self.echo(f"stopped following: jobs continue; `w2s cancel {target}` stops them; `w2s queue` shows them"
-                      f" (press Ctrl-C again within {DOUBLE_INTERRUPT_S:g} s to cancel them now)")
+            self.echo(
+                f"stopped following: jobs continue; `w2s cancel {target}` stops them; `w2s queue` shows them"
+                f" (press Ctrl-C again within {DOUBLE_INTERRUPT_S:g} s to cancel them now)"
+            )
             try:
                 time.sleep(DOUBLE_INTERRUPT_S)
                 return Outcome(self.run_id, stopped=DETACHED)
@@ -300,9 +314,18 @@ class Follower:
         return Outcome(self.run_id, None, jobs, CANCELLED)
 
 
-def attach(root: Path, *, request_id: str | None = None, run_id: int | None = None, kind: str | None = None,
-           name: str | None = None, cancel_on_interrupt: bool = False, parallel: int = 1, jobs_per_gpu: int = 1,
-           echo: Callable[[str], None] = _print) -> Outcome:
+def attach(
+    root: Path,
+    *,
+    request_id: str | None = None,
+    run_id: int | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+    cancel_on_interrupt: bool = False,
+    parallel: int = 1,
+    jobs_per_gpu: int = 1,
+    echo: Callable[[str], None] = _print,
+) -> Outcome:
     """Follow the run `request_id` made (posted already), or run `run_id`, until it is over; Ctrl-C as
     the module docstring says. Raises TerminalLost (a BrokenPipeError) when stdout goes away."""
     say = guarded(echo)

@@ -85,18 +85,31 @@ def queue_job(sup: Supervisor, job: Job, spec: dict, recipe: Recipe, run_id: int
     row = store.get_job(job.key)
     folder = runner.job_dir(store, job.key)
     done = bool(row and row["status"] == JobStatus.DONE and JobDir(folder).succeeded())
-    fields = {"hash": job.key, "kind": job.kind, "model": job.model, "weak_model": job.weak_model,
-              "loss": job.spec["loss"]["name"] if job.kind != "gt" else None, "seed": job.seed,
-              "spec": spec, "dir": str(folder.relative_to(store.root))}
+    fields = {
+        "hash": job.key,
+        "kind": job.kind,
+        "model": job.model,
+        "weak_model": job.weak_model,
+        "loss": job.spec["loss"]["name"] if job.kind != "gt" else None,
+        "seed": job.seed,
+        "spec": spec,
+        "dir": str(folder.relative_to(store.root)),
+    }
     if row is None:
         fields["recipe_hash"] = recipe.hash
     active = row is not None and row["status"] in ACTIVE  # queued or running for another run
     if (not done or request.force) and not active:
-        fields.update(status=JobStatus.QUEUED, run_id=run_id, error=None, exit_code=None, signal=None,
-                      queued_at=time.time(), code=request.code,
-                      launch={"accelerate_config": recipe.launch.get("accelerate_config"),
-                              "parallel": request.parallel},
-                      provenance={**job_provenance(request.provenance), "recipe_hash": recipe.hash})
+        fields.update(
+            status=JobStatus.QUEUED,
+            run_id=run_id,
+            error=None,
+            exit_code=None,
+            signal=None,
+            queued_at=time.time(),
+            code=request.code,
+            launch={"accelerate_config": recipe.launch.get("accelerate_config"), "parallel": request.parallel},
+            provenance={**job_provenance(request.provenance), "recipe_hash": recipe.hash},
+        )
     store.upsert_job(fields)
     for role in job.roles:
         store.link_job(recipe.hash, job.key, json.dumps(role, sort_keys=True))
@@ -146,9 +159,18 @@ def retry(sup: Supervisor, request: Retry) -> int:
         recipe_hash = rows[0]["recipe_hash"] if rows else None
         run_id = store.start_run(recipe_hash, request.argv, request.provenance, submission=request.id)
         for row in rows:
-            store.upsert_job({"hash": row["hash"], "status": JobStatus.QUEUED, "run_id": run_id, "error": None,
-                              "exit_code": None, "signal": None, "queued_at": time.time(),
-                              "code": request.code or row["code"]})
+            store.upsert_job(
+                {
+                    "hash": row["hash"],
+                    "status": JobStatus.QUEUED,
+                    "run_id": run_id,
+                    "error": None,
+                    "exit_code": None,
+                    "signal": None,
+                    "queued_at": time.time(),
+                    "code": request.code or row["code"],
+                }
+            )
     sup.report.retried(run_id, len(rows))
     return run_id
 

@@ -28,8 +28,10 @@ class WriterLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise InputError(f"Cannot create the lock file {self.path}: {exc.strerror or exc}. "
-                             "Pass a results directory you can write to.") from exc
+            raise InputError(
+                f"Cannot create the lock file {self.path}: {exc.strerror or exc}. "
+                "Pass a results directory you can write to."
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -45,9 +47,11 @@ class WriterLock:
         if not self.try_acquire():
             holder = self.holder()
             who = f"process {holder['pid']}" if holder else "another process"
-            raise W2SError(f"Cannot {what}: {who} is already writing to {self.path.parent} (it holds "
-                           f"{self.path}). Use `w2s run --detach RECIPE` to add work to its queue, "
-                           "`w2s queue` to see it, or wait until it finishes.")
+            raise W2SError(
+                f"Cannot {what}: {who} is already writing to {self.path.parent} (it holds "
+                f"{self.path}). Use `w2s run --detach RECIPE` to add work to its queue, "
+                "`w2s queue` to see it, or wait until it finishes."
+            )
         return self
 
     def release(self) -> None:

@@ -26,8 +26,19 @@ from w2s_core.spec.recipe import Recipe
 from w2s_core.spec.registry import BUILTIN_TINY
 
 # Framework files a PyTorch job never reads; skipping them keeps a prefetch to what loads.
-IGNORE = ["*.msgpack", "*.h5", "*.ot", "tf_model*", "flax_model*", "rust_model*", "*.onnx", "onnx/*",
-          "openvino/*", "coreml/*", "*.gguf"]
+IGNORE = [
+    "*.msgpack",
+    "*.h5",
+    "*.ot",
+    "tf_model*",
+    "flax_model*",
+    "rust_model*",
+    "*.onnx",
+    "onnx/*",
+    "openvino/*",
+    "coreml/*",
+    "*.gguf",
+]
 WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
 
@@ -62,12 +73,17 @@ def _hub_model(model: dict) -> Item:
         snapshot_download(path, revision=revision, cache_dir=str(hub_cache()), ignore_patterns=IGNORE)
     except Exception as exc:  # offline, unknown repo, gated, bad revision: report, go on with the rest
         first = (str(exc).strip().splitlines() or [""])[0]
-        return Item("model", model["name"], False, f"could not download '{path}' at {at} "
-                                                   f"({type(exc).__name__}: {first})")
+        return Item(
+            "model", model["name"], False, f"could not download '{path}' at {at} ({type(exc).__name__}: {first})"
+        )
     folder = model_in_cache(path, revision)
     if folder is None:
-        return Item("model", model["name"], False, f"'{path}' downloaded, but no config.json with weights "
-                                                   f"resolves from {hub_cache()} at {at}")
+        return Item(
+            "model",
+            model["name"],
+            False,
+            f"'{path}' downloaded, but no config.json with weights resolves from {hub_cache()} at {at}",
+        )
     return Item("model", model["name"], True, f"'{path}' at {at}: snapshot {Path(folder).name} in {hub_cache()}")
 
 
@@ -98,9 +114,13 @@ def prefetch_dataset(recipe: Recipe) -> Item:
     records = LOADS[start:]
     if info is None or name not in HUB_SOURCES:
         return Item("dataset", name, True, "local file" if info is None else "built in (no download)")
-    via = {f"{r['split']}: {r['hub_id']}" + (f"/{r['config']}" if r["config"] else "")
-           + f" @ {r['revision'] or 'default branch'}"
-           + (" (Parquet conversion of a script-based repo)" if r["parquet_conversion"] else "") for r in records}
+    via = {
+        f"{r['split']}: {r['hub_id']}"
+        + (f"/{r['config']}" if r["config"] else "")
+        + f" @ {r['revision'] or 'default branch'}"
+        + (" (Parquet conversion of a script-based repo)" if r["parquet_conversion"] else "")
+        for r in records
+    }
     return Item("dataset", name, True, "; ".join(sorted(via)), records)
 
 

@@ -24,8 +24,9 @@ from w2s_core.supervision.prefetch import model_in_cache
 
 def hub_offline() -> bool:
     """Read now, not at import: huggingface_hub freezes its own flag when first imported."""
-    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE",
-                                                                                    "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _dataset_offline(recipe: Recipe) -> None:
@@ -38,7 +39,8 @@ def _dataset_offline(recipe: Recipe) -> None:
         raise InputError(
             f"{recipe.path}: dataset '{name}' ({src.hub_id}) is not in the Hugging Face caches "
             f"(HF_DATASETS_CACHE={datasets_cache()}) and HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set. Run "
-            f"`w2s prefetch {recipe.path}` where there is network, with the same cache variables, then run again.")
+            f"`w2s prefetch {recipe.path}` where there is network, with the same cache variables, then run again."
+        )
 
 
 def _models_offline(recipe: Recipe) -> None:
@@ -56,7 +58,8 @@ def _models_offline(recipe: Recipe) -> None:
                 "neither a built-in model nor a local folder, and is not in the Hugging Face cache while "
                 "HF_HUB_OFFLINE is set. Fix the name, download it where there is network "
                 f"(`w2s prefetch {recipe.path}`), or point `path` at a local directory holding config.json "
-                "and weights.")
+                "and weights."
+            )
 
 
 def preflight(recipe: Recipe) -> None:

@@ -19,8 +19,10 @@ from pathlib import Path
 import psutil
 
 # `sh` runs the command, then records its status atomically; a signal shows as 128 + N.
-WRAPPER = ('exit_file="$1"; shift; "$@"; code=$?; '
-           'echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"; exit "$code"')
+WRAPPER = (
+    'exit_file="$1"; shift; "$@"; code=$?; '
+    'echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"; exit "$code"'
+)
 
 
 def kill_grace() -> float:
@@ -35,14 +37,21 @@ class Identity:
     start: float  # psutil create_time, seconds since the epoch
 
 
-def launch(command: list[str], log_path: Path, exit_path: Path, env: dict,
-           cwd: Path) -> tuple[subprocess.Popen, Identity]:
+def launch(
+    command: list[str], log_path: Path, exit_path: Path, env: dict, cwd: Path
+) -> tuple[subprocess.Popen, Identity]:
     """Start `command` in a new session (it survives the terminal), output to `log_path`."""
     exit_path.unlink(missing_ok=True)
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["sh", "-c", WRAPPER, "w2s-job", str(exit_path), *command], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["sh", "-c", WRAPPER, "w2s-job", str(exit_path), *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     try:
         start = psutil.Process(proc.pid).create_time()
     except psutil.NoSuchProcess:  # already gone; the exit file or Popen says how
@@ -107,8 +116,12 @@ def tree(ident: Identity) -> list[psutil.Process]:
     return list(procs.values())
 
 
-def kill_tree(ident: Identity, grace: float | None = None, popen: subprocess.Popen | None = None,
-              known: Iterable[psutil.Process] = ()) -> None:
+def kill_tree(
+    ident: Identity,
+    grace: float | None = None,
+    popen: subprocess.Popen | None = None,
+    known: Iterable[psutil.Process] = (),
+) -> None:
     """SIGTERM the whole tree, SIGKILL what is left after `grace`, and return only once all of it is gone.
 
     `accelerate launch` does not forward signals reliably, so every process is signalled itself.

@@ -25,8 +25,9 @@ def describe_row(row: JobRow) -> str:
     """plan.describe for a stored job."""
     from w2s_core.spec.plan import Job, describe
 
-    return describe(Job(row["hash"], row["kind"], row["model"], row["seed"], row["spec"], [], row["weak_model"],
-                        row["loss"]))
+    return describe(
+        Job(row["hash"], row["kind"], row["model"], row["seed"], row["spec"], [], row["weak_model"], row["loss"])
+    )
 
 
 def unfinished_line(row: JobRow) -> str:

@@ -75,8 +75,16 @@ KINDS: dict[str, type] = {cls.kind: cls for cls in (Submit, Cancel, Retry)}
 
 # What each field may hold, for every kind (JSON gives no more than this to check).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (str,), "recipe_path": (str,), "recipe_text": (str,), "argv": (list,), "provenance": (dict,),
-    "code": (str, type(None)), "cwd": (str, type(None)), "force": (bool,), "parallel": (int,), "jobs": (list,),
+    "id": (str,),
+    "recipe_path": (str,),
+    "recipe_text": (str,),
+    "argv": (list,),
+    "provenance": (dict,),
+    "code": (str, type(None)),
+    "cwd": (str, type(None)),
+    "force": (bool,),
+    "parallel": (int,),
+    "jobs": (list,),
 }
 
 
@@ -97,14 +105,19 @@ def from_json(data: Any) -> Request:
     if cls is None:
         raise BadRequest(f"has kind {kind!r}; a request is one of {sorted(KINDS)}")
     names = {f.name for f in dataclasses.fields(cls)}
-    required = {f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    required = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     values = {k: v for k, v in data.items() if k not in ("kind", "action")}
     if missing := sorted(required - set(values)):
         raise BadRequest(f"({kind}) lacks {', '.join(missing)}")
     if unknown := sorted(set(values) - names):
-        raise BadRequest(f"({kind}) has fields {', '.join(unknown)} that a {kind} request does not take; "
-                         f"it takes {', '.join(sorted(names))}")
+        raise BadRequest(
+            f"({kind}) has fields {', '.join(unknown)} that a {kind} request does not take; "
+            f"it takes {', '.join(sorted(names))}"
+        )
     for name, value in values.items():
         if not isinstance(value, _FIELD_TYPES[name]) or (name == "parallel" and isinstance(value, bool)):
             raise BadRequest(f"({kind}) has {name} = {value!r}, which is not a {_FIELD_TYPES[name][0].__name__}")

@@ -117,19 +117,31 @@ def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
     accelerate_config = (row.get("launch") or {}).get("accelerate_config")
     command = launch_command(folder.path.resolve(), accelerate_config)
     popen, ident = processes.launch(command, folder.log, folder.exit_status, env, folder.path)
-    provenance = {**(row.get("provenance") or {}), "command": command, "device": device,
-                  "cuda_visible_devices": device_env.get("CUDA_VISIBLE_DEVICES"),
-                  "accelerate_config": accelerate_config_text(accelerate_config)}
-    store.set_job_status(row["hash"], JobStatus.RUNNING, pid=ident.pid, pgid=ident.pgid, proc_start=ident.start,
-                         device=device, provenance=provenance)
+    provenance = {
+        **(row.get("provenance") or {}),
+        "command": command,
+        "device": device,
+        "cuda_visible_devices": device_env.get("CUDA_VISIBLE_DEVICES"),
+        "accelerate_config": accelerate_config_text(accelerate_config),
+    }
+    store.set_job_status(
+        row["hash"],
+        JobStatus.RUNNING,
+        pid=ident.pid,
+        pgid=ident.pgid,
+        proc_start=ident.start,
+        device=device,
+        provenance=provenance,
+    )
     return Attempt(row["hash"], folder, ident, popen, time.time(), device)
 
 
 def reattach(store: Store, row: JobRow) -> Attempt:
     """A job a previous supervisor started: follow it by pid and start time (it may have ended already)."""
     ident = Identity(row["pid"] or 0, row["pgid"] or row["pid"] or 0, row["proc_start"] or 0.0)
-    return Attempt(row["hash"], JobDir(Path(row["dir"])), ident, None, row["started_at"] or time.time(),
-                   row["device"] or "?")
+    return Attempt(
+        row["hash"], JobDir(Path(row["dir"])), ident, None, row["started_at"] or time.time(), row["device"] or "?"
+    )
 
 
 def follow(store: Store, attempt: Attempt) -> None:
@@ -152,8 +164,13 @@ def finish(store: Store, attempt: Attempt, status: int | str) -> bool:
             store.set_job_status(attempt.job_hash, JobStatus.DONE, exit_code=0, provenance=provenance)
         return True
     sig = exit_signal(status, log_tail(folder.log, 200))
-    store.set_job_status(attempt.job_hash, JobStatus.FAILED, exit_code=None if status == LOST else status,
-                         signal=sig, error=diagnose(status, sig, folder.log))
+    store.set_job_status(
+        attempt.job_hash,
+        JobStatus.FAILED,
+        exit_code=None if status == LOST else status,
+        signal=sig,
+        error=diagnose(status, sig, folder.log),
+    )
     return False
 
 

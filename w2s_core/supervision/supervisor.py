@@ -50,9 +50,14 @@ def spawn(root: Path, parallel: int = 1, jobs_per_gpu: int = 1) -> int:
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     with open(root / LOG_NAME, "a") as log:
-        proc = subprocess.Popen([sys.executable, *ENTRY, str(root), "--parallel", str(parallel),
-                                 "--jobs-per-gpu", str(jobs_per_gpu)], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=root, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, *ENTRY, str(root), "--parallel", str(parallel), "--jobs-per-gpu", str(jobs_per_gpu)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=root,
+            start_new_session=True,
+        )
     return proc.pid
 
 
@@ -120,8 +125,10 @@ def cancel_jobs(root: Path, job_hashes: list[str], timeout: float) -> None:
         deadline = time.time() + timeout
         while is_pending(root, request_id):
             if time.time() > deadline:
-                raise W2SError(f"The supervisor did not confirm the cancel within {timeout} s; it is still "
-                               f"queued ({root / INBOX / request_id}.json). See {root / LOG_NAME}.")
+                raise W2SError(
+                    f"The supervisor did not confirm the cancel within {timeout} s; it is still "
+                    f"queued ({root / INBOX / request_id}.json). See {root / LOG_NAME}."
+                )
             time.sleep(CONFIRM_POLL_S)
         return
     lock = WriterLock(root).acquire("cancel")

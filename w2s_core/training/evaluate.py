@@ -93,8 +93,11 @@ def val_figures(loop: Loop) -> dict[str, float]:
     soft = loop.val_labels
     hard = (soft[:, 1] > 0.5).int().tolist()
     probs = class1(logits).tolist()
-    return {Event.VAL_LOSS: soft_ce_rows(logits, soft).mean().item(), Event.VAL_ACC: metrics.accuracy(probs, hard),
-            Event.VAL_AUROC: metrics.auroc(probs, hard)}
+    return {
+        Event.VAL_LOSS: soft_ce_rows(logits, soft).mean().item(),
+        Event.VAL_ACC: metrics.accuracy(probs, hard),
+        Event.VAL_AUROC: metrics.auroc(probs, hard),
+    }
 
 
 @dataclass
@@ -111,8 +114,10 @@ def eval_point(loop: Loop, keep_predict: bool) -> Point:
     probs = {"test": predict(loop, loop.setup.inputs["test"])}
     if keep_predict and "predict" in loop.setup.inputs:
         probs["predict"] = predict(loop, loop.setup.inputs["predict"])
-    figures = {Event.TEST_ACC: metrics.accuracy(probs["test"], loop.test_labels),
-               Event.TEST_AUROC: metrics.auroc(probs["test"], loop.test_labels)}
+    figures = {
+        Event.TEST_ACC: metrics.accuracy(probs["test"], loop.test_labels),
+        Event.TEST_AUROC: metrics.auroc(probs["test"], loop.test_labels),
+    }
     if loop.val_labels is not None:
         figures.update(val_figures(loop))
     return Point(loop.step, figures, probs)
@@ -151,8 +156,11 @@ class Selection:
         if self.select == FINAL:
             return final
         if self.best is None:
-            print(f"warning: [train] select = {self.select!r}, but no eval point had a {SELECT_BY[self.select][0]} "
-                  "(a validation slice with one class has no AUROC): keeping the last step", file=sys.stderr)
+            print(
+                f"warning: [train] select = {self.select!r}, but no eval point had a {SELECT_BY[self.select][0]} "
+                "(a validation slice with one class has no AUROC): keeping the last step",
+                file=sys.stderr,
+            )
             return final
         return self.best
 
@@ -169,9 +177,13 @@ def predictions(point: Point, loop: Loop, splits: dict) -> dict:
 def figures(selection: Selection, chosen: Point, final: Point, n_val: int) -> dict:
     """result.json's selected, final and oracle figures (and the kept point's validation figures)."""
     oracle = selection.oracle
-    out = {Result.SELECTED_STEP: chosen.step, Result.FINAL_TEST_ACC: final.figures[Event.TEST_ACC],
-           Result.FINAL_TEST_AUROC: final.figures[Event.TEST_AUROC],
-           Result.ORACLE_TEST_ACC: oracle.figures[Event.TEST_ACC], Result.ORACLE_STEP: oracle.step}
+    out = {
+        Result.SELECTED_STEP: chosen.step,
+        Result.FINAL_TEST_ACC: final.figures[Event.TEST_ACC],
+        Result.FINAL_TEST_AUROC: final.figures[Event.TEST_AUROC],
+        Result.ORACLE_TEST_ACC: oracle.figures[Event.TEST_ACC],
+        Result.ORACLE_STEP: oracle.step,
+    }
     if n_val:
         out[Result.N_VAL] = n_val
         out.update({key: chosen.figures[key] for key in VAL_FIGURES})

@@ -63,8 +63,11 @@ def tokenizer_fingerprint(entry: dict) -> str:
     if path not in BUILTIN_TINY and path not in PACKAGED_MODELS and looks_local(path):
         # model_fingerprint hashes config.json and weight sizes; a tokenizer can change without them
         folder = Path(local_model_dir(entry))
-        parts["files"] = {p.name: sha256_text(p.read_bytes()) for p in sorted(folder.iterdir())
-                          if p.is_file() and p.name.endswith(_TOKENIZER_SUFFIXES)}
+        parts["files"] = {
+            p.name: sha256_text(p.read_bytes())
+            for p in sorted(folder.iterdir())
+            if p.is_file() and p.name.endswith(_TOKENIZER_SUFFIXES)
+        }
     return sha256_text(json.dumps(parts, sort_keys=True))
 
 
@@ -74,7 +77,7 @@ def count_tokens(entry: dict, texts: Sequence[str]) -> dict:
     lengths: list[int] = []
     for start in range(0, len(texts), _CHUNK):
         # verbose=False: the too-long warning is the point here, not news
-        ids = tok(list(texts[start:start + _CHUNK]), verbose=False)["input_ids"]
+        ids = tok(list(texts[start : start + _CHUNK]), verbose=False)["input_ids"]
         lengths.extend(max(1, len(seq)) for seq in ids)  # encode gives an empty text one token
     model_max = tok.model_max_length
     return {"lengths": lengths, "model_max_length": model_max if isinstance(model_max, int) else None}
@@ -111,10 +114,12 @@ def _too_long_for(entry: dict, texts: Sequence[str]) -> set[int]:
     try:
         return too_long(entry, texts)
     except W2SError as exc:
-        raise W2SError(f'[data] long_inputs = "drop" leaves out the inputs too long for ANY model of the recipe, '
-                       f"so every job needs every model's tokenizer, and model '{entry.get('name', entry['path'])}' "
-                       f"failed: {exc} Fix or remove that model, or set long_inputs = \"truncate_left\" or "
-                       '"truncate_right" in [data] so each job needs only its own model.') from exc
+        raise W2SError(
+            f'[data] long_inputs = "drop" leaves out the inputs too long for ANY model of the recipe, '
+            f"so every job needs every model's tokenizer, and model '{entry.get('name', entry['path'])}' "
+            f'failed: {exc} Fix or remove that model, or set long_inputs = "truncate_left" or '
+            '"truncate_right" in [data] so each job needs only its own model.'
+        ) from exc
 
 
 def drop_too_long(length_filter: list[dict], splits: dict[str, Split]) -> tuple[dict[str, Split], dict[str, int]]:
@@ -140,7 +145,8 @@ def drop_long_inputs(job: dict, splits: dict[str, Split]) -> tuple[dict[str, Spl
             raise InputError(
                 f"Every example of split {name} is longer than some model's max_length, so the job has nothing "
                 f"to {'test on' if name == 'test' else 'train on'}. Raise the models' max_length in the recipe, "
-                'or set [data] long_inputs = "truncate_left" (or "truncate_right") to keep long inputs cut.')
+                'or set [data] long_inputs = "truncate_left" (or "truncate_right") to keep long inputs cut.'
+            )
     return kept, {Result.n_dropped(name): n for name, n in dropped.items()}
 
 
@@ -158,9 +164,11 @@ def aligned_probs(split_predictions: dict, split: Split, where: str) -> list[flo
     by_position = dict(zip(prediction_index(split_predictions), split_predictions["probs"]))
     missing = [i for i in split.index if i not in by_position]
     if missing:
-        raise W2SError(f"{where} has no prediction for {len(missing)} of the {len(split.index)} examples this job "
-                       f"keeps (e.g. position {missing[0]}): it was run with other models or another "
-                       "[data] long_inputs. Run it again (`w2s run --force`) before this job.")
+        raise W2SError(
+            f"{where} has no prediction for {len(missing)} of the {len(split.index)} examples this job "
+            f"keeps (e.g. position {missing[0]}): it was run with other models or another "
+            "[data] long_inputs. Run it again (`w2s run --force`) before this job."
+        )
     return [by_position[i] for i in split.index]
 
 
@@ -169,15 +177,19 @@ def align_upstream(upstream: dict | None, splits: dict[str, Split], job: dict) -
     if upstream is None:
         return None
     where = f"the upstream job {job['labels']['from'][:10]}'s predictions.json"
-    return {name: {**p, "probs": aligned_probs(p, splits[name], f"{where} ({name})")} if name in splits else p
-            for name, p in upstream.items()}
+    return {
+        name: {**p, "probs": aligned_probs(p, splits[name], f"{where} ({name})")} if name in splits else p
+        for name, p in upstream.items()
+    }
 
 
 def indexed(predictions: dict, splits: dict[str, Split]) -> dict:
     """predictions.json with each split's drawn positions ("index") where long inputs were dropped from it,
     so a downstream job and the store match every probability to its example (`jobdir.prediction_index`)."""
-    return {name: p if splits[name].positions is None else {**p, "index": splits[name].index}
-            for name, p in predictions.items()}
+    return {
+        name: p if splits[name].positions is None else {**p, "index": splits[name].index}
+        for name, p in predictions.items()
+    }
 
 
 def count_dropped(data: dict, seeds: Sequence[int], length_filter: list[dict]) -> dict:

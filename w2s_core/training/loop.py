@@ -52,9 +52,20 @@ def run(job_dir: Path) -> None:
     batch_target = make_batch_target(job["loss"]["name"], job["loss"]["params"])
     module, opt = prepare(acc, setup, train)
 
-    loop = Loop(acc, setup, module, opt, loss_fn, batch_target, labels, job, splits["test"].labels,
-                EventWriter(folder.events if acc.is_main_process else None), val_labels=val_labels,
-                selection=Selection(train.get("select", FINAL)))
+    loop = Loop(
+        acc,
+        setup,
+        module,
+        opt,
+        loss_fn,
+        batch_target,
+        labels,
+        job,
+        splits["test"].labels,
+        EventWriter(folder.events if acc.is_main_process else None),
+        val_labels=val_labels,
+        selection=Selection(train.get("select", FINAL)),
+    )
     train_loop(loop)
 
     final = eval_point(loop, keep_predict=True)
@@ -83,8 +94,10 @@ def training_labels(job: dict, split, upstream: dict | None) -> torch.Tensor:
     else:
         probs = upstream[job["labels"]["split"]]["probs"]
         if len(probs) != len(split.labels):
-            raise W2SError(f"upstream labels have {len(probs)} rows but split {job['train_split']} has "
-                           f"{len(split.labels)}: the upstream job {job['labels']['from'][:10]} is stale")
+            raise W2SError(
+                f"upstream labels have {len(probs)} rows but split {job['train_split']} has "
+                f"{len(split.labels)}: the upstream job {job['labels']['from'][:10]} is stale"
+            )
         p = torch.tensor(probs, dtype=torch.float32)
     return torch.stack([1 - p, p], dim=1)
 
@@ -99,8 +112,10 @@ def hold_out(setup: Setup, labels: torch.Tensor, rows: list[int]) -> tuple[torch
         return labels, None
     inputs = setup.inputs["train"]
     if len(inputs) != len(labels):
-        raise W2SError(f"the training half has {len(labels)} labels but {len(inputs)} inputs: "
-                       "cannot hold out its [train] val_size rows")
+        raise W2SError(
+            f"the training half has {len(labels)} labels but {len(inputs)} inputs: "
+            "cannot hold out its [train] val_size rows"
+        )
     held = set(rows)
     fit = [i for i in range(len(labels)) if i not in held]
     setup.inputs["val"] = [inputs[i] for i in rows]
@@ -122,8 +137,9 @@ def prepare(acc: Accelerator, setup: Setup, train: dict) -> tuple[torch.nn.Modul
     module = acc.prepare(setup.module)
     # `[train] optimizer`, absent from job.json files written before it existed: Adam, as they trained
     trainable = [p for p in module.parameters() if p.requires_grad]
-    opt = acc.prepare(make_optimizer(train.get("optimizer", "adam"), trainable, lr=train["lr"],
-                                     weight_decay=train["weight_decay"]))
+    opt = acc.prepare(
+        make_optimizer(train.get("optimizer", "adam"), trainable, lr=train["lr"], weight_decay=train["weight_decay"])
+    )
     return module, opt
 
 
@@ -165,7 +181,7 @@ def minibatches(n: int, size: int, total: int, gen: torch.Generator) -> Iterator
     while seen < total:
         order = torch.randperm(n, generator=gen).tolist()
         for start in range(0, n, size):
-            chunk = order[start:start + size][: total - seen]
+            chunk = order[start : start + size][: total - seen]
             yield chunk
             seen += len(chunk)
             if seen >= total:
@@ -180,7 +196,7 @@ def optimiser_batches(chunks: Iterator[list[int]], accum: int) -> Iterator[list[
 
 def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
     """This process's rows of a minibatch; a process with none repeats the first, so every process runs a pass."""
-    return chunk[acc.process_index::acc.num_processes] or chunk[:1]
+    return chunk[acc.process_index :: acc.num_processes] or chunk[:1]
 
 
 def train_loop(loop: Loop) -> None:
@@ -207,8 +223,9 @@ def train_loop(loop: Loop) -> None:
                 loop.events.emit(progress_event(loop, n, step_frac))
 
 
-def train_minibatch(loop: Loop, group: list[list[int]], k: int, step_frac: float,
-                    fixed: torch.Tensor | None) -> tuple[float, float]:
+def train_minibatch(
+    loop: Loop, group: list[list[int]], k: int, step_frac: float, fixed: torch.Tensor | None
+) -> tuple[float, float]:
     """Forward, loss and backward on minibatch k of the step; the optimiser steps only when gradients sync."""
     train, idx = loop.job["train"], shard(loop.acc, group[k])
     with loop.acc.accumulate(loop.module):
@@ -232,8 +249,9 @@ def train_minibatch(loop: Loop, group: list[list[int]], k: int, step_frac: float
 # --- batch-level losses (logconf) -------------------------------------------------------------
 
 
-def batch_targets(loop: Loop, group: list[list[int]], step_frac: float,
-                  probs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+def batch_targets(
+    loop: Loop, group: list[list[int]], step_frac: float, probs: list[torch.Tensor] | None = None
+) -> list[torch.Tensor]:
     """A batch-level loss's target for the whole optimiser step, as each minibatch's rows on this process.
 
     We follow the reference (openai/weak-to-strong `train.py`), which stacks the logits of every
@@ -282,8 +300,9 @@ def no_grad_probs(loop: Loop, group: list[list[int]]) -> list[torch.Tensor]:
     return [class1(forward(loop.setup, loop.module, [inputs[i] for i in shard(loop.acc, chunk)])) for chunk in group]
 
 
-def batch_level_loss(loop: Loop, group: list[list[int]], k: int, logits: torch.Tensor,
-                     fixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_level_loss(
+    loop: Loop, group: list[list[int]], k: int, logits: torch.Tensor, fixed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to backward, mean loss to log) of minibatch k against its rows of the fixed batch target.
 
     Weighted so that, after accelerate divides by the accumulation steps and DDP averages over
@@ -292,7 +311,7 @@ def batch_level_loss(loop: Loop, group: list[list[int]], k: int, logits: torch.T
     """
     acc = loop.acc
     ce = soft_ce_rows(logits, fixed)
-    real = len(group[k][acc.process_index::acc.num_processes])
+    real = len(group[k][acc.process_index :: acc.num_processes])
     scale = acc.num_processes * acc.gradient_accumulation_steps
     size = sum(len(c) for c in group)
     loss = ce.mean() if real * scale == size else ce[:real].sum() * (scale / size)
@@ -303,10 +322,15 @@ def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
     """One events.jsonl line per optimiser step: loss and accuracy since the last, and test figures when due."""
     train, window = loop.job["train"], loop.window
     elapsed = time.time() - loop.t0
-    event = {Event.STEP: loop.step, Event.EXAMPLES: loop.seen, Event.EPOCH: loop.seen / n,
-             Event.LOSS: sum(w[0] for w in window) / len(window),
-             Event.TRAIN_ACC: sum(w[1] for w in window) / len(window), Event.LR: loop.opt.param_groups[0]["lr"],
-             Event.EXAMPLES_PER_S: loop.seen / max(elapsed, 1e-9)}
+    event = {
+        Event.STEP: loop.step,
+        Event.EXAMPLES: loop.seen,
+        Event.EPOCH: loop.seen / n,
+        Event.LOSS: sum(w[0] for w in window) / len(window),
+        Event.TRAIN_ACC: sum(w[1] for w in window) / len(window),
+        Event.LR: loop.opt.param_groups[0]["lr"],
+        Event.EXAMPLES_PER_S: loop.seen / max(elapsed, 1e-9),
+    }
     alpha = loss_alpha(loop.job["loss"]["name"], loop.job["loss"]["params"], step_frac)  # the α this step used
     if alpha is not None:
         event[Event.ALPHA] = alpha
@@ -325,9 +349,14 @@ def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstr
     """result.json: the kept checkpoint's test figures, how good the training labels were (`trained`: the
     true labels of the examples trained on), agreement with the weak model; final and oracle figures."""
     test, test_labels = chosen.probs["test"], loop.test_labels
-    result = {Event.TEST_ACC: chosen.figures[Event.TEST_ACC], Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
-              "train_label_acc": metrics.accuracy(loop.labels[:, 1].tolist(), trained),
-              "n_test": len(test_labels), "steps": loop.step, "train_seconds": time.time() - loop.t0}
+    result = {
+        Event.TEST_ACC: chosen.figures[Event.TEST_ACC],
+        Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
+        "train_label_acc": metrics.accuracy(loop.labels[:, 1].tolist(), trained),
+        "n_test": len(test_labels),
+        "steps": loop.step,
+        "train_seconds": time.time() - loop.t0,
+    }
     if upstream is not None:
         result.update(metrics.agreement(test, upstream["test"]["probs"], test_labels))
     result.update(figures(loop.selection, chosen, final, 0 if loop.val_labels is None else len(loop.val_labels)))
@@ -336,6 +365,10 @@ def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstr
 
 def environment(acc: Accelerator) -> dict:
     """env.json: where the job ran."""
-    return {"device": str(acc.device), "num_processes": acc.num_processes,
-            "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "distributed_type": str(acc.distributed_type), "torch": torch.__version__}
+    return {
+        "device": str(acc.device),
+        "num_processes": acc.num_processes,
+        "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "distributed_type": str(acc.distributed_type),
+        "torch": torch.__version__,
+    }

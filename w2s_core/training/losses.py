@@ -80,8 +80,9 @@ def hard_labels(probs1: Tensor, positive_share: float) -> Tensor:
     return hard
 
 
-def logconf_target(probs1: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5,
-                   warmup_frac: float = 0.2, warmup: str = "linear") -> Tensor:
+def logconf_target(
+    probs1: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2, warmup: str = "linear"
+) -> Tensor:
     """logconf's target (1−a)·weak + a·hard, hard marking the batch's share of most confident class-1 examples.
 
     probs1 are the student's (detached) class-1 probabilities over the batch the share and rank are
@@ -93,8 +94,9 @@ def logconf_target(probs1: Tensor, weak: Tensor, step_frac: float, alpha: float 
     return (1.0 - a) * weak + a * hard
 
 
-def logconf(logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2,
-            warmup: str = "linear") -> Tensor:
+def logconf(
+    logits: Tensor, weak: Tensor, step_frac: float, alpha: float = 0.5, warmup_frac: float = 0.2, warmup: str = "linear"
+) -> Tensor:
     """(1−a)·CE(f, weak) + a·CE(f, hard(f)): the auxiliary confidence loss with a linear warm-up of a."""
     logits, weak = _prepare(logits, weak)
     probs1 = torch.softmax(logits.detach(), dim=-1)[:, 1]

@@ -44,14 +44,21 @@ def resolve_path(spec: dict) -> str:
 def _load_error(spec: dict, path: str, exc: Exception) -> W2SError:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    hints = ["If this machine is offline, the model must already be in the Hugging Face cache; "
-             "otherwise set the model's `path` to a local directory holding config.json and weights."]
+    hints = [
+        "If this machine is offline, the model must already be in the Hugging Face cache; "
+        "otherwise set the model's `path` to a local directory holding config.json and weights."
+    ]
     if "trust_remote_code" in text or "custom code" in text:
-        hints.insert(0, "This model ships its own code: if you trust it, set `trust_remote_code = true` "
-                        "for this model in the recipe.")
+        hints.insert(
+            0,
+            "This model ships its own code: if you trust it, set `trust_remote_code = true` "
+            "for this model in the recipe.",
+        )
     rev = f" at revision {spec['revision']}" if spec.get("revision") else ""
-    return W2SError(f"Model '{spec.get('name', path)}' could not load from '{path}'{rev}: "
-                    f"{type(exc).__name__}: {first} {' '.join(hints)}")
+    return W2SError(
+        f"Model '{spec.get('name', path)}' could not load from '{path}'{rev}: "
+        f"{type(exc).__name__}: {first} {' '.join(hints)}"
+    )
 
 
 def _remote_kwargs(spec: dict) -> dict:
@@ -112,9 +119,11 @@ def causal_lm_body(spec: dict, lm) -> nn.Module:
     """
     body = lm.base_model
     if body is lm:
-        raise W2SError(f"Model '{spec.get('name', spec['path'])}': its causal-LM class {type(lm).__name__} has no "
-                       f"`{lm.base_model_prefix}` submodule (its `base_model_prefix`), so w2s cannot find the "
-                       "transformer under the LM head. Use a checkpoint whose AutoModel class loads.")
+        raise W2SError(
+            f"Model '{spec.get('name', spec['path'])}': its causal-LM class {type(lm).__name__} has no "
+            f"`{lm.base_model_prefix}` submodule (its `base_model_prefix`), so w2s cannot find the "
+            "transformer under the LM head. Use a checkpoint whose AutoModel class loads."
+        )
     return body
 
 
@@ -177,9 +186,11 @@ def load_tokenizer(spec: dict):
         except Exception as e:  # a remote-code tokenizer may refuse; reported just below
             refused = e
         if tok.pad_token_id is None:
-            raise W2SError(f"Model '{spec.get('name', path)}': its tokenizer ({type(tok).__name__}) has neither a pad "
-                           f"nor an eos token and did not accept id {NO_PAD_FALLBACK_ID} as its pad token, so batches "
-                           "cannot be padded. Use a tokenizer that defines a pad or an eos token.") from refused
+            raise W2SError(
+                f"Model '{spec.get('name', path)}': its tokenizer ({type(tok).__name__}) has neither a pad "
+                f"nor an eos token and did not accept id {NO_PAD_FALLBACK_ID} as its pad token, so batches "
+                "cannot be padded. Use a tokenizer that defines a pad or an eos token."
+            ) from refused
     return tok
 
 
@@ -214,8 +225,9 @@ class BinaryClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask))
 
 
-def load_classifier(spec: dict, *, dtype: torch.dtype, lora: dict | None, grad_checkpointing: bool,
-                    dropout: bool = False):
+def load_classifier(
+    spec: dict, *, dtype: torch.dtype, lora: dict | None, grad_checkpointing: bool, dropout: bool = False
+):
     """(BinaryClassifier, tokenizer). With `lora`, only the adapters and the head are trainable.
 
     Checkpointing is switched on here but, as in Hugging Face, only runs while the model is in
@@ -230,10 +242,15 @@ def load_classifier(spec: dict, *, dtype: torch.dtype, lora: dict | None, grad_c
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 
-        backbone = get_peft_model(backbone, LoraConfig(
-            r=lora.get("r", 8), lora_alpha=lora.get("alpha", 16), lora_dropout=lora.get("dropout", 0.0),
-            target_modules=lora.get("target_modules") or "all-linear",
-        ))
+        backbone = get_peft_model(
+            backbone,
+            LoraConfig(
+                r=lora.get("r", 8),
+                lora_alpha=lora.get("alpha", 16),
+                lora_dropout=lora.get("dropout", 0.0),
+                target_modules=lora.get("target_modules") or "all-linear",
+            ),
+        )
     model = BinaryClassifier(backbone, config.hidden_size, POOLING[model_arch(spec, config)])
     return model, load_tokenizer(spec)
 

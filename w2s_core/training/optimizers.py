@@ -28,8 +28,9 @@ from collections.abc import Iterable
 import torch
 
 
-def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """The optimizer `name` over `params` (see the module docstring for what each name means)."""
     params = list(params)
     if name == "adam":
@@ -39,6 +40,16 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=None, eps=(1e-30, 1e-3), clip_threshold=1.0, decay_rate=-0.8, beta1=None,
-                         weight_decay=weight_decay, scale_parameter=True, relative_step=True, warmup_init=False)
+        return Adafactor(
+            params,
+            lr=None,
+            eps=(1e-30, 1e-3),
+            clip_threshold=1.0,
+            decay_rate=-0.8,
+            beta1=None,
+            weight_decay=weight_decay,
+            scale_parameter=True,
+            relative_step=True,
+            warmup_init=False,
+        )
     raise ValueError(f"unknown optimizer {name!r}: expected adam, adamw or adafactor")  # the recipe check says so first

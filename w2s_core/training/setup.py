@@ -49,8 +49,14 @@ def build_probe(job: dict, splits: dict, texts: dict[str, list[str]], device: to
     # one cache entry per model for all of A, B and test: every job (and, with a fixed train
     # pool, every seed) on this model loads it instead of running the backbone again
     pool = sorted({t for split in ("A", "B", "test") for t in splits[split].texts})
-    table = cached_features(spec, pool, max_length=train["max_length"], side=truncation_side(job),
-                            batch_size=max(train["minibatch_size"], 32), device=device)
+    table = cached_features(
+        spec,
+        pool,
+        max_length=train["max_length"],
+        side=truncation_side(job),
+        batch_size=max(train["minibatch_size"], 32),
+        device=device,
+    )
     row = {t: i for i, t in enumerate(pool)}
     feats = {n: table[[row[x] for x in t]] for n, t in texts.items()}
     head = torch.nn.Linear(table.shape[1], 2)
@@ -68,13 +74,19 @@ def build_finetune(job: dict, texts: dict[str, list[str]], device: torch.device)
     # updates on bf16 weights round away at lr 1e-5. LoRA or an explicit dtype loads weights in it.
     autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
     weights = torch.float32 if autocast else dtype
-    model, tok = load_classifier(spec, dtype=weights, lora=lora, grad_checkpointing=bool(train.get("grad_checkpointing")),
-                                 dropout=bool(train.get("train_with_dropout")))
+    model, tok = load_classifier(
+        spec,
+        dtype=weights,
+        lora=lora,
+        grad_checkpointing=bool(train.get("grad_checkpointing")),
+        dropout=bool(train.get("train_with_dropout")),
+    )
 
     def batch(items):
         ids, mask = collate(items, tok.pad_token_id)
         return ids.to(device), mask.to(device)
 
     side = truncation_side(job)  # [data] long_inputs: which end of a too-long input is cut
-    return Setup(model, batch, {n: encode(tok, t, train["max_length"], side) for n, t in texts.items()}, device,
-                 autocast)
+    return Setup(
+        model, batch, {n: encode(tok, t, train["max_length"], side) for n, t in texts.items()}, device, autocast
+    )

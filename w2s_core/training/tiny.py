@@ -36,17 +36,24 @@ def word_level_tokenizer(vocab: dict[str, int], template: str = "$A", **roles: s
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     specials = [word for word in template.split() if word != "$A"]
     if specials:
-        tok.post_processor = processors.TemplateProcessing(single=template,
-                                                           special_tokens=[(s, vocab[s]) for s in specials])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, **roles, model_max_length=TINY_POSITIONS,
-                                   padding_side="right")
+        tok.post_processor = processors.TemplateProcessing(
+            single=template, special_tokens=[(s, vocab[s]) for s in specials]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **roles, model_max_length=TINY_POSITIONS, padding_side="right")
 
 
 def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
     # gpt2-style: a BOS in front so even an empty text has a last token; bert-style: [CLS] .. [SEP].
-    return word_level_tokenizer(vocab, "[BOS] $A" if causal else "[CLS] $A [SEP]", unk_token="[UNK]",
-                                pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", bos_token="[BOS]",
-                                eos_token="[EOS]")
+    return word_level_tokenizer(
+        vocab,
+        "[BOS] $A" if causal else "[CLS] $A [SEP]",
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+    )
 
 
 def _write_tiny(settings: dict, dest: Path) -> None:
@@ -56,13 +63,26 @@ def _write_tiny(settings: dict, dest: Path) -> None:
     causal = settings["name"] == "tiny-random-gpt2"
     h, n_layers, n_heads = settings["hidden_size"], settings["num_layers"], settings["num_heads"]
     if causal:
-        config = GPT2Config(vocab_size=len(vocab), n_embd=h, n_layer=n_layers, n_head=n_heads,
-                            n_positions=settings["positions"], bos_token_id=vocab["[BOS]"],
-                            eos_token_id=vocab["[EOS]"], pad_token_id=vocab["[PAD]"])
+        config = GPT2Config(
+            vocab_size=len(vocab),
+            n_embd=h,
+            n_layer=n_layers,
+            n_head=n_heads,
+            n_positions=settings["positions"],
+            bos_token_id=vocab["[BOS]"],
+            eos_token_id=vocab["[EOS]"],
+            pad_token_id=vocab["[PAD]"],
+        )
     else:
-        config = BertConfig(vocab_size=len(vocab), hidden_size=h, num_hidden_layers=n_layers,
-                            num_attention_heads=n_heads, intermediate_size=4 * h,
-                            max_position_embeddings=settings["positions"], pad_token_id=vocab["[PAD]"])
+        config = BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=h,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            intermediate_size=4 * h,
+            max_position_embeddings=settings["positions"],
+            pad_token_id=vocab["[PAD]"],
+        )
     with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
         torch.manual_seed(settings["seed"])
         model = GPT2Model(config) if causal else BertModel(config)
@@ -84,8 +104,10 @@ def ensure_tiny(name: str, tiny: dict | None) -> Path:
         os.rename(tmp, target)  # atomic; fails if another process got there first, which is fine
     except OSError as e:
         if not target.is_dir():
-            raise W2SError(f"Could not write the built-in model '{name}' under {root}: {e}. "
-                           "Check that the w2s cache ($W2S_CACHE) is writable and has free space.") from e
+            raise W2SError(
+                f"Could not write the built-in model '{name}' under {root}: {e}. "
+                "Check that the w2s cache ($W2S_CACHE) is writable and has free space."
+            ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -19,11 +19,27 @@ if TYPE_CHECKING:
     from .results import ResultsScreen
     from .runs import RunsScreen
 
-MODULES = {"RecipesScreen": "recipes", "RunsScreen": "runs", "LiveScreen": "live", "ResultsScreen": "results",
-           "HistoryScreen": "history", "CompareScreen": "history", "HelpScreen": "help"}  # in help's order
+MODULES = {
+    "RecipesScreen": "recipes",
+    "RunsScreen": "runs",
+    "LiveScreen": "live",
+    "ResultsScreen": "results",
+    "HistoryScreen": "history",
+    "CompareScreen": "history",
+    "HelpScreen": "help",
+}  # in help's order
 
-__all__ = ["SCREENS_WITH_BINDINGS", "CompareScreen", "HelpScreen", "HistoryScreen", "LiveScreen", "RecipesScreen",
-           "ResultsScreen", "RunsScreen", "screens_with_bindings"]
+__all__ = [
+    "SCREENS_WITH_BINDINGS",
+    "CompareScreen",
+    "HelpScreen",
+    "HistoryScreen",
+    "LiveScreen",
+    "RecipesScreen",
+    "ResultsScreen",
+    "RunsScreen",
+    "screens_with_bindings",
+]
 
 
 def screens_with_bindings() -> tuple[type, ...]:

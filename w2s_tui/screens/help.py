@@ -20,14 +20,22 @@ def intro(keymap_path: str) -> Text:
     """What the keys are, how to move them, what ctrl+p covers and where exports go (no markup:
     the `[keymap]` table name must show as written)."""
     return Text.assemble(
-        ("Keys", "bold"), "  (esc closes)\n",
-        "Move a key in a keymap file, ", (keymap_path, "italic"), " (or --keymap FILE, or $W2S_KEYMAP): a ",
-        ("[keymap]", "bold"), ' table of binding id = "key", e.g. "runs.cancel" = "x". A key that two '
+        ("Keys", "bold"),
+        "  (esc closes)\n",
+        "Move a key in a keymap file, ",
+        (keymap_path, "italic"),
+        " (or --keymap FILE, or $W2S_KEYMAP): a ",
+        ("[keymap]", "bold"),
+        ' table of binding id = "key", e.g. "runs.cancel" = "x". A key that two '
         "bindings of one screen would share is refused.\n",
-        ("ctrl+p", "bold"), " searches every action below: those of the main screens (1-4) from anywhere "
+        ("ctrl+p", "bold"),
+        " searches every action below: those of the main screens (1-4) from anywhere "
         "(it switches there first); those of the live, compare and help views while they are open.\n",
-        ("e", "bold"), "/", ("j", "bold"), " on History export the marked jobs (or all shown) to "
-        "RESULTS_DIR/exports/ as CSV/JSON.")
+        ("e", "bold"),
+        "/",
+        ("j", "bold"),
+        " on History export the marked jobs (or all shown) to RESULTS_DIR/exports/ as CSV/JSON.",
+    )
 
 
 class HelpScreen(ModalScreen):

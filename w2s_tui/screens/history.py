@@ -29,8 +29,20 @@ from ..widgets import AppFooter, Column, CurvePlot, JobTable, status_text, train
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 
-EXPORT_FIELDS = ("hash", "recipe", "dataset", "kind", "model", "weak_model", "loss", "seed", "status",
-                 "final_acc", "started_at", "finished_at")
+EXPORT_FIELDS = (
+    "hash",
+    "recipe",
+    "dataset",
+    "kind",
+    "model",
+    "weak_model",
+    "loss",
+    "seed",
+    "status",
+    "final_acc",
+    "started_at",
+    "finished_at",
+)
 COMPARE_KEYS = (Event.TEST_ACC, Event.VAL_ACC, Event.LOSS, Event.TRAIN_ACC, Event.TEST_AUROC)
 
 
@@ -50,9 +62,18 @@ def write_export(path: Path, kind: str, rows: list[dict]) -> int:
 class HistoryScreen(JobListScreen):
     SCREEN_NAME = "History"
     # the mark, role, model, status and a readable start time stay on any terminal
-    COLUMNS = (Column("✓"), Column("recipe", 3), Column("dataset", 5), Column("role"), Column("model"),
-               Column("seed", 6, right=True), Column("status"), Column("test acc", 2, right=True), Column("started"),
-               Column("job", 7))
+    COLUMNS = (
+        Column("✓"),
+        Column("recipe", 3),
+        Column("dataset", 5),
+        Column("role"),
+        Column("model"),
+        Column("seed", 6, right=True),
+        Column("status"),
+        Column("test acc", 2, right=True),
+        Column("started"),
+        Column("job", 7),
+    )
     BINDINGS = [
         Binding("slash", "search", "Search", id="history.search"),
         Binding("space", "toggle_mark", "Mark", id="history.mark"),
@@ -68,9 +89,18 @@ class HistoryScreen(JobListScreen):
 
     def cells(self, row: dict) -> tuple:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started_at"])) if row["started_at"] else "-"
-        return ("●" if row["hash"] in self.marked else " ", row["recipe"] or "-", row["dataset"] or "-", fmt.role(row),
-                row["model"], str(row["seed"]), status_text(row["status"]), fmt.num(row["final_acc"]), started,
-                row["hash"][:10])
+        return (
+            "●" if row["hash"] in self.marked else " ",
+            row["recipe"] or "-",
+            row["dataset"] or "-",
+            fmt.role(row),
+            row["model"],
+            str(row["seed"]),
+            status_text(row["status"]),
+            fmt.num(row["final_acc"]),
+            started,
+            row["hash"][:10],
+        )
 
     def summary(self) -> str:
         export = "the marked" if self.marked else "all shown"
@@ -155,8 +185,9 @@ class CompareScreen(Screen):
             with reading() as store:
                 if store is None:
                     raise W2SError(f"no results database in {results_dir}")
-                yield SeriesLoaded({h: browse.metric_series(store, h, (*COMPARE_KEYS, Event.EXAMPLES))[0]
-                                    for h in hashes})
+                yield SeriesLoaded(
+                    {h: browse.metric_series(store, h, (*COMPARE_KEYS, Event.EXAMPLES))[0] for h in hashes}
+                )
 
         read_in_thread(self, read, group="compare")
 
@@ -187,4 +218,5 @@ class CompareScreen(Screen):
         empty = self.query_one(CurvePlot).plot(self.key, curves, xlabel="fraction of training")
         note = f" · no {self.key} for: {', '.join(empty)}" if empty else ""
         self.query_one("#compare-title", Static).update(
-            Text(f"{len(self.jobs)} jobs · {self.key} (k: next metric){note}"))
+            Text(f"{len(self.jobs)} jobs · {self.key} (k: next metric){note}")
+        )

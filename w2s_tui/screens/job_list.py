@@ -115,4 +115,3 @@ class JobListScreen(Screen):
     def key_escape(self) -> None:
         if self.query_one("#search", Input).has_focus:
             self.query_one(JobTable).focus()
-

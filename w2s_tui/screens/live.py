@@ -104,9 +104,15 @@ class LiveScreen(Screen):
             return
         p = fmt.progress(job)
         acc = job["final_acc"] if job["final_acc"] is not None else job["last_test_acc"]
-        info.update(Text.assemble((job["model"], "bold"), f" · {fmt.role(job)} · seed {job['seed']} · ",
-                                  (job["status"], "bold"), f" · {p['progress']} · ETA {p['eta']} · elapsed "
-                                  f"{p['elapsed']} · {p['speed']} ex/s · test acc {fmt.num(acc)}"))
+        info.update(
+            Text.assemble(
+                (job["model"], "bold"),
+                f" · {fmt.role(job)} · seed {job['seed']} · ",
+                (job["status"], "bold"),
+                f" · {p['progress']} · ETA {p['eta']} · elapsed "
+                f"{p['elapsed']} · {p['speed']} ex/s · test acc {fmt.num(acc)}",
+            )
+        )
         error = self.query_one("#job-error", Static)
         error.display = bool(job.get("error"))
         if job.get("error"):

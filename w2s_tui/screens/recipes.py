@@ -73,18 +73,27 @@ def plan_preview(path: Path, states: dict[str, str], results_dir: str | None = N
     recipe = load_recipe(path)
     plan = build_plan(recipe)
     state = {job.key: states.get(job.key) for job in plan.jobs}
-    counts = Counts(len(plan.jobs), sum(s == JobStatus.DONE for s in state.values()),
-                    sum(s in ACTIVE for s in state.values()))
+    counts = Counts(
+        len(plan.jobs), sum(s == JobStatus.DONE for s in state.values()), sum(s in ACTIVE for s in state.values())
+    )
     text = Text.assemble(
-        (recipe.name, "bold"), f"  {counts.jobs} jobs · {counts.done} cached · ",
+        (recipe.name, "bold"),
+        f"  {counts.jobs} jobs · {counts.done} cached · ",
         *([f"{counts.active} queued or running · "] if counts.active else []),
         f"{counts.to_run} to run · seeds {recipe.seeds}\n",
         f"models: {', '.join(m['name'] for m in recipe.models)}\n",
         f"pairs: {len(recipe.pairs)} · methods: {', '.join(t['name'] for t in recipe.transfers) or '-'} · "
-        f"chains: {', '.join(' > '.join(c['models']) for c in recipe.chains) or '-'}\n\n")
+        f"chains: {', '.join(' > '.join(c['models']) for c in recipe.chains) or '-'}\n\n",
+    )
     for job in plan.jobs:
         s = state[job.key]
-        mark = ("cached ", "green") if s == JobStatus.DONE else ("running", "cyan") if s in ACTIVE else ("to run ", "yellow")
+        mark = (
+            ("cached ", "green")
+            if s == JobStatus.DONE
+            else ("running", "cyan")
+            if s in ACTIVE
+            else ("to run ", "yellow")
+        )
         text.append_text(Text.assemble(mark, f" {job.short} {describe(job)}\n"))
     where = f" into {results_dir}" if results_dir else ""
     text.append_text(Text.assemble("\n", ("l", "bold"), f" launches it{where}; jobs keep running if you quit."))
@@ -226,8 +235,9 @@ class RecipesScreen(Screen):
             self.notify(f"could not start w2s run: {exc}", severity="error")
             return
         self.app.launches.append((proc, log))
-        self.notify(f"launched {path.name} (pid {proc.pid}): {plan.to_run} jobs into {self.app.where()}; "
-                    f"output in {log}")
+        self.notify(
+            f"launched {path.name} (pid {proc.pid}): {plan.to_run} jobs into {self.app.where()}; output in {log}"
+        )
         self.app.switch_mode("runs")
 
     def show_launch_error(self) -> None:
@@ -236,9 +246,13 @@ class RecipesScreen(Screen):
         panel.display = error is not None
         self.refresh_bindings()
         if error is not None:
-            panel.update(Text.assemble(
-                (f"w2s run {error.recipe} exited with {error.returncode}", "bold"), f" (full output: {error.log}; "
-                "x dismisses)\n", "\n".join(error.lines)))
+            panel.update(
+                Text.assemble(
+                    (f"w2s run {error.recipe} exited with {error.returncode}", "bold"),
+                    f" (full output: {error.log}; x dismisses)\n",
+                    "\n".join(error.lines),
+                )
+            )
 
     def action_dismiss_error(self) -> None:
         self.app.launch_error = None

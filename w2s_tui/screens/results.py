@@ -44,8 +44,14 @@ def missing_notes(planned: list[dict], rows: list[dict]) -> list[str]:
     if not planned:
         return []
     not_done = Counter(j["status"] for j in planned if j["status"] != JobStatus.DONE)
-    notes = [f"{sum(not_done.values())} of {len(planned)} jobs not done: "
-             + ", ".join(f"{n} {status}" for status, n in not_done.items())] if not_done else []
+    notes = (
+        [
+            f"{sum(not_done.values())} of {len(planned)} jobs not done: "
+            + ", ".join(f"{n} {status}" for status, n in not_done.items())
+        ]
+        if not_done
+        else []
+    )
     gt: dict[str, list[dict]] = defaultdict(list)
     pairs: dict[tuple, list[dict]] = defaultdict(list)
     for job in planned:
@@ -63,9 +69,11 @@ def missing_notes(planned: list[dict], rows: list[dict]) -> list[str]:
         if shown.get(key, 0) >= planned_seeds:
             continue
         needs = (("weak", weak, gt[weak]), ("ceiling", strong, gt[strong]), (kind, method, jobs))
-        why = [f"{label} {name} {status} ({_seeds([j for j in group if j['status'] == status])})"
-               for label, name, group in needs
-               for status in dict.fromkeys(j["status"] for j in group if j["status"] != JobStatus.DONE)]
+        why = [
+            f"{label} {name} {status} ({_seeds([j for j in group if j['status'] == status])})"
+            for label, name, group in needs
+            for status in dict.fromkeys(j["status"] for j in group if j["status"] != JobStatus.DONE)
+        ]
         have = f"{shown[key]} of {planned_seeds} seeds in the table" if key in shown else "not in the table"
         notes.append(f"{weak}→{strong} {method}: {have}" + (f": {'; '.join(why)}" if why else ""))
     return notes
@@ -75,9 +83,16 @@ def with_accuracy_warnings(rows: list[dict], acc_rows: list[dict]) -> list[dict]
     """AUROC rows with the noise-floor warnings of the same pairs' accuracies (the analysis warns
     about accuracy gaps only, and a tiny gap makes any PGR noise)."""
     warned = {_key(r["kind"], r["weak"], r["strong"], r["method"]): r["warnings"] for r in acc_rows}
-    return [{**r, "warnings": [*r["warnings"], *(f"(accuracy) {w}" for w in
-                                                 warned.get(_key(r["kind"], r["weak"], r["strong"], r["method"]), []))]}
-            for r in rows]
+    return [
+        {
+            **r,
+            "warnings": [
+                *r["warnings"],
+                *(f"(accuracy) {w}" for w in warned.get(_key(r["kind"], r["weak"], r["strong"], r["method"]), [])),
+            ],
+        }
+        for r in rows
+    ]
 
 
 class ResultsScreen(Screen):
@@ -160,7 +175,15 @@ class ResultsScreen(Screen):
             title.update("No results yet: launch a recipe from the Recipes screen (1).")
         else:
             index = [r["hash"] for r in self.recipes].index(recipe["hash"]) + 1
-            title.update(Text.assemble("recipe ", (recipe["name"], "bold"), f" ({index}/{len(self.recipes)}) · ",
-                                       (message.metric, "bold"), " (m) · ", (self.view, "bold"),
-                                       " (v) · [ ] recipes"))
+            title.update(
+                Text.assemble(
+                    "recipe ",
+                    (recipe["name"], "bold"),
+                    f" ({index}/{len(self.recipes)}) · ",
+                    (message.metric, "bold"),
+                    " (m) · ",
+                    (self.view, "bold"),
+                    " (v) · [ ] recipes",
+                )
+            )
         self.query_one(PgrGrid).show(message.rows, message.chains, message.metric, message.notes)

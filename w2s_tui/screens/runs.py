@@ -17,8 +17,15 @@ from ..widgets import Column, JobTable, status_text
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 
-STATUS_FILTERS = (None, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED,
-                  JobStatus.SKIPPED)
+STATUS_FILTERS = (
+    None,
+    JobStatus.RUNNING,
+    JobStatus.QUEUED,
+    JobStatus.DONE,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.SKIPPED,
+)
 REFRESH_S = 1.0
 QUIET_S = 0.5  # no refresh while the cursor moved this recently: a read would compete with the keys
 CONFIRM_S = 3.0
@@ -27,9 +34,19 @@ CONFIRM_S = 3.0
 class RunsScreen(JobListScreen):
     SCREEN_NAME = "Runs"
     # status, model, role and recipe stay on any terminal; the rest go right to left by `drop`
-    COLUMNS = (Column("status"), Column("model"), Column("role"), Column("last loss", 4, right=True),
-               Column("seed", 5, right=True), Column("progress", 1, right=True), Column("ETA", 2, right=True),
-               Column("elapsed", 3, right=True), Column("ex/s", 6, right=True), Column("recipe"), Column("job", 7))
+    COLUMNS = (
+        Column("status"),
+        Column("model"),
+        Column("role"),
+        Column("last loss", 4, right=True),
+        Column("seed", 5, right=True),
+        Column("progress", 1, right=True),
+        Column("ETA", 2, right=True),
+        Column("elapsed", 3, right=True),
+        Column("ex/s", 6, right=True),
+        Column("recipe"),
+        Column("job", 7),
+    )
     BINDINGS = [
         Binding("slash", "search", "Filter", id="runs.filter"),
         Binding("f", "cycle_status", "Status filter", id="runs.status"),
@@ -49,8 +66,19 @@ class RunsScreen(JobListScreen):
 
     def cells(self, row: dict) -> tuple:
         p = fmt.progress(row)
-        return (status_text(row["status"]), row["model"], fmt.role(row), fmt.num(row["last_loss"]), str(row["seed"]),
-                p["progress"], p["eta"], p["elapsed"], p["speed"], row["recipe"] or "-", row["hash"][:10])
+        return (
+            status_text(row["status"]),
+            row["model"],
+            fmt.role(row),
+            fmt.num(row["last_loss"]),
+            str(row["seed"]),
+            p["progress"],
+            p["eta"],
+            p["elapsed"],
+            p["speed"],
+            row["recipe"] or "-",
+            row["hash"][:10],
+        )
 
     def summary(self) -> str:
         status = self.status_filter or "any status"
@@ -83,8 +111,10 @@ class RunsScreen(JobListScreen):
         if job is None:
             return
         if job["status"] not in ACTIVE:
-            self.notify(f"{job['hash'][:10]} is {job['status']}: only queued or running jobs can be cancelled",
-                        severity="warning")
+            self.notify(
+                f"{job['hash'][:10]} is {job['status']}: only queued or running jobs can be cancelled",
+                severity="warning",
+            )
             return
         now = time.time()
         if self.armed == job["hash"] and now - self.armed_at <= CONFIRM_S:

@@ -17,12 +17,31 @@ if TYPE_CHECKING:
     from .pgr_grid import PgrGrid, heat
     from .pgr_table import PgrTable
 
-MODULES = {"AppFooter": "app_footer", "CurvePlot": "curve_plot", "thin": "curve_plot",
-           "training_fraction": "curve_plot", "Column": "job_table", "JobTable": "job_table",
-           "status_text": "job_table", "PgrGrid": "pgr_grid", "heat": "pgr_grid", "PgrTable": "pgr_table"}
+MODULES = {
+    "AppFooter": "app_footer",
+    "CurvePlot": "curve_plot",
+    "thin": "curve_plot",
+    "training_fraction": "curve_plot",
+    "Column": "job_table",
+    "JobTable": "job_table",
+    "status_text": "job_table",
+    "PgrGrid": "pgr_grid",
+    "heat": "pgr_grid",
+    "PgrTable": "pgr_table",
+}
 
-__all__ = ["AppFooter", "Column", "CurvePlot", "JobTable", "PgrGrid", "PgrTable", "heat", "status_text", "thin",
-           "training_fraction"]
+__all__ = [
+    "AppFooter",
+    "Column",
+    "CurvePlot",
+    "JobTable",
+    "PgrGrid",
+    "PgrTable",
+    "heat",
+    "status_text",
+    "thin",
+    "training_fraction",
+]
 
 
 def __getattr__(name: str):

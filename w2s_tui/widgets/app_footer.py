@@ -19,9 +19,14 @@ class AppFooter(Footer):
             for active in self.screen.active_bindings.values():
                 b = active.binding
                 if b.action in APP_WIDE and b.show:
-                    yield FooterKey(b.key, self.app.get_key_display(b), b.description, b.action,
-                                    disabled=not active.enabled, tooltip=active.tooltip or "").data_bind(
-                        compact=Footer.compact)
+                    yield FooterKey(
+                        b.key,
+                        self.app.get_key_display(b),
+                        b.description,
+                        b.action,
+                        disabled=not active.enabled,
+                        tooltip=active.tooltip or "",
+                    ).data_bind(compact=Footer.compact)
         for widget in super().compose():
             if getattr(widget, "action", None) not in APP_WIDE:  # shown above; a key inside a group is kept
                 yield widget

@@ -29,9 +29,15 @@ from w2s_core.status import JobStatus
 
 from ..messages import JobsLoaded
 
-STATUS_STYLE = {JobStatus.QUEUED: "cyan", JobStatus.RUNNING: "bold yellow", JobStatus.DONE: "green",
-                JobStatus.FAILED: "bold red", JobStatus.CANCELLED: "magenta", JobStatus.SKIPPED: "dim",
-                JobStatus.PLANNED: "dim"}
+STATUS_STYLE = {
+    JobStatus.QUEUED: "cyan",
+    JobStatus.RUNNING: "bold yellow",
+    JobStatus.DONE: "green",
+    JobStatus.FAILED: "bold red",
+    JobStatus.CANCELLED: "magenta",
+    JobStatus.SKIPPED: "dim",
+    JobStatus.PLANNED: "dim",
+}
 MARGIN = 50  # rows loaded above and below the view
 EDGE = 15  # a view this close to the window's edge asks for the window around it
 FIRST_WINDOW = 100  # rows asked for before the table knows its height

@@ -23,13 +23,30 @@ from ..messages import ResultsLoaded
 from .job_table import Column, fit
 
 # names, PGR, its interval and the median stay on any terminal; the rest go by `drop` (higher first)
-ESTIMATORS = (Column("weak"), Column("strong"), Column("method"), Column("weak", 7, right=True),
-              Column("w2s", 5, right=True), Column("ceiling", 6, right=True), Column("PGR", right=True),
-              Column("95% CI", right=True), Column("seeds", 9, right=True), Column("median", right=True),
-              Column("valid", 8, right=True))
-FIGURES = (Column("weak"), Column("strong"), Column("method"), Column("PGR final", right=True),
-           Column("PGR selected", right=True), Column("PGR oracle", right=True), Column("w2s final", 3, right=True),
-           Column("w2s selected", 2, right=True), Column("w2s oracle", 4, right=True))
+ESTIMATORS = (
+    Column("weak"),
+    Column("strong"),
+    Column("method"),
+    Column("weak", 7, right=True),
+    Column("w2s", 5, right=True),
+    Column("ceiling", 6, right=True),
+    Column("PGR", right=True),
+    Column("95% CI", right=True),
+    Column("seeds", 9, right=True),
+    Column("median", right=True),
+    Column("valid", 8, right=True),
+)
+FIGURES = (
+    Column("weak"),
+    Column("strong"),
+    Column("method"),
+    Column("PGR final", right=True),
+    Column("PGR selected", right=True),
+    Column("PGR oracle", right=True),
+    Column("w2s final", 3, right=True),
+    Column("w2s selected", 2, right=True),
+    Column("w2s oracle", 4, right=True),
+)
 VIEWS = {"estimators": ESTIMATORS, "figures": FIGURES}
 SCROLLBAR = 2  # cells the surrounding scroll area may take
 
@@ -42,11 +59,24 @@ def pgr_text(value: float, warnings: list[str] | None = None) -> Text:
 def row_cells(r: dict, m: str, view: str) -> tuple:
     names = (Text(r["weak"]), Text(analysis.strong_label(r)), Text(r["method"]))
     if view == "figures":
-        return (*names, pgr_text(r["pgr_final"]), pgr_text(r["pgr_selected"], r["warnings"]),
-                pgr_text(r["pgr_oracle"]), *(fmt.num(r[f"w2s_{m}_{which}"]) for which in ("final", "selected", "oracle")))
-    return (*names, fmt.num(r[f"weak_{m}"]), fmt.num(r[f"w2s_{m}"]), fmt.num(r[f"ceiling_{m}"]),
-            pgr_text(r["pgr_mean"], r["warnings"]), analysis.ci_text(r), str(len(r["seeds"])),
-            pgr_text(r["pgr_median"]), str(r["n_valid"]))
+        return (
+            *names,
+            pgr_text(r["pgr_final"]),
+            pgr_text(r["pgr_selected"], r["warnings"]),
+            pgr_text(r["pgr_oracle"]),
+            *(fmt.num(r[f"w2s_{m}_{which}"]) for which in ("final", "selected", "oracle")),
+        )
+    return (
+        *names,
+        fmt.num(r[f"weak_{m}"]),
+        fmt.num(r[f"w2s_{m}"]),
+        fmt.num(r[f"ceiling_{m}"]),
+        pgr_text(r["pgr_mean"], r["warnings"]),
+        analysis.ci_text(r),
+        str(len(r["seeds"])),
+        pgr_text(r["pgr_median"]),
+        str(r["n_valid"]),
+    )
 
 
 def _justified(cell: str | Text, right: bool) -> Text:
@@ -82,8 +112,12 @@ class PgrTable(DataTable):
         self._rows, self._metric, self.view = rows, m, view or self.view
         columns = VIEWS[self.view]
         cells = [row_cells(r, m, self.view) for r in rows]
-        natural = [max([len(c.name)] + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len
-                                         for row in cells]) for i, c in enumerate(columns)]
+        natural = [
+            max(
+                [len(c.name)] + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len for row in cells]
+            )
+            for i, c in enumerate(columns)
+        ]
         width = self.app.size.width - SCROLLBAR if self.is_mounted else 10_000
         shown = [i for i, _ in fit(columns, natural, max(width, 20))]
         self.clear(columns=shown != self._shown or not self.columns)
