@@ -88,7 +88,7 @@ async def measure(root: Path, n_keys: int = 600) -> dict:
     from w2s_tui import command
 
     # what `w2s tui` does around its imports (a version of w2s_tui without these steps runs without them)
-    getattr(command, "import_store_without_dataframes", lambda: None)()
+    getattr(command, "import_store_without_dataframes", lambda: None)()  # older code only; the store does it now
     from w2s_tui.app import W2SApp
 
     getattr(command, "settle_heap", lambda: None)()

@@ -13,42 +13,14 @@ import os
 import time
 
 import pytest
+from tui_helpers import tiny_recipe
 
 from w2s_core import cli
 from w2s_tui.app import W2SApp
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 
-RECIPE = """
-name = "snap-tiny"
-seeds = [0]
-
-[data]
-name = "synthetic"
-n_train = 80
-n_test = 40
-seed = 0
-
-[train]
-mode = "finetune"
-epochs = 1
-batch_size = 16
-minibatch_size = 16
-max_length = 16
-
-[[models]]
-name = "small"
-path = "tiny-random-gpt2"
-tiny = { hidden_size = 16, num_layers = 1 }
-
-[[models]]
-name = "big"
-path = "tiny-random-bert"
-tiny = { hidden_size = 32, num_layers = 1 }
-
-[[transfer]]
-loss = "xent"
-"""
+RECIPE = tiny_recipe("snap-tiny")
 
 
 @pytest.fixture

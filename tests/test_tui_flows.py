@@ -11,6 +11,7 @@ import time
 
 import pytest
 from textual.widgets import DataTable, Input, Static
+from tui_helpers import tiny_recipe
 
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
@@ -18,41 +19,7 @@ from w2s_tui.app import W2SApp, known_binding_ids
 from w2s_tui.screens import LiveScreen, RecipesScreen
 from w2s_tui.widgets import JobTable
 
-TINY = """
-name = "tui-tiny"
-seeds = [0]
-
-[data]
-name = "synthetic"
-n_train = 80
-n_test = 40
-seed = 0
-
-[train]
-mode = "finetune"
-epochs = 1
-lr = 0.005
-batch_size = 16
-minibatch_size = 16
-max_length = 16
-eval_every = 2
-
-[[models]]
-name = "small"
-path = "tiny-random-gpt2"
-tiny = { hidden_size = 16, num_layers = 1 }
-
-[[models]]
-name = "big"
-path = "tiny-random-bert"
-tiny = { hidden_size = 32, num_layers = 1 }
-
-[[transfer]]
-loss = "xent"
-
-[launch]
-parallel = 2
-"""
+TINY = tiny_recipe("tui-tiny", train="lr = 0.005\neval_every = 2\n", tail="\n[launch]\nparallel = 2\n")
 
 
 def cell_texts(table: DataTable | JobTable) -> list[list[str]]:

@@ -13,9 +13,15 @@ from rich.console import Console
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
 
-# a valid two-model recipe on synthetic data (planned, never trained by these tests)
-TINY = """
-name = "tiny"
+
+def tiny_recipe(name: str = "tiny", train: str = "", tail: str = "") -> str:
+    """A valid two-model recipe on synthetic data (planned, or trained in seconds on a CPU).
+
+    `train`: extra lines (each ending in a newline) at the end of [train]; `tail`: tables after the
+    transfer (such as [launch]).
+    """
+    return f"""
+name = "{name}"
 seeds = [0]
 
 [data]
@@ -30,20 +36,23 @@ epochs = 1
 batch_size = 16
 minibatch_size = 16
 max_length = 16
-
+{train}
 [[models]]
 name = "small"
 path = "tiny-random-gpt2"
-tiny = { hidden_size = 16, num_layers = 1 }
+tiny = {{ hidden_size = 16, num_layers = 1 }}
 
 [[models]]
 name = "big"
 path = "tiny-random-bert"
-tiny = { hidden_size = 32, num_layers = 1 }
+tiny = {{ hidden_size = 32, num_layers = 1 }}
 
 [[transfer]]
 loss = "xent"
-"""
+{tail}"""
+
+
+TINY = tiny_recipe()  # planned, never trained by the tests that import it
 
 
 def screen_text(app) -> str:

@@ -26,22 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tui.set_defaults(fn=run)
 
 
-def import_store_without_dataframes() -> None:
-    """Import sqlite_utils with pandas and numpy hidden. It imports them (0.3-0.5 s, most of the
-    app's start) only to map their types in inserts, and the TUI only reads; hidden, an import of them
-    fails, which sqlite_utils expects. They import normally afterwards (a plan preview needs numpy)."""
-    if "sqlite_utils" in sys.modules:
-        return
-    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # None makes `import name` raise ImportError
-    try:
-        import sqlite_utils  # noqa: F401
-    finally:
-        for name in hidden:
-            sys.modules.pop(name, None)
-
-
 def settle_heap() -> None:
     """Move everything allocated so far (modules, classes: most of the process's objects) out of the
     garbage collector's sight. Its full collections then skip them: 7 ms instead of ~40 ms, which
@@ -53,8 +37,6 @@ def settle_heap() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    import_store_without_dataframes()  # before anything imports the store
 
     from w2s_core.errors import InputError
     from w2s_core.store import DB_NAME, Store

@@ -12,15 +12,37 @@ import contextlib
 import functools
 import secrets
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from w2s_core.errors import InputError, W2SError
 from w2s_core.paths import writable_results_dir
 from w2s_core.store import schema
+
+
+def _import_sqlite_utils():
+    """sqlite_utils, imported with pandas and numpy hidden when nothing has imported them yet.
+
+    sqlite_utils imports both (0.3-0.5 s: most of a `w2s runs` or `w2s tui` start) only to map
+    their scalar types in inserts; when the import fails it skips that, as it is written to. The
+    store writes only Python values read from JSON and the process table, so it needs no mapping.
+    pandas and numpy import normally afterwards for whoever needs them (the planner, analysis)."""
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # None makes `import name` raise ImportError
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            sys.modules.pop(name, None)
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 DB_NAME = "w2s.db"
 DEFAULT_RESULTS_DIR = "w2s-results"
