@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from w2s_core.jobdir import JobDir
 from w2s_core.status import JobStatus, RunStatus
 from w2s_core.store import Store
 
@@ -46,6 +47,62 @@ class Filled:
         self.methods = dict(METHODS)
 
 
+def train_in_process(job_dir: Path, spec: dict) -> None:
+    """Write `spec` to `job_dir` and train it in this process, as `python -m w2s_core.training` would."""
+    # imported here: most tests never train, and torch would slow every test's start
+    from accelerate.state import AcceleratorState, GradientState
+
+    from w2s_core.training import loop
+
+    JobDir(job_dir).write_spec(spec)
+    try:
+        loop.run(job_dir)
+    finally:  # accelerate keeps process-wide state; leave none behind for the next in-process run
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+
+
+def small_recipe(name: str, models: str, data: str = "synthetic", train: str = "") -> str:
+    """The smallest recipe: one seed, 40 + 20 examples of `data`, one epoch (then the extra [train]
+    lines `train`, each ending in a newline), the [[models]] tables `models` and one xent transfer."""
+    return (
+        f'name = "{name}"\nseeds = [0]\n[data]\nname = "{data}"\nn_train = 40\nn_test = 20\n'
+        f'[train]\nepochs = 1\n{train}{models}[[transfer]]\nloss = "xent"\n'
+    )
+
+
+def insert_job(
+    store: Store,
+    h: str,
+    kind: str,
+    model: str,
+    seed: int,
+    role: dict,
+    recipe: str,
+    spec: dict,
+    *,
+    weak: str | None = None,
+    loss: str | None = None,
+    run_id: int | None = None,
+) -> None:
+    """A job row as the planner writes it (folder jobs/<hash[:16]>), linked to `recipe` in `role`."""
+    job = {
+        "hash": h,
+        "kind": kind,
+        "model": model,
+        "weak_model": weak,
+        "loss": loss,
+        "seed": seed,
+        "spec": spec,
+        "recipe_hash": recipe,
+        "dir": f"jobs/{h[:16]}",
+    }
+    if run_id is not None:  # only the filled database's jobs belong to a run
+        job["run_id"] = run_id
+    store.upsert_job(job)
+    store.link_job(recipe, h, json.dumps(role, sort_keys=True))
+
+
 def _fake_job(
     store: Store,
     results: Path,
@@ -61,26 +118,13 @@ def _fake_job(
     loss: str | None = None,
 ) -> str:
     h = f"{n:02d}" + hashlib.sha256(name.encode()).hexdigest()[:62]  # hex, as real job hashes
-    store.upsert_job(
-        {
-            "hash": h,
-            "kind": kind,
-            "model": model,
-            "weak_model": weak,
-            "loss": loss,
-            "seed": seed,
-            "spec": {
-                "data": {"name": "synthetic", "n_train": 200},
-                "train": {"epochs": 1},
-                "train_split": "A" if kind == "gt" else "B",
-                "predict_split": "B",
-            },
-            "recipe_hash": RECIPE_HASH,
-            "run_id": run_id,
-            "dir": f"jobs/{h[:16]}",
-        }
-    )
-    store.link_job(RECIPE_HASH, h, json.dumps(role, sort_keys=True))
+    spec = {
+        "data": {"name": "synthetic", "n_train": 200},
+        "train": {"epochs": 1},
+        "train_split": "A" if kind == "gt" else "B",
+        "predict_split": "B",
+    }
+    insert_job(store, h, kind, model, seed, role, RECIPE_HASH, spec, weak=weak, loss=loss, run_id=run_id)
     store.set_job_status(h, JobStatus.DONE, started_at=1_700_000_000.0, finished_at=1_700_000_060.0, exit_code=0)
     store.set_results(h, {"test_acc": acc, "test_auroc": acc + 0.05, "n_test": 1000})
     job_dir = results / "jobs" / h[:16]

@@ -12,29 +12,21 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import small_recipe
 
 from w2s_core import cli
 from w2s_core.store import Store
 from w2s_core.supervision.requests import INBOX
 
-GOOD = """name = "bad-inputs"
-seeds = [0]
-[data]
-name = "synthetic"
-n_train = 40
-n_test = 20
-[train]
-epochs = 1
-[[models]]
+MODELS = """[[models]]
 name = "a"
 path = "tiny-random-bert"
 tiny = { hidden_size = 16 }
 [[models]]
 name = "b"
 path = "tiny-random-bert"
-[[transfer]]
-loss = "xent"
 """
+GOOD = small_recipe("bad-inputs", MODELS)
 LOCAL = GOOD.replace('name = "synthetic"', 'path = "data.jsonl"\ntext_column = "text"\nlabel_column = "label"')
 ROWS = "".join(json.dumps({"text": f"row {i}", "label": i % 2}) + "\n" for i in range(80))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_in_process
 from transformers import (
     AutoModelForCausalLM,
     GPT2Config,
@@ -266,16 +267,7 @@ name = "m"
 
 def run_job(job_dir: Path, spec: dict) -> tuple[dict, list[dict]]:
     """Train a job in this process, as `python -m w2s_core.training` would; (result, progress events)."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    from w2s_core.training import loop
-
-    JobDir(job_dir).write_spec(spec)
-    try:
-        loop.run(job_dir)
-    finally:  # accelerate keeps process-wide state; leave none behind for other in-process runs
-        AcceleratorState._reset_state(True)
-        GradientState._reset_state()
+    train_in_process(job_dir, spec)
     lines = [json.loads(line) for line in JobDir(job_dir).events.read_text().splitlines()]
     return JobDir(job_dir).read_result(), [e for e in lines if Event.KIND not in e]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_w2s
+from conftest import run_w2s, train_in_process
 
 from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import InputError
@@ -82,7 +82,7 @@ class Recorder:
     def __init__(self, monkeypatch):
         from w2s_core.training import loop
 
-        self.loop, self.points, self.held, self.trained_on = loop, [], {}, []
+        self.points, self.held, self.trained_on = [], {}, []
         real_eval, real_hold, real_forward = loop.eval_point, loop.hold_out, loop.forward
 
         def eval_point(lp, keep_predict):
@@ -105,15 +105,8 @@ class Recorder:
         monkeypatch.setattr(loop, "forward", forward)
 
     def run(self, job_dir: Path, spec: dict) -> dict:
-        from accelerate.state import AcceleratorState, GradientState
-
         self.points, self.held, self.trained_on = [], {}, []
-        JobDir(job_dir).write_spec(spec)
-        try:
-            self.loop.run(job_dir)
-        finally:  # accelerate keeps process-wide state; leave none behind for the next in-process run
-            AcceleratorState._reset_state(True)
-            GradientState._reset_state()
+        train_in_process(job_dir, spec)  # runs w2s_core.training.loop, whose functions __init__ patched
         return {"points": self.points, "held": self.held, "trained_on": self.trained_on}
 
 

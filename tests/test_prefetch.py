@@ -9,25 +9,12 @@ from pathlib import Path
 import datasets
 import huggingface_hub
 import pytest
-from conftest import ROOT, run_w2s
+from conftest import ROOT, run_w2s, small_recipe
 
 from w2s_core import assets, cli
 from w2s_core.data.cache import offline_env
 from w2s_core.errors import InputError
 
-TINY = """name = "{name}"
-seeds = [0]
-[data]
-name = "{data}"
-n_train = 40
-n_test = 20
-[train]
-epochs = 1
-eval_every = 0
-{models}
-[[transfer]]
-loss = "xent"
-"""
 BUILTIN = (
     '[[models]]\nname = "small"\npath = "tiny-random-gpt2"\ntiny = { hidden_size = 8, num_layers = 1 }\n'
     '[[models]]\nname = "big"\npath = "tiny-random-bert"\n'
@@ -36,7 +23,7 @@ BUILTIN = (
 
 def recipe(tmp_path: Path, models: str = BUILTIN, data: str = "synthetic", name: str = "pf") -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(TINY.format(name=name, data=data, models=models))
+    path.write_text(small_recipe(name, models, data=data, train="eval_every = 0\n"))
     return path
 
 

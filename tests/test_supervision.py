@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import poll_until as wait_for
+from conftest import small_recipe
 
 from w2s_core import cli
 from w2s_core.errors import W2SError
@@ -71,23 +72,15 @@ runner.launch_command = lambda job_dir, config: [sys.executable, {fake!r}, str(j
 sys.exit(supervisor.main(sys.argv[1:]))
 """
 
-RECIPE = """name = "{name}"
-seeds = [0]
-[data]
-name = "synthetic"
-n_train = 40
-n_test = 20
-[train]
-epochs = 1
-"""
-
 
 def recipe_text(name: str, models) -> str:
-    text = RECIPE.format(name=name) + "".join(  # distinct sizes, or equal models would share one job hash
-        f'[[models]]\nname = "{m}"\npath = "tiny-random-bert"\ntiny = {{ hidden_size = {16 * (i + 1)} }}\n'
-        for i, m in enumerate(models)
+    return small_recipe(
+        name,
+        "".join(  # distinct sizes, or equal models would share one job hash
+            f'[[models]]\nname = "{m}"\npath = "tiny-random-bert"\ntiny = {{ hidden_size = {16 * (i + 1)} }}\n'
+            for i, m in enumerate(models)
+        ),
     )
-    return text + '[[transfer]]\nloss = "xent"\n'
 
 
 @pytest.fixture

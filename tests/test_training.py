@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_in_process
 
 from w2s_core.jobdir import JobDir
 from w2s_core.spec.plan import build_plan
@@ -127,9 +128,7 @@ def test_batch_level_loss_under_ddp_sees_the_global_batch(transfers):
 
 def checkpointed_calls(tmp_path: Path, monkeypatch, grad_checkpointing: bool) -> tuple[int, int]:
     """(forward calls with gradients of a layer in transformer block 0 during the job, minibatches trained)."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    from w2s_core.training import loop, setup
+    from w2s_core.training import setup
 
     monkeypatch.setenv("W2S_CACHE", str(tmp_path / "cache"))
     spec = next(j for j in plan().jobs if j.kind == "gt" and j.model == "weak").spec
@@ -147,12 +146,7 @@ def checkpointed_calls(tmp_path: Path, monkeypatch, grad_checkpointing: bool) ->
 
     monkeypatch.setattr(setup, "load_classifier", load_and_count)
     job_dir = tmp_path / ("ckpt" if grad_checkpointing else "plain")
-    JobDir(job_dir).write_spec(spec)
-    try:
-        loop.run(job_dir)
-    finally:  # accelerate keeps process-wide state; leave none behind for other in-process runs
-        AcceleratorState._reset_state(True)
-        GradientState._reset_state()
+    train_in_process(job_dir, spec)
     steps = JobDir(job_dir).read_result()["steps"]
     return sum(calls), steps * (BATCH // 8)  # 64 examples: every step has its two full minibatches
 

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+from conftest import insert_job
 from rich.console import Console
 
 from w2s_core.status import JobStatus
@@ -103,20 +104,9 @@ def add_job(
     with Store.open(results) as store:
         if not any(r["hash"] == recipe for r in store.recipes()):
             store.add_recipe(recipe, "tests", "tests.toml", "name = 'tests'")
-        store.upsert_job(
-            {
-                "hash": h,
-                "kind": kind,
-                "model": model,
-                "weak_model": weak,
-                "loss": loss,
-                "seed": seed,
-                "spec": {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1}},
-                "recipe_hash": recipe,
-                "dir": f"jobs/{h[:16]}",
-            }
-        )
-        store.link_job(recipe, h, json.dumps(role or {"role": "gt", "model": model, "seed": seed}, sort_keys=True))
+        spec = {"data": {"name": "synthetic", "n_train": 200}, "train": {"epochs": 1}}
+        role = role or {"role": "gt", "model": model, "seed": seed}
+        insert_job(store, h, kind, model, seed, role, recipe, spec, weak=weak, loss=loss)
         fields = {"started_at": started_at or time.time() - 100}
         if error is not None:
             fields["error"] = error
