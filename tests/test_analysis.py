@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from w2s_core.analysis import format_table, pgr_table
+from w2s_core.analysis.pgr import pgr_table
+from w2s_core.analysis.table import format_table
 from w2s_core.store import Store
 
 ACC = {  # (model, seed) -> GT test accuracy

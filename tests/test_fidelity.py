@@ -9,9 +9,10 @@ import random
 
 import pytest
 import torch
+from test_plan import plan_of
 from test_recipe import GOOD, error_of, write
 
-from w2s_core.analysis import pgr_summary, pgr_table
+from w2s_core.analysis.pgr import pgr_summary, pgr_table
 from w2s_core.analysis.table import format_table
 from w2s_core.data import DATASETS
 from w2s_core.data.hub import format_amazon_polarity
@@ -21,10 +22,6 @@ from w2s_core.spec.recipe import load_recipe
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
 from w2s_core.training.losses import LOSSES, make_batch_target, make_loss
-
-
-def plan_of(tmp_path, text):
-    return build_plan(load_recipe(write(tmp_path, text)))
 
 
 def keys_by_job(plan) -> dict[tuple, str]:

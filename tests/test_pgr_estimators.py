@@ -22,7 +22,8 @@ import statistics
 
 import pytest
 
-from w2s_core.analysis import estimators, pgr_summary, pgr_table
+from w2s_core.analysis import estimators
+from w2s_core.analysis.pgr import pgr_summary, pgr_table
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
 

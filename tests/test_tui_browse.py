@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from w2s_core import analysis
+from w2s_core.analysis.pgr import chain_steps, pgr_summary, pgr_table
 from w2s_core.store import Store
 from w2s_core.store import queries as browse
 
@@ -59,7 +59,7 @@ def test_metric_series_reads_only_what_is_new(store):
 
 def test_chain_steps_average_each_step_over_seeds(store, filled_results):
     s, _ = store
-    (chain,) = analysis.chain_steps(s, "r" * 64, "acc")
+    (chain,) = chain_steps(s, "r" * 64, "acc")
     assert chain["chain"] == list(filled_results.models) and chain["method"] == "boot-xent"
     assert chain["steps"] == pytest.approx([filled_results.gt_acc["m-small"], 0.66, 0.72])
 
@@ -78,11 +78,11 @@ def test_rows_and_summary_carry_both_estimators_for_the_results_screen(store, fi
     """The shared fixture's jobs predate early stopping: final = selected, no oracle, and the paper's
     median of two seeds equals our mean (its GT accuracies are the same in every seed)."""
     s, _ = store
-    rows = analysis.pgr_table(s, "r" * 64, "acc")
+    rows = pgr_table(s, "r" * 64, "acc")
     for row in rows:
         assert row["pgr_median"] == pytest.approx(row["pgr_mean"]) and row["n_valid"] == len(filled_results.seeds)
         assert row["pgr_final"] == pytest.approx(row["pgr_selected"]) and math.isnan(row["pgr_oracle"])
-    summary = {(e["kind"], e["method"]): e for e in analysis.pgr_summary(s, "r" * 64, "acc")}
+    summary = {(e["kind"], e["method"]): e for e in pgr_summary(s, "r" * 64, "acc")}
     # xent over the 3 pairs x 2 seeds: 0.5 + 0.01 * seed / gap for gaps 0.1, 0.2, 0.1
     assert summary["transfer", "xent"]["pgr_median"] == pytest.approx(statistics.median([0.5] * 3 + [0.6, 0.55, 0.6]))
     assert summary["transfer", "logconf"]["n_valid"] == 6 and summary["bootstrap", "boot-xent"]["pairs"] == 1

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from tui_helpers import add_job, line_with, screen_text
 
-from w2s_core import analysis
+from w2s_core.analysis.pgr import pgr_table
+from w2s_core.analysis.table import ci_text
 from w2s_core.store import Store
 from w2s_tui.app import W2SApp
 from w2s_tui.widgets import PgrTable
@@ -36,7 +37,7 @@ def cells(table: PgrTable) -> list[list[str]]:
 def test_results_show_the_median_beside_the_mean_and_the_three_figures(filled_results, settle):
     with_figures(filled_results)
     with Store.open(filled_results.root, readonly=True) as store:
-        expected = analysis.pgr_table(store, "r" * 64, "acc")
+        expected = pgr_table(store, "r" * 64, "acc")
 
     async def body():
         app = W2SApp(filled_results.root, start="results")
@@ -48,7 +49,7 @@ def test_results_show_the_median_beside_the_mean_and_the_three_figures(filled_re
             for shown, row in zip(cells(table), expected):
                 assert shown[6:] == [
                     f"{row['pgr_mean']:.2f}",
-                    analysis.ci_text(row),
+                    ci_text(row),
                     str(len(row["seeds"])),
                     f"{row['pgr_median']:.2f}",
                     str(row["n_valid"]),

@@ -77,12 +77,11 @@ class Result:
     # examples held out of the training half for validation (`[train] val_size`); with it, result.json
     # also has the selected checkpoint's Event.VAL_LOSS / VAL_ACC / VAL_AUROC
     N_VAL = "n_val"
-    # examples of each split left out as longer than some model reads (`[data] long_inputs = "drop"`):
-    # n_dropped_A, n_dropped_B, n_dropped_test; absent in the truncate modes
-    N_DROPPED = ("n_dropped_A", "n_dropped_B", "n_dropped_test")
 
     @staticmethod
     def n_dropped(split: str) -> str:
+        """Examples of `split` (A, B, test) left out as longer than some model reads (`[data] long_inputs =
+        "drop"`): n_dropped_A, n_dropped_B, n_dropped_test; absent in the truncate modes."""
         return f"n_dropped_{split}"
 
 
@@ -170,9 +169,6 @@ class JobDir:
             return read_json(self.env)
         except (OSError, ValueError):
             return None
-
-    def log_tail(self, lines: int = 50) -> list[str]:
-        return tail_lines(self.log, lines)
 
     # -- the training process's side ---------------------------------------------------------
 

@@ -43,8 +43,3 @@ def figure(results: dict[str, float], metric: str, which: str) -> float:
             value = results[key]
             return math.nan if value is None else float(value)
     return math.nan
-
-
-def figures(results: dict[str, float], metric: str) -> dict[str, float]:
-    """{figure: value} for final, selected and oracle."""
-    return {which: figure(results, metric, which) for which in FIGURES}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from w2s_core.store import Store
     from w2s_core.store.rows import PlannedJob, Role
 
-__all__ = ["METRICS", "chain_steps", "pgr_summary", "pgr_table"]
+__all__ = ["chain_steps", "pgr_summary", "pgr_table"]
 
 # (kind, weak, strong, method, chain or None): one table row
 GroupKey = tuple[str, str, str, str, tuple[str, ...] | None]
@@ -119,7 +119,8 @@ def _row(
 ) -> dict:
     kind, weak, strong, method, chain = group
     agg = estimators.mean_of_seed_pgrs([p["pgr"] for p in per_seed])
-    weak_m, w2s_m, ceil_m = (_mean([p[role] for p in per_seed]) for role in ROLES)
+    figure_columns = _figure_columns(per_seed, metric)
+    weak_m, w2s_m, ceil_m = (figure_columns[f"{role}_{metric}_selected"] for role in ROLES)
     return {
         "recipe": recipe_name,
         "kind": kind,
@@ -137,7 +138,7 @@ def _row(
         "pgr": agg["mean"],  # the old name of pgr_mean, kept for scripts and tests that read it
         "pgr_median": paper.median,
         "n_valid": paper.n_valid,
-        **_figure_columns(per_seed, metric),
+        **figure_columns,
         "agree": _mean([p["agree"] for p in per_seed if p["agree"] is not None]),
         "agree_weak_wrong": _mean([p["agree_weak_wrong"] for p in per_seed if p["agree_weak_wrong"] is not None]),
         "seeds": [p["seed"] for p in per_seed],

@@ -11,7 +11,8 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from w2s_core.analysis import format_table, pgr_table
+from w2s_core.analysis.pgr import pgr_table
+from w2s_core.analysis.table import format_table
 from w2s_core.cli.targets import recipe_hashes
 from w2s_core.errors import InputError
 from w2s_core.status import RunStatus

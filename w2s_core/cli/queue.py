@@ -12,6 +12,8 @@ from w2s_core.cli.targets import ordered, select_jobs
 from w2s_core.errors import InputError
 from w2s_core.status import ACTIVE, JobStatus
 from w2s_core.store import DB_NAME, Store
+from w2s_core.supervision import LOG_NAME, cancel_jobs, pending
+from w2s_core.supervision.requests import rejected
 
 
 def resume_and_say(root: Path, active: list[dict]) -> dict | None:
@@ -39,7 +41,7 @@ def cmd_queue(args: Namespace) -> int:
     with Store.open(args.results_dir, readonly=True) as store:
         active = store.jobs(status=ordered(ACTIVE))
     holder = resume_and_say(root, active)
-    requests = supervise.pending_requests(root)
+    requests = len(pending(root))
     if args.json:
         print(json_text({"supervisor": holder, "pending_requests": requests, "jobs": active}))
         return 0
@@ -47,11 +49,11 @@ def cmd_queue(args: Namespace) -> int:
         f"supervisor: {'pid ' + str(holder['pid']) if holder else 'none (idle)'}; "
         f"{requests} request(s) waiting; {len(active)} job(s) queued or running"
     )
-    rejected = supervise.rejected_requests(root)
-    if rejected:
+    set_aside = rejected(root)
+    if set_aside:
         print(
-            f"{len(rejected)} request(s) could not be applied (the latest: {rejected[-1]}); "
-            f"the reason is in {supervise.log_path(root)}"
+            f"{len(set_aside)} request(s) could not be applied (the latest: {set_aside[-1]}); "
+            f"the reason is in {root / LOG_NAME}"
         )
     for j in active:
         print(_job_line(j))
@@ -62,6 +64,6 @@ def cmd_cancel(args: Namespace) -> int:
     root = Path(args.results_dir).expanduser().resolve()
     with Store.open(args.results_dir, readonly=True) as store:
         job_hashes = [j["hash"] for j in select_jobs(store, args.target, ACTIVE, "cancel")]
-    supervise.cancel(root, job_hashes, args.timeout)
+    cancel_jobs(root, job_hashes, args.timeout)  # through the running supervisor, or here if none
     print(f"cancelled {len(job_hashes)} job(s); their process trees are gone")
     return 0

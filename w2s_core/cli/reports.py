@@ -5,7 +5,8 @@ from __future__ import annotations
 from argparse import Namespace
 
 from w2s_core import assets
-from w2s_core.analysis import format_table, pgr_summary, pgr_table
+from w2s_core.analysis.pgr import pgr_summary, pgr_table
+from w2s_core.analysis.table import format_table
 from w2s_core.cli.long_inputs import dropped_in_results, results_note
 from w2s_core.cli.output import csv_text, json_text, stamp
 from w2s_core.cli.queue import resume_and_say

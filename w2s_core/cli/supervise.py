@@ -3,8 +3,7 @@
 `w2s run` and `w2s retry` drop their request into the inbox and make sure a background supervisor
 is running (it outlives the terminal); with --detach they return at once, else they follow the run
 from the store until it is over (`w2s_core.supervision.follow`), so a dropped SSH connection stops
-only the following. `w2s cancel` asks the running supervisor, or cancels directly when there is
-none. This is the only CLI module that talks to a supervisor (`w2s_core.supervision`).
+only the following. `resume` starts a supervisor for work left without one (`w2s queue`, `w2s runs`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from pathlib import Path
 
 from w2s_core import supervision as sv
 from w2s_core.spec.recipe import Recipe
-from w2s_core.supervision import requests
 from w2s_core.supervision.follow import RETRY, SUBMIT
 from w2s_core.supervision.provenance import provenance, snapshot_code
 
@@ -94,21 +92,3 @@ def resume(root: Path, active: list[dict]) -> tuple[dict | None, int | None]:
         pid, _ = sv.ensure_running(root, sv.resume_parallel(active))
         return {"pid": pid}, pid
     return holder, None
-
-
-def pending_requests(root: Path) -> int:
-    return len(sv.pending(root))
-
-
-def rejected_requests(root: Path) -> list[Path]:
-    """Request files the supervisor could not apply, oldest first."""
-    return requests.rejected(root)
-
-
-def log_path(root: Path) -> Path:
-    return root / sv.LOG_NAME
-
-
-def cancel(root: Path, job_hashes: list[str], timeout: float) -> None:
-    """Cancel jobs: through the running supervisor (waiting until it has), or here when there is none."""
-    sv.cancel_jobs(root, job_hashes, timeout)

@@ -12,18 +12,10 @@ from __future__ import annotations
 
 import random
 
-from w2s_core.data.hub import hub_entry
+from w2s_core.data.hub import hub_entry, pick_answer, sciq_answer
 from w2s_core.data.types import Example
 
 REF = "EleutherAI/w2s@a929af0 w2s/ds_registry.py"
-
-
-def _pick(answers: list[str], correct: int, rng: random.Random) -> tuple[str, int]:
-    """The correct answer (label 1) or a random other one (label 0), with p = 0.5."""
-    label = int(rng.random() < 0.5)
-    if label:
-        return answers[correct], 1
-    return rng.choice([a for i, a in enumerate(answers) if i != correct]), 0
 
 
 def format_anli(row: dict, rng: random.Random) -> Example:
@@ -40,7 +32,7 @@ def format_sentence(row: dict, rng: random.Random) -> Example:
 def format_dream(row: dict, rng: random.Random) -> Example:
     """Reference `format_dream`: the dialogue, then "Q: ... A: <answer or distractor>"."""
     choices = list(row["choice"])
-    answer, label = _pick(choices, choices.index(row["answer"]), rng)
+    answer, label = pick_answer(choices, choices.index(row["answer"]), rng)
     joined = "\n".join(row["dialogue"])
     return f"{joined}\n\nQ: {row['question']} A: {answer}", label
 
@@ -84,7 +76,7 @@ def format_mc_taco(row: dict, rng: random.Random) -> Example:
 def format_hellaswag(row: dict, rng: random.Random) -> Example:
     """Reference `format_hellaswag`: the context, all four endings, and one asked about."""
     endings = list(row["endings"])
-    answer, label = _pick(endings, int(row["label"]), rng)
+    answer, label = pick_answer(endings, int(row["label"]), rng)
     listed = "\n".join(endings)
     return (f'Context:\n{row["ctx"]}\n\nContinuations:\n\n{listed}\n\nQ: Is "{answer}" the best continuation?', label)
 
@@ -102,7 +94,7 @@ def format_openbookqa(row: dict, rng: random.Random) -> Example:
     (label 1) but a distractor's *text* (label 0), so the label is readable from the answer's form
     alone; here both are texts, as in every other multiple-choice formatter."""
     letters, texts = list(row["choices"]["label"]), list(row["choices"]["text"])
-    answer, label = _pick(texts, letters.index(row["answerKey"]), rng)
+    answer, label = pick_answer(texts, letters.index(row["answerKey"]), rng)
     joined = "\n".join(f"{a}) {t}" for a, t in zip(letters, texts))
     return f"Q: {row['question_stem']}\n\nChoices:\n{joined}\n\nAnswer: {answer}", label
 
@@ -116,27 +108,27 @@ def format_paws(row: dict, rng: random.Random) -> Example:
 def format_piqa(row: dict, rng: random.Random) -> Example:
     """Reference `format_piqa`: the goal and the right solution (1) or the wrong one (0)."""
     solutions = [row["sol1"], row["sol2"]]
-    answer, label = _pick(solutions, int(row["label"]), rng)
+    answer, label = pick_answer(solutions, int(row["label"]), rng)
     return f"Q: {row['goal']} A: {answer}", label
 
 
 def format_quail(row: dict, rng: random.Random) -> Example:
     """Reference `format_quail`."""
-    answer, label = _pick(list(row["answers"]), int(row["correct_answer_id"]), rng)
+    answer, label = pick_answer(list(row["answers"]), int(row["correct_answer_id"]), rng)
     return f'Passage:\n\n{row["context"]}\n\nQ: "{row["question"]}" Is the answer "{answer}"?', label
 
 
 def format_quartz(row: dict, rng: random.Random) -> Example:
     """Reference `format_quartz` (two choices: the right one or the other)."""
     texts = list(row["choices"]["text"])
-    answer, label = _pick(texts, list(row["choices"]["label"]).index(row["answerKey"]), rng)
+    answer, label = pick_answer(texts, list(row["choices"]["label"]).index(row["answerKey"]), rng)
     return f'Passage:\n{row["para"]}\n\nQ: "{row["question"]}" Is the answer "{answer}"?', label
 
 
 def format_social_i_qa(row: dict, rng: random.Random) -> Example:
     """Reference `format_social_i_qa` (the dataset's label is "1", "2" or "3")."""
     answers = [row["answerA"], row["answerB"], row["answerC"]]
-    answer, label = _pick(answers, int(row["label"]) - 1, rng)
+    answer, label = pick_answer(answers, int(row["label"]) - 1, rng)
     text = (
         f'Context:\n{row["context"]}\n\nQuestion: "{row["question"]}"\n\nChoices:\n'
         f'{answers[0]}\n{answers[1]}\n{answers[2]}\n\nIs the answer "{answer}"?'
@@ -160,10 +152,7 @@ def format_twitter_sentiment(row: dict, rng: random.Random) -> Example:
 
 def format_sciq_with_support(row: dict, rng: random.Random) -> Example:
     """Reference `format_sciq_with_support` (from EleutherAI/elk-generalization): the support passage too."""
-    label = int(rng.random() < 0.5)
-    answer = (
-        row["correct_answer"] if label else rng.choice([row["distractor1"], row["distractor2"], row["distractor3"]])
-    )
+    answer, label = sciq_answer(row, rng)
     text = f'Name: Bob\n\nPassage 1:\n{row["support"]}\n\nQ1: "{row["question"]}" Is the answer "{answer}"?'
     return text, label
 

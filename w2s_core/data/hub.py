@@ -190,11 +190,22 @@ def hub_entry(
     return DatasetInfo(name, load, identity, description, hub_id, src.train_split, test_split)
 
 
+def pick_answer(answers: list[str], correct: int, rng: random.Random) -> tuple[str, int]:
+    """A multiple-choice row as binary: the correct answer (label 1) or a random other one (label 0), p = 0.5."""
+    label = int(rng.random() < 0.5)
+    if label:
+        return answers[correct], 1
+    return rng.choice([a for i, a in enumerate(answers) if i != correct]), 0
+
+
+def sciq_answer(row: dict, rng: random.Random) -> tuple[str, int]:
+    """A sciq row's correct answer or one of its three distractors (`pick_answer`)."""
+    return pick_answer([row["correct_answer"], row["distractor1"], row["distractor2"], row["distractor3"]], 0, rng)
+
+
 def format_sciq(row: dict, rng: random.Random) -> Example:
     """The correct answer (label 1) or one random distractor (label 0), each with p=0.5."""
-    label = int(rng.random() < 0.5)
-    distractors = [row["distractor1"], row["distractor2"], row["distractor3"]]
-    answer = row["correct_answer"] if label else rng.choice(distractors)
+    answer, label = sciq_answer(row, rng)
     return f"Q: {row['question']} A: {answer}", label
 
 

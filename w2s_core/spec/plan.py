@@ -30,7 +30,14 @@ from w2s_core.data import dataset_fingerprint
 from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
 from w2s_core.spec.recipe import Recipe
-from w2s_core.spec.schema import TRAIN_KEYS, UNHASHED_TRAIN_DEFAULTS, Chain, Method
+from w2s_core.spec.schema import (
+    TRAIN_KEYS,
+    UNHASHED_DATA_DEFAULTS,
+    UNHASHED_TRAIN_DEFAULTS,
+    Chain,
+    Method,
+    without_defaults,
+)
 
 SPEC_VERSION = 1  # bump when the meaning of a spec changes: every job key changes with it
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")
@@ -140,11 +147,7 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
         **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss", "length_filter")},
         "loss": {**spec["loss"], "params": hashed_params(spec["loss"]["params"])},
-        "train": {
-            k: v
-            for k, v in spec["train"].items()
-            if not (k in UNHASHED_TRAIN_DEFAULTS and v == UNHASHED_TRAIN_DEFAULTS[k])
-        },
+        "train": without_defaults(spec["train"], UNHASHED_TRAIN_DEFAULTS),
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }
     if "length_filter" in spec:  # by what the tokenizers are, so renaming or reordering models keeps keys
@@ -158,9 +161,10 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
 
 
 def job_data(recipe: Recipe) -> dict:
-    """The recipe's [data] as a job reads it; `long_inputs = "truncate_right"` (what w2s did before the
-    option existed) is left out, so those jobs keep the keys they had (the trainer's default is the same)."""
-    return {k: v for k, v in recipe.data.items() if not (k == "long_inputs" and v == "truncate_right")}
+    """The recipe's [data] as a job reads it, less UNHASHED_DATA_DEFAULTS: `long_inputs = "truncate_right"`
+    (what w2s did before the option existed) is left out, so those jobs keep the keys they had (the
+    trainer's default is the same)."""
+    return without_defaults(recipe.data, UNHASHED_DATA_DEFAULTS)
 
 
 def length_filter(recipe: Recipe) -> list[dict]:

@@ -252,15 +252,8 @@ def _pairs(value: Any, names: list[str], err: Problems) -> list[tuple[str, str]]
 
 def _method(entry: dict, where: str, err: Problems) -> Method | None:
     """Split a transfer/chain table into its loss name, the loss's own parameters and its train overrides."""
-    if "name" in entry and string(entry["name"]):
-        err.add(f"{where}name", f"expected a non-empty string, got {entry['name']!r}")
-    train = {}
-    for key in METHOD_TRAIN_KEYS:
-        if key in entry:
-            expected = TRANSFER_KEYS[key](entry[key])
-            if expected:
-                err.add(f"{where}{key}", f"expected {expected}, got {entry[key]!r}")
-            train[key] = entry[key]
+    err.check_table(where, {k: entry[k] for k in ("name", *METHOD_TRAIN_KEYS) if k in entry}, TRANSFER_KEYS)
+    train = {k: entry[k] for k in METHOD_TRAIN_KEYS if k in entry}
     loss = entry.get("loss", "xent")
     params = {k: v for k, v in entry.items() if k not in TRANSFER_KEYS and k not in CHAIN_KEYS}
     # a key that is neither the table's own nor the loss's: report it with every allowed key

@@ -2,7 +2,7 @@
 
 `recipe.py` validates a TOML file against these tables; the planner and the CLI read the defaults
 from here. A new recipe key goes in the table it belongs to (and, if leaving it at its default
-must not change existing job keys, in UNHASHED_TRAIN_DEFAULTS).
+must not change existing job keys, in UNHASHED_TRAIN_DEFAULTS or UNHASHED_DATA_DEFAULTS).
 """
 
 from __future__ import annotations
@@ -90,9 +90,19 @@ TRAIN_DEFAULTS = {
     "val_size": 0,
     "select": "final",
 }
-# Train keys added after jobs were first hashed, with the default that reproduces the old behaviour:
-# `plan.job_key` leaves a key out of the hash while it has this value, so finished jobs keep their keys.
+# Keys added after jobs were first hashed, with the value that reproduces the old behaviour. While a key
+# has that value it is left out (`without_defaults`), so finished jobs keep their keys: a train key out
+# of `plan.job_key`'s hash, a data key out of the job's spec itself (`plan.job_data`: job.json unchanged).
+# (A loss parameter's are `spec.losses.UNHASHED_LOSS_DEFAULTS`.)
 UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "val_size": 0, "select": "final"}
+UNHASHED_DATA_DEFAULTS = {"long_inputs": "truncate_right"}
+
+
+def without_defaults(values: dict, defaults: dict) -> dict:
+    """`values` less each key that has its value in `defaults`."""
+    return {k: v for k, v in values.items() if not (k in defaults and v == defaults[k])}
+
+
 # Keys a model's registry entry supplies and a recipe may override per model.
 MODEL_TRAIN_KEYS = (
     "mode",

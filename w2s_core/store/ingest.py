@@ -97,6 +97,8 @@ class Ingest(StoreBase):
                 conn.execute("DELETE FROM metrics WHERE job_hash = ?", (job_hash,))
                 offset, line, skipped = 0, 0, 0
             end = data.rfind(b"\n") + 1
+            if end == 0 and not rewritten:
+                return 0  # no new complete line: nothing to write (the supervisor asks every tick)
             lines = data[:end].split(b"\n")[:-1]
             rows, bad = _metric_rows(job_hash, lines, line)
             _write_metrics(conn, rows)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from w2s_core.jobdir import Event, Result
 from w2s_core.store.connection import sqlite_errors
+from w2s_core.store.ingest import nan_if_none
 from w2s_core.store.rows import JobListRow, PlannedJob, RecipeSummary
 
 if TYPE_CHECKING:
@@ -145,12 +146,19 @@ def recipe_rows(store: Store, recipe_hash: str) -> list[PlannedJob]:
         "WHERE rj.recipe_hash = ? ORDER BY j.rowid",
         [recipe_hash],
     )
+    results: dict[str, dict[str, float]] = defaultdict(dict)  # one query for every job's results
+    for job_hash, key, value in store.db.execute(
+        "SELECT x.job_hash, x.key, x.value FROM recipe_jobs rj JOIN results x ON x.job_hash = rj.job_hash "
+        "WHERE rj.recipe_hash = ? ORDER BY x.key",
+        [recipe_hash],
+    ):
+        results[job_hash][key] = nan_if_none(value)
     return [
         {
             "job_hash": r["job_hash"],
             "role": json.loads(r["role"]),
             "status": r["status"],
-            "results": store.results(r["job_hash"]),
+            "results": results[r["job_hash"]],
         }
         for r in rows
     ]

@@ -246,7 +246,8 @@ class RunWatch:
         for row in sorted(ended, key=lambda j: j["finished_at"] or 0.0):
             self.say(row)
             self.reported.add(row["hash"])
-        return self.run()["status"] in FINISHED_RUN and len(self.reported) == len(self.rows)
+        # the run's row only once every job is reported: `runs()` reads every run in the store
+        return len(self.reported) == len(self.rows) and self.run()["status"] in FINISHED_RUN
 
     def say(self, row: JobRow) -> None:
         if row["status"] == JobStatus.CANCELLED:

@@ -108,6 +108,8 @@ class Supervisor:
                 self.report.skipped(row, why)
 
     def start_ready(self) -> None:
+        if not self.slots.free():  # every slot busy: no need to read the queue and its upstream jobs
+            return
         for row in upstream.ready(self.store):
             slot = self.slots.take(row["hash"])
             if slot is None:

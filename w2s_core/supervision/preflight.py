@@ -8,8 +8,6 @@ model and dataset is in the cache before anything else is read, so a missing one
 
 from __future__ import annotations
 
-import os
-
 from w2s_core.assets import PACKAGED_MODELS
 from w2s_core.data import make_splits
 from w2s_core.data.cache import dataset_in_cache, datasets_cache
@@ -24,9 +22,7 @@ from w2s_core.supervision.prefetch import model_in_cache
 
 def hub_offline() -> bool:
     """Read now, not at import: huggingface_hub freezes its own flag when first imported."""
-    return any(
-        os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+    return env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
 
 
 def _dataset_offline(recipe: Recipe) -> None:

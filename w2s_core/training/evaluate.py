@@ -25,12 +25,13 @@ yardstick between checkpoints. val_acc and val_auroc compare with the hard super
 
 Cost: a kept checkpoint is its predictions (test set and predict split), not a copy of the model,
 since predictions are all a job writes and its downstream jobs read. So with select != "final"
-every eval point also predicts the predict split (the other half, n_train / 2 examples): with
-n_train = 10,000, batch 32 and eval_every = 25 that is 5,000 inference passes per 800 training
-examples, about twice the training time (a training example costs about three inference passes,
-forward and backward); raise eval_every to pay less. Memory: the kept point's class-1
-probabilities, one float per example of the test set and the predict split. With select = "final"
-nothing is predicted beyond what is reported.
+an eval point that beats the kept one also predicts the predict split (the other half, n_train / 2
+examples): with n_train = 10,000, batch 32 and eval_every = 25 that is 5,000 inference passes per
+800 training examples, about twice the training time (a training example costs about three
+inference passes, forward and backward) while the validation figure keeps improving; raise
+eval_every to pay less. Memory: the kept point's class-1 probabilities, one float per example of
+the test set and the predict split. With select = "final" nothing is predicted beyond what is
+reported.
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ def eval_point(loop: Loop, keep_predict: bool) -> Point:
     return Point(loop.step, figures, probs)
 
 
+def offer_point(loop: Loop, point: Point) -> None:
+    """Offer an eval point before the last to the selection, predicting the predict split only if it is kept."""
+    if loop.selection.improves(point) and "predict" in loop.setup.inputs:
+        point.probs["predict"] = predict(loop, loop.setup.inputs["predict"])
+    loop.selection.offer(point)
+
+
 @dataclass
 class Selection:
     """The eval points so far: the one `select` keeps (with its probabilities) and the oracle (figures only)."""
@@ -131,23 +139,22 @@ class Selection:
     best: Point | None = None
     oracle: Point | None = None
 
-    @property
-    def keeps_predictions(self) -> bool:
-        """Whether an eval point before the last may be kept, so its predict-split probabilities are needed."""
-        return self.select != FINAL
-
     def score(self, point: Point) -> float:
         """Higher is better; NaN (e.g. AUROC of a one-class slice) never wins."""
         key, sign = SELECT_BY[self.select]
         return sign * point.figures.get(key, math.nan)
 
+    def improves(self, point: Point) -> bool:
+        """Whether `point` would become the kept one (never with select = "final", which keeps the last)."""
+        if self.select == FINAL:
+            return False
+        score = self.score(point)
+        return not math.isnan(score) and (self.best is None or score > self.score(self.best))
+
     def offer(self, point: Point) -> None:
         if self.oracle is None or point.figures[Event.TEST_ACC] > self.oracle.figures[Event.TEST_ACC]:
             self.oracle = Point(point.step, point.figures)  # no probabilities: nothing selects by it
-        if self.select == FINAL:
-            return
-        score = self.score(point)
-        if not math.isnan(score) and (self.best is None or score > self.score(self.best)):
+        if self.improves(point):
             self.best = point
 
     def close(self, final: Point) -> Point:

@@ -83,13 +83,14 @@ def count_tokens(entry: dict, texts: Sequence[str]) -> dict:
     return {"lengths": lengths, "model_max_length": model_max if isinstance(model_max, int) else None}
 
 
-def cached_counts(entry: dict, texts: Sequence[str]) -> dict:
+def cached_counts(entry: dict, texts: Sequence[str], fingerprint: str | None = None, digest: str | None = None) -> dict:
     """count_tokens, memoised on disk: every job of a recipe (and the dry run) counts a split once.
 
     Keyed by the tokenizer and the texts, not by max_length: the counts serve every max_length (the
-    limit is applied by `too_long`), so a recipe sweeping max_length tokenises once.
+    limit is applied by `too_long`), so a recipe sweeping max_length tokenises once. `fingerprint`
+    and `digest`, when given, are `tokenizer_fingerprint(entry)` and `texts_digest(texts)`.
     """
-    key = sha256_text(json.dumps([tokenizer_fingerprint(entry), texts_digest(texts)]))
+    key = sha256_text(json.dumps([fingerprint or tokenizer_fingerprint(entry), digest or texts_digest(texts)]))
     path = cache_dir() / "lengths" / f"{key}.json"
     with locked(path.with_suffix(".lock")):  # a parallel job wanting the same counts waits, then reads
         if path.is_file():
@@ -99,9 +100,9 @@ def cached_counts(entry: dict, texts: Sequence[str]) -> dict:
     return counts
 
 
-def too_long(entry: dict, texts: Sequence[str]) -> set[int]:
+def too_long(entry: dict, texts: Sequence[str], fingerprint: str | None = None, digest: str | None = None) -> set[int]:
     """Positions of the texts longer than the model reads (`token_limit` of its max_length)."""
-    counts = cached_counts(entry, texts)
+    counts = cached_counts(entry, texts, fingerprint, digest)
     limit = token_limit(entry["max_length"], counts["model_max_length"])
     return {i for i, n in enumerate(counts["lengths"]) if n > limit}
 
@@ -109,10 +110,12 @@ def too_long(entry: dict, texts: Sequence[str]) -> set[int]:
 # --- dropping -------------------------------------------------------------------------------
 
 
-def _too_long_for(entry: dict, texts: Sequence[str]) -> set[int]:
-    """too_long, saying why this job needs another model's tokenizer when that one cannot load."""
+def _too_long_for(entry: dict, splits: dict[str, Split], digests: dict[str, str]) -> dict[str, set[int]]:
+    """too_long on every split for one model (its tokenizer fingerprinted once), saying why this job
+    needs another model's tokenizer when that one cannot load."""
     try:
-        return too_long(entry, texts)
+        fingerprint = tokenizer_fingerprint(entry)
+        return {name: too_long(entry, split.texts, fingerprint, digests[name]) for name, split in splits.items()}
     except W2SError as exc:
         raise W2SError(
             f'[data] long_inputs = "drop" leaves out the inputs too long for ANY model of the recipe, '
@@ -124,9 +127,11 @@ def _too_long_for(entry: dict, texts: Sequence[str]) -> set[int]:
 
 def drop_too_long(length_filter: list[dict], splits: dict[str, Split]) -> tuple[dict[str, Split], dict[str, int]]:
     """Each split without the examples too long for any model of `length_filter`, and how many went."""
+    digests = {name: texts_digest(split.texts) for name, split in splits.items()}  # once, not once per model
+    per_model = [_too_long_for(entry, splits, digests) for entry in length_filter]
     kept, dropped = {}, {}
     for name, split in splits.items():
-        out = set().union(*(_too_long_for(entry, split.texts) for entry in length_filter))
+        out = set().union(*(positions[name] for positions in per_model))
         kept[name] = split.keep([i for i in range(len(split.texts)) if i not in out])
         dropped[name] = len(out)
     return kept, dropped

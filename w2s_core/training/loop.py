@@ -24,7 +24,17 @@ from w2s_core.analysis import stats as metrics
 from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event, EventWriter, JobDir
-from w2s_core.training.evaluate import FINAL, Point, Selection, class1, eval_point, figures, forward, predictions
+from w2s_core.training.evaluate import (
+    FINAL,
+    Point,
+    Selection,
+    class1,
+    eval_point,
+    figures,
+    forward,
+    offer_point,
+    predictions,
+)
 from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
 from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
 from w2s_core.training.optimizers import make_optimizer
@@ -172,7 +182,8 @@ class Loop:
     seen: int = 0  # training examples consumed so far, across processes
     step: int = 0  # optimiser steps taken
     t0: float = field(default_factory=time.time)
-    window: list[tuple[float, float]] = field(default_factory=list)  # (loss, train acc) since the last step
+    # (loss, train acc) of each minibatch since the last step, left on the device: read once per step
+    window: list[torch.Tensor] = field(default_factory=list)
 
 
 def minibatches(n: int, size: int, total: int, gen: torch.Generator) -> Iterator[list[int]]:
@@ -225,8 +236,11 @@ def train_loop(loop: Loop) -> None:
 
 def train_minibatch(
     loop: Loop, group: list[list[int]], k: int, step_frac: float, fixed: torch.Tensor | None
-) -> tuple[float, float]:
-    """Forward, loss and backward on minibatch k of the step; the optimiser steps only when gradients sync."""
+) -> torch.Tensor:
+    """Forward, loss and backward on minibatch k of the step; the optimiser steps only when gradients sync.
+
+    Returns [loss, train acc] on the device, so a minibatch waits for no copy to the host.
+    """
     train, idx = loop.job["train"], shard(loop.acc, group[k])
     with loop.acc.accumulate(loop.module):
         logits = forward(loop.setup, loop.module, [loop.setup.inputs["train"][i] for i in idx])
@@ -242,8 +256,8 @@ def train_minibatch(
             param_group["lr"] = train["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], step_frac)
         loop.opt.step()
         loop.opt.zero_grad()
-    hits = (logits.argmax(-1).cpu() == target.argmax(-1).cpu()).float().mean().item()
-    return logged.item(), hits
+    hits = (logits.argmax(-1) == target.argmax(-1)).float().mean()
+    return torch.stack([logged.detach(), hits])
 
 
 # --- batch-level losses (logconf) -------------------------------------------------------------
@@ -320,7 +334,8 @@ def batch_level_loss(
 
 def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
     """One events.jsonl line per optimiser step: loss and accuracy since the last, and test figures when due."""
-    train, window = loop.job["train"], loop.window
+    train = loop.job["train"]
+    window = torch.stack(loop.window).tolist()  # one copy to the host per step
     elapsed = time.time() - loop.t0
     event = {
         Event.STEP: loop.step,
@@ -336,8 +351,8 @@ def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
         event[Event.ALPHA] = alpha
     loop.window = []
     if train["eval_every"] and loop.step % train["eval_every"] == 0:
-        point = eval_point(loop, keep_predict=loop.selection.keeps_predictions)
-        loop.selection.offer(point)
+        point = eval_point(loop, keep_predict=False)
+        offer_point(loop, point)
         event.update(point.figures)
     return event
 

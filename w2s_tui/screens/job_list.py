@@ -47,9 +47,8 @@ class JobListScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = self.app.where(self.SCREEN_NAME)
         self.query_one(JobTable).focus()
-        self.reload()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self) -> None:  # also the first time the screen shows (after on_mount)
         self.reload()
 
     def cells(self, row: dict) -> tuple:

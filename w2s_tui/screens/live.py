@@ -88,9 +88,6 @@ class LiveScreen(Screen):
         self.query_one("#job-info", Static).update(Text(message.text, style="red"))
 
     def on_job_events(self, message: JobEvents) -> None:
-        self.apply(message)
-
-    def apply(self, message: JobEvents) -> None:
         self.polling = False
         if message.since != self.last_seq:
             return

@@ -19,7 +19,6 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
-from w2s_core import analysis
 from w2s_core.status import JobStatus
 from w2s_core.store import queries as browse
 
@@ -121,9 +120,8 @@ class ResultsScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = self.app.where("Results")
-        self.load()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self) -> None:  # also the first time the screen shows (after on_mount)
         self.load()
 
     def action_toggle_metric(self) -> None:
@@ -149,6 +147,8 @@ class ResultsScreen(Screen):
         wanted, metric, reading = self.recipe_hash, self.metric, self.app.reading
 
         def read():
+            from w2s_core.analysis.pgr import chain_steps, pgr_table  # numpy: off the UI thread
+
             with reading() as store:
                 if store is None:
                     yield ResultsLoaded([], None, [], [], metric)
@@ -157,10 +157,10 @@ class ResultsScreen(Screen):
                 recipe = next((r for r in recipes if r["hash"] == wanted), recipes[0] if recipes else None)
                 rows, chains, notes = [], [], []
                 if recipe:
-                    rows = analysis.pgr_table(store, recipe["hash"], metric)
+                    rows = pgr_table(store, recipe["hash"], metric)
                     if metric != "acc":
-                        rows = with_accuracy_warnings(rows, analysis.pgr_table(store, recipe["hash"], "acc"))
-                    chains = analysis.chain_steps(store, recipe["hash"], metric)
+                        rows = with_accuracy_warnings(rows, pgr_table(store, recipe["hash"], "acc"))
+                    chains = chain_steps(store, recipe["hash"], metric)
                     notes = missing_notes(browse.recipe_rows(store, recipe["hash"]), rows)
             yield ResultsLoaded(recipes, recipe, rows, chains, metric, notes)
 

@@ -49,6 +49,11 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def cell_width(cell: str | Text) -> int:
+    """The terminal cells a table cell takes."""
+    return Text(cell).cell_len if isinstance(cell, str) else cell.cell_len
+
+
 @dataclass(frozen=True)
 class Column:
     """A column: its header, whether numbers align right, and when it goes on a narrow terminal
@@ -121,7 +126,7 @@ class JobTable(ScrollView, can_focus=True):
 
     @dataclass
     class WindowWanted(Message):
-        """The view neared the edge of the loaded rows: load `limit` rows from `offset`."""
+        """The view neared the edge of the loaded rows: load the window in `table.wanted`."""
 
         table: JobTable
 
@@ -221,7 +226,7 @@ class JobTable(ScrollView, can_focus=True):
         widths = [len(c.name) for c in self.columns]
         for cells in self.shown:
             for i, cell in enumerate(cells):
-                widths[i] = max(widths[i], Text(cell).cell_len if isinstance(cell, str) else cell.cell_len)
+                widths[i] = max(widths[i], cell_width(cell))
         return widths
 
     def _window_size(self) -> int:

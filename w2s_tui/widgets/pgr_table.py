@@ -16,11 +16,11 @@ import math
 from rich.text import Text
 from textual.widgets import DataTable
 
-from w2s_core import analysis
+from w2s_core.analysis.table import ci_text, strong_label
 
 from .. import fmt
 from ..messages import ResultsLoaded
-from .job_table import Column, fit
+from .job_table import Column, cell_width, fit
 
 # names, PGR, its interval and the median stay on any terminal; the rest go by `drop` (higher first)
 ESTIMATORS = (
@@ -57,7 +57,7 @@ def pgr_text(value: float, warnings: list[str] | None = None) -> Text:
 
 
 def row_cells(r: dict, m: str, view: str) -> tuple:
-    names = (Text(r["weak"]), Text(analysis.strong_label(r)), Text(r["method"]))
+    names = (Text(r["weak"]), Text(strong_label(r)), Text(r["method"]))
     if view == "figures":
         return (
             *names,
@@ -72,7 +72,7 @@ def row_cells(r: dict, m: str, view: str) -> tuple:
         fmt.num(r[f"w2s_{m}"]),
         fmt.num(r[f"ceiling_{m}"]),
         pgr_text(r["pgr_mean"], r["warnings"]),
-        analysis.ci_text(r),
+        ci_text(r),
         str(len(r["seeds"])),
         pgr_text(r["pgr_median"]),
         str(r["n_valid"]),
@@ -112,12 +112,7 @@ class PgrTable(DataTable):
         self._rows, self._metric, self.view = rows, m, view or self.view
         columns = VIEWS[self.view]
         cells = [row_cells(r, m, self.view) for r in rows]
-        natural = [
-            max(
-                [len(c.name)] + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len for row in cells]
-            )
-            for i, c in enumerate(columns)
-        ]
+        natural = [max([len(c.name)] + [cell_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
         width = self.app.size.width - SCROLLBAR if self.is_mounted else 10_000
         shown = [i for i, _ in fit(columns, natural, max(width, 20))]
         self.clear(columns=shown != self._shown or not self.columns)
