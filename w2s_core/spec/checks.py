@@ -116,3 +116,8 @@ class Problems:
         if self.items:
             lines = "\n".join(f"  - {item}" for item in self.items)
             raise InputError(f"{self.path}: invalid recipe ({len(self.items)} problem(s)):\n{lines}")
+
+
+def without_defaults(values: dict, defaults: dict) -> dict:
+    """`values` less each key that has its value in `defaults`."""
+    return {k: v for k, v in values.items() if not (k in defaults and v == defaults[k])}

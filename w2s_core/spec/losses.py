@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from w2s_core.errors import InputError, did_you_mean
+from w2s_core.spec.checks import without_defaults
 
 # Allowed range (inclusive) of each parameter; the defaults live in LOSS_DEFAULTS.
 RANGES: dict[str, tuple[float, float]] = {"alpha": (0.0, 1.0), "warmup_frac": (0.0, 1.0), "beta": (0.0, math.inf)}
@@ -104,4 +105,4 @@ def loss_alpha(name: str, params: dict, step_frac: float) -> float | None:
 
 def hashed_params(params: dict) -> dict:
     """A loss's parameters as a job key hashes them: those at an UNHASHED_LOSS_DEFAULTS value left out."""
-    return {k: v for k, v in params.items() if not (k in UNHASHED_LOSS_DEFAULTS and v == UNHASHED_LOSS_DEFAULTS[k])}
+    return without_defaults(params, UNHASHED_LOSS_DEFAULTS)

@@ -27,6 +27,7 @@ from enum import Enum
 from typing import TypedDict
 
 from w2s_core.data import dataset_fingerprint
+from w2s_core.spec.checks import without_defaults
 from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
 from w2s_core.spec.recipe import Recipe
@@ -36,7 +37,6 @@ from w2s_core.spec.schema import (
     UNHASHED_TRAIN_DEFAULTS,
     Chain,
     Method,
-    without_defaults,
 )
 
 SPEC_VERSION = 1  # bump when the meaning of a spec changes: every job key changes with it

@@ -98,11 +98,6 @@ UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "va
 UNHASHED_DATA_DEFAULTS = {"long_inputs": "truncate_right"}
 
 
-def without_defaults(values: dict, defaults: dict) -> dict:
-    """`values` less each key that has its value in `defaults`."""
-    return {k: v for k, v in values.items() if not (k in defaults and v == defaults[k])}
-
-
 # Keys a model's registry entry supplies and a recipe may override per model.
 MODEL_TRAIN_KEYS = (
     "mode",
