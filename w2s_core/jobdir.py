@@ -11,6 +11,8 @@ store, CLI, TUI) and the training process (`python -m w2s_core.training JOB_DIR`
     env.json          child → manager   device, process count, library versions
     result.json       child → manager   final metrics; written last, so its presence means success
     log.txt           both              the job's stdout and stderr (the wrapper redirects them)
+    model/            child             a generative stage's finetuned checkpoint and tokenizer
+                                        (`save_pretrained`), which its downstream jobs start from
     exit_status       wrapper           the shell exit status, written when the process ends
 
 Every other module names these files and event keys through this one; nothing else spells them.
@@ -32,6 +34,7 @@ ENV = "env.json"
 RESULT = "result.json"
 LOG = "log.txt"
 EXIT_STATUS = "exit_status"
+MODEL_DIR = "model"  # a generative stage's checkpoint (w2s_core.training.generative)
 
 # What a job writes: removed before a retry so a new attempt never mixes with the old one.
 OUTPUT_FILES = (EVENTS, PREDICTIONS, RESULT, ENV, LOG, EXIT_STATUS)
@@ -77,6 +80,18 @@ class Result:
     # examples held out of the training half for validation (`[train] val_size`); with it, result.json
     # also has the selected checkpoint's Event.VAL_LOSS / VAL_ACC / VAL_AUROC
     N_VAL = "n_val"
+    STEPS = "steps"
+    TRAIN_SECONDS = "train_seconds"
+    # a prompt job (w2s_core.training.prompt): its demonstrations, and how many prompts (test and
+    # the predict split) were cut on the left to fit max_length
+    SHOTS = "shots"
+    N_CUT_PROMPTS = "n_cut_prompts"
+    # a generative stage (w2s_core.training.generative): the mean next-token loss per token over
+    # its training texts before and after finetuning, and what it read
+    LM_LOSS = "lm_loss"
+    INITIAL_LM_LOSS = "initial_lm_loss"
+    N_TEXTS = "n_texts"
+    N_TOKENS = "n_tokens"
 
     @staticmethod
     def n_dropped(split: str) -> str:
@@ -147,6 +162,10 @@ class JobDir:
     @property
     def exit_status(self) -> Path:
         return self.path / EXIT_STATUS
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL_DIR
 
     # -- the manager's side ------------------------------------------------------------------
 

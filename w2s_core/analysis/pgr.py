@@ -1,4 +1,11 @@
-"""The PGR table: weak, w2s and ceiling results per (weak, strong, method), aggregated over seeds.
+"""The PGR table: weak, w2s and ceiling results per (task, weak, strong, method), aggregated over seeds.
+
+Rows are transfers, bootstrap chains (by their last step) and prompting baselines (`kind = "prompt"`:
+weak = the [[prompt]] table's weak model's GT job, w2s = the prompting job, ceiling = the prompted
+model's finetuned GT job, method "<k>-shot": how much of the finetuning gap prompting closes). A
+transfer whose weak side is a prompting job ("gpt2:5-shot") takes that job's results as its weak
+figure. Every row names its `task` (a suite's task, or the data's name), the data's kind, and whether
+its strong model's jobs started from a generative stage (`generative`).
 
 Each row carries both PGR estimators (`estimators.py`: ours, the mean of per-seed PGR with a 95%
 interval; the paper's, the median against seed-averaged models) and the final, selected and oracle
@@ -14,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from w2s_core.analysis import estimators, stats
@@ -26,11 +34,12 @@ if TYPE_CHECKING:
     from w2s_core.store import Store
     from w2s_core.store.rows import PlannedJob, Role
 
-__all__ = ["chain_steps", "pgr_summary", "pgr_table"]
+__all__ = ["chain_steps", "pgr_summary", "pgr_table", "task_of"]
 
-# (kind, weak, strong, method, chain or None): one table row
-GroupKey = tuple[str, str, str, str, tuple[str, ...] | None]
+# (task, kind, weak, strong, method, chain or None): one table row
+GroupKey = tuple[str | None, str, str, str, str, tuple[str, ...] | None]
 ROLES = ("weak", "w2s", "ceiling")
+KIND_ORDER = {"transfer": 0, "bootstrap": 1, "prompt": 2}  # the table's order of row kinds
 
 
 def _mean(values: list[float]) -> float:
@@ -38,42 +47,74 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def task_of(job: PlannedJob) -> str | None:
+    """A job's task: its suite task's name, else its data's name (a local file: the file's stem)."""
+    task = job["role"].get("task")
+    if task is not None or job.get("dataset") is None:
+        return task
+    dataset = str(job["dataset"])
+    return PurePath(dataset).stem if "/" in dataset or "\\" in dataset else dataset
+
+
 @dataclass
 class _Collected:
-    """A recipe's finished results, sorted into GT results and transfer/bootstrap groups."""
+    """A recipe's finished results, sorted into GT results and transfer/bootstrap/prompt groups, by task."""
 
-    gt: dict[tuple[str, int], dict] = field(default_factory=dict)  # (model, seed) -> results
-    order: dict[str, int] = field(default_factory=dict)  # models in recipe order (GT roles are in plan order)
+    # (task, model, seed) -> results; a prompting job's too, by its name ("gpt2:0-shot"): a weak supervisor
+    gt: dict[tuple[str | None, str, int], dict] = field(default_factory=dict)
+    order: dict[tuple[str | None, str], int] = field(default_factory=dict)  # models in recipe order, per task
+    tasks: dict[str | None, int] = field(default_factory=dict)  # tasks in recipe order
     groups: dict[GroupKey, dict[int, tuple[Role, dict]]] = field(default_factory=lambda: defaultdict(dict))
-    n_test: int | None = None
+    n_test: dict[str | None, int] = field(default_factory=dict)  # per task: each has its own test set
+    data_kind: dict[str | None, str] = field(default_factory=dict)
+    staged: set[tuple[str | None, str]] = field(default_factory=set)  # (task, model) started from a stage
 
 
 def _collect(planned: list[PlannedJob], key: str) -> _Collected:
     out = _Collected()
     for job in planned:
-        role, res = job["role"], job["results"]
+        role, res, task = job["role"], job["results"], task_of(job)
+        out.tasks.setdefault(task, len(out.tasks))
+        out.data_kind.setdefault(task, job.get("data_kind") or "classify")
         if role["role"] == "gt":
-            out.order.setdefault(role["model"], len(out.order))
+            out.order.setdefault((task, role["model"]), len(out.order))
+        if job.get("init") and role["role"] in ("gt", "transfer", "bootstrap"):
+            out.staged.add((task, job_model(role)))
         if job["status"] != JobStatus.DONE or key not in res:
             continue
-        if role["role"] == "gt":
-            out.gt[(role["model"], role["seed"])] = res
-        elif role["role"] == "transfer":
-            out.groups[("transfer", role["weak"], role["strong"], role["method"], None)][role["seed"]] = (role, res)
-        else:
-            chain = tuple(role["chain"])
-            seed_steps = out.groups[("bootstrap", chain[0], chain[-1], role["method"], chain)]
-            prev = seed_steps.get(role["seed"])
-            if prev is None or prev[0]["step"] < role["step"]:  # a chain's row uses its last step
-                seed_steps[role["seed"]] = (role, res)
+        _add_result(out, task, role, res)
         if Result.N_TEST in res:
-            out.n_test = int(res[Result.N_TEST])
+            out.n_test[task] = int(res[Result.N_TEST])
     return out
+
+
+def job_model(role: Role) -> str:
+    """The model a trained job's role is about: a GT job's model, a transfer's strong model, a chain step's."""
+    if role["role"] == "bootstrap":
+        return role["chain"][role["step"]]
+    return role["strong"] if role["role"] == "transfer" else role["model"]
+
+
+def _add_result(out: _Collected, task: str | None, role: Role, res: dict) -> None:
+    if role["role"] == "gt":
+        out.gt[(task, role["model"], role["seed"])] = res
+    elif role["role"] == "prompt":
+        out.gt[(task, role["model"], role["seed"])] = res  # the weak figure of a transfer it supervises
+        group = (task, "prompt", role["weak"], role["base"], f"{role['shots']}-shot", None)
+        out.groups[group][role["seed"]] = (role, res)
+    elif role["role"] == "transfer":
+        out.groups[(task, "transfer", role["weak"], role["strong"], role["method"], None)][role["seed"]] = (role, res)
+    elif role["role"] == "bootstrap":
+        chain = tuple(role["chain"])
+        seed_steps = out.groups[(task, "bootstrap", chain[0], chain[-1], role["method"], chain)]
+        prev = seed_steps.get(role["seed"])
+        if prev is None or prev[0]["step"] < role["step"]:  # a chain's row uses its last step
+            seed_steps[role["seed"]] = (role, res)
 
 
 def _finished(group: GroupKey, by_seed: dict[int, tuple[Role, dict]]) -> dict[int, dict]:
     """{seed: results} of the group's runs that reached the end (a chain: its last model)."""
-    chain = group[4]
+    chain = group[5]
     return {seed: res for seed, (role, res) in sorted(by_seed.items()) if not chain or role["step"] == len(chain) - 1}
 
 
@@ -89,12 +130,13 @@ def _seed_entry(seed: int, weak: dict, w2s: dict, ceiling: dict, metric: str) ->
 
 
 def _per_seed(group: GroupKey, runs: dict[int, dict], gt: dict, metric: str) -> list[dict[str, Any]]:
-    """Each seed whose weak and strong GT jobs are done, with its own weak, w2s and ceiling."""
-    _, weak, strong, _, _ = group
+    """Each seed whose weak and strong GT jobs (or weak prompting job) are done, with its own weak, w2s
+    and ceiling."""
+    task, _, weak, strong, _, _ = group
     return [
-        _seed_entry(seed, gt[(weak, seed)], res, gt[(strong, seed)], metric)
+        _seed_entry(seed, gt[(task, weak, seed)], res, gt[(task, strong, seed)], metric)
         for seed, res in runs.items()
-        if (weak, seed) in gt and (strong, seed) in gt
+        if (task, weak, seed) in gt and (task, strong, seed) in gt
     ]
 
 
@@ -109,20 +151,18 @@ def _figure_columns(per_seed: list[dict], metric: str) -> dict[str, float]:
     return out
 
 
-def _row(
-    recipe_name: str,
-    group: GroupKey,
-    per_seed: list[dict],
-    paper: estimators.MedianPgr,
-    metric: str,
-    n_test: int | None,
-) -> dict:
-    kind, weak, strong, method, chain = group
+def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimators.MedianPgr, metric: str,
+         found: _Collected) -> dict:  # fmt: skip
+    task, kind, weak, strong, method, chain = group
+    n_test = found.n_test.get(task)
     agg = estimators.mean_of_seed_pgrs([p["pgr"] for p in per_seed])
     figure_columns = _figure_columns(per_seed, metric)
     weak_m, w2s_m, ceil_m = (figure_columns[f"{role}_{metric}_selected"] for role in ROLES)
     return {
         "recipe": recipe_name,
+        "task": task,  # the suite's task, or the data's name
+        "data_kind": found.data_kind.get(task, "classify"),
+        "generative": (task, strong) in found.staged,  # the strong model's jobs started from a generative stage
         "kind": kind,
         "weak": weak,
         "strong": strong,
@@ -153,26 +193,33 @@ def _rows_with_paper(store: Store, recipe_hash: str, metric: str) -> list[tuple[
     key = METRICS[metric]
     recipe = next((r for r in store.recipes() if r["hash"] == recipe_hash), {"name": recipe_hash[:10]})
     found = _collect(queries.recipe_rows(store, recipe_hash), key)
-    means = estimators.base_means((model, figure(res, metric, "selected")) for (model, _), res in found.gt.items())
+    # keyed (task, model): a model's GT mean is per task (a prompting job's too, as a weak supervisor)
+    means = estimators.base_means(  # type: ignore[arg-type]
+        ((task, model), figure(res, metric, "selected")) for (task, model, _), res in found.gt.items()
+    )
     out = []
     for group, by_seed in found.groups.items():
         runs = _finished(group, by_seed)
         per_seed = _per_seed(group, runs, found.gt, metric)
         if per_seed:
             # The paper counts every finished run of the pair, against GT means over all seeds.
-            paper = estimators.median_pgr(
-                group[1], group[2], (figure(r, metric, "selected") for r in runs.values()), means
-            )
-            out.append((_row(recipe["name"], group, per_seed, paper, metric, found.n_test), paper))
-    order = found.order
-    out.sort(
-        key=lambda rp: (rp[0]["kind"] != "transfer", order[rp[0]["weak"]], order[rp[0]["strong"]], rp[0]["method"])
-    )
+            task, weak, strong = group[0], group[2], group[3]
+            selected = (figure(r, metric, "selected") for r in runs.values())
+            paper = estimators.median_pgr((task, weak), (task, strong), selected, means)  # type: ignore[arg-type]
+            out.append((_row(recipe["name"], group, per_seed, paper, metric, found), paper))
+
+    def place(row: dict) -> tuple:
+        task, last = row["task"], len(found.order)
+        where = [found.order.get((task, row[side]), last) for side in ("weak", "strong")]
+        return (found.tasks.get(task, 0), KIND_ORDER.get(row["kind"], 3), *where, row["method"])
+
+    out.sort(key=lambda rp: place(rp[0]))
     return out
 
 
 def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
-    """One row per transfer (weak, strong, method) and per bootstrap chain, over the recipe's seeds."""
+    """One row per transfer (weak, strong, method), per bootstrap chain and per prompting baseline, and
+    per task of a suite, over the recipe's seeds."""
     return [row for row, _ in _rows_with_paper(store, recipe_hash, metric)]
 
 
@@ -191,24 +238,25 @@ def pgr_summary(store: Store, recipe_hash: str, metric: str = "acc") -> list[dic
 
 
 def chain_steps(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
-    """Each bootstrap chain of a recipe as its models and the mean metric of each step over seeds
-    (step 0 is the first model's GT job), shown while the chain is still running too."""
+    """Each bootstrap chain of a recipe (per task of a suite) as its models and the mean metric of each
+    step over seeds (step 0 is the first model's GT job), shown while the chain is still running too."""
     key = METRICS[metric]
-    gt: dict[str, list[float]] = defaultdict(list)
+    gt: dict[tuple, list[float]] = defaultdict(list)
     steps: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for job in queries.recipe_rows(store, recipe_hash):
-        role, res = job["role"], job["results"]
+        role, res, task = job["role"], job["results"], task_of(job)
         if job["status"] != JobStatus.DONE or key not in res:
             continue
         if role["role"] == "gt":
-            gt[role["model"]].append(res[key])
+            gt[(task, role["model"])].append(res[key])
         elif role["role"] == "bootstrap":
-            steps[(tuple(role["chain"]), role["method"])][role["step"]].append(res[key])
+            steps[(task, tuple(role["chain"]), role["method"])][role["step"]].append(res[key])
     return [
         {
+            "task": task,
             "chain": list(chain),
             "method": method,
-            "steps": [_mean(gt[chain[0]])] + [_mean(by_step.get(i, [])) for i in range(1, len(chain))],
+            "steps": [_mean(gt[(task, chain[0])])] + [_mean(by_step.get(i, [])) for i in range(1, len(chain))],
         }
-        for (chain, method), by_step in steps.items()
+        for (task, chain, method), by_step in steps.items()
     ]

@@ -1,4 +1,13 @@
-"""Evaluation metrics, PGR, seed aggregation and sanity warnings (numpy only, no torch)."""
+"""Evaluation metrics, PGR, seed aggregation and sanity warnings (numpy only, no torch).
+
+Predictions come in two forms, and every metric takes either:
+- 1-D P(class 1) per example: a two-way task (binary classification, pairwise preference), as
+  every job wrote before K-class tasks existed. Labels are 0/1; the hard prediction is p > 0.5.
+- one distribution per example (a list of lists, ragged allowed, or a 2-D array): a K-class task
+  (K values per example) or a choice among per-example candidates (chess: as many values as the
+  position has legal moves). Labels are 0..len-1; the hard prediction is the argmax (ties to the
+  lower index, so a two-way distribution [1-p, p] gives the same hard label as p > 0.5).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +26,16 @@ def _probs(probs1) -> np.ndarray:
     return np.asarray(probs1, dtype=float).ravel()
 
 
+def _dists(preds) -> list[np.ndarray] | None:
+    """The predictions as one distribution per example, or None when they are 1-D P(class 1)."""
+    if isinstance(preds, np.ndarray):
+        return None if preds.ndim <= 1 else [row for row in preds.astype(float)]
+    rows = list(preds)
+    if not rows or np.ndim(rows[0]) == 0:
+        return None
+    return [np.asarray(row, dtype=float).ravel() for row in rows]
+
+
 def _pair(probs1, labels) -> tuple[np.ndarray, np.ndarray]:
     """1-D float probabilities and 0/1 int labels of equal length, or a clear error."""
     p = _probs(probs1)
@@ -28,19 +47,45 @@ def _pair(probs1, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y.astype(int)
 
 
+def _dist_labels(dists: list[np.ndarray], labels) -> np.ndarray:
+    """Int labels, one per distribution and each a valid index into it, or a clear error."""
+    y = np.asarray(labels).ravel()
+    if len(dists) != y.size:
+        raise W2SError(f"metric inputs differ in length: {len(dists)} predictions but {y.size} labels.")
+    bad = [(int(v), d.size) for v, d in zip(y.tolist(), dists) if not (float(v).is_integer() and 0 <= v < d.size)]
+    if bad:
+        raise W2SError(
+            f"labels must index their example's classes or candidates; got label {bad[0][0]} for a "
+            f"distribution over {bad[0][1]} ({len(bad)} such labels)."
+        )
+    return y.astype(int)
+
+
 def _hard(probs1: np.ndarray) -> np.ndarray:
     # Strictly above 0.5 is class 1, matching argmax over [1-p, p] (ties go to class 0).
     return (probs1 > 0.5).astype(int)
+
+
+def hard_predictions(preds) -> np.ndarray:
+    """Each example's predicted class: p > 0.5 for 1-D P(class 1), else the distribution's argmax."""
+    dists = _dists(preds)
+    if dists is None:
+        return _hard(_probs(preds))
+    return np.array([int(np.argmax(d)) if d.size else -1 for d in dists], dtype=int)
 
 
 def _mean_or_nan(mask: np.ndarray) -> float:
     return float(mask.mean()) if mask.size else math.nan
 
 
-def accuracy(probs1, labels) -> float:
-    """Share of examples whose thresholded P(class 1) equals the label (NaN for no examples)."""
-    p, y = _pair(probs1, labels)
-    return _mean_or_nan(_hard(p) == y)
+def accuracy(preds, labels) -> float:
+    """Share of examples whose hard prediction (thresholded P(class 1), or argmax) equals the label (NaN for none)."""
+    dists = _dists(preds)
+    if dists is None:
+        p, y = _pair(preds, labels)
+        return _mean_or_nan(_hard(p) == y)
+    y = _dist_labels(dists, labels)
+    return _mean_or_nan(hard_predictions(dists) == y)
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -50,9 +95,7 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return (ends - (counts - 1) / 2.0)[inverse.ravel()]
 
 
-def auroc(probs1, labels) -> float:
-    """Mann–Whitney AUROC (ties count half); NaN when only one class is present."""
-    p, y = _pair(probs1, labels)
+def _binary_auroc(p: np.ndarray, y: np.ndarray) -> float:
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -61,22 +104,47 @@ def auroc(probs1, labels) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def agreement(student_probs1, weak_probs1, gt_labels=None) -> dict[str, float]:
+def auroc(preds, labels) -> float:
+    """Mann–Whitney AUROC (ties count half); NaN when only one class is present.
+
+    Distributions: two-way ones are scored by their class-1 column, exactly as 1-D input. K > 2:
+    the one-vs-rest macro AUROC, the mean over the classes that have both positives and negatives
+    in `labels` (NaN when none has). Ragged distributions (per-example candidate sets: chess) have
+    no classes to rank across examples: NaN. A caller whose candidate sets merely happen to be of
+    one size must not call this (`w2s_core.training.evaluate` skips it for chess).
+    """
+    dists = _dists(preds)
+    if dists is None:
+        return _binary_auroc(*_pair(preds, labels))
+    widths = {d.size for d in dists}
+    if len(widths) != 1:
+        return math.nan
+    y = _dist_labels(dists, labels)
+    table = np.stack(dists)
+    if table.shape[1] == 2:
+        return _binary_auroc(table[:, 1], y)
+    scores = [_binary_auroc(table[:, k], (y == k).astype(int)) for k in range(table.shape[1])]
+    defined = [s for s in scores if not math.isnan(s)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
+def agreement(student, weak, gt_labels=None) -> dict[str, float]:
     """How often the student's hard prediction copies the weak label, overall and split by weak correctness.
 
     Imitating the weak supervisor's mistakes (high agree_weak_wrong) is the failure mode
     weak-to-strong training hopes to avoid. The split keys are NaN without gt_labels or
-    when their subset is empty, so the result always has the same keys.
+    when their subset is empty, so the result always has the same keys. Either input may be
+    1-D P(class 1) or distributions (see the module docstring).
     """
-    s, w = _probs(student_probs1), _probs(weak_probs1)
-    if s.shape != w.shape:
-        raise W2SError(f"agreement inputs differ in length: {s.size} student vs {w.size} weak predictions.")
-    weak_hard = _hard(w)
-    same = _hard(s) == weak_hard
+    s_hard, w_hard = hard_predictions(student), hard_predictions(weak)
+    if s_hard.shape != w_hard.shape:
+        raise W2SError(f"agreement inputs differ in length: {s_hard.size} student vs {w_hard.size} weak predictions.")
+    same = s_hard == w_hard
     out = {"agree": _mean_or_nan(same), "agree_weak_wrong": math.nan, "agree_weak_right": math.nan}
     if gt_labels is not None:
-        _, y = _pair(w, gt_labels)
-        weak_wrong = weak_hard != y
+        w_dists = _dists(weak)
+        y = _pair(weak, gt_labels)[1] if w_dists is None else _dist_labels(w_dists, gt_labels)
+        weak_wrong = w_hard != y
         out["agree_weak_wrong"] = _mean_or_nan(same[weak_wrong])
         out["agree_weak_right"] = _mean_or_nan(same[~weak_wrong])
     return out

@@ -1,4 +1,8 @@
-"""The PGR table as text: the CLI's table, and the labels the CLI and the TUI's grid share."""
+"""The PGR table as text: the CLI's table, and the labels the CLI and the TUI's grid share.
+
+A suite's table (rows of more than one task) gains a first `task` column; a prompting baseline's
+method reads "<k>-shot prompt", and a strong model started from a generative stage is marked "+gen".
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,15 @@ def pgr_text(row: dict) -> str:
 
 
 def strong_label(row: dict) -> str:
-    """The strong side of a row: the model, or a chain's steps after the weak model."""
-    return " > ".join(row["chain"][1:]) if row["chain"] else row["strong"]
+    """The strong side of a row: the model, or a chain's steps after the weak model (+gen: its jobs
+    started from a generative finetuning stage)."""
+    label = " > ".join(row["chain"][1:]) if row["chain"] else row["strong"]
+    return label + (" +gen" if row.get("generative") else "")
+
+
+def method_label(row: dict) -> str:
+    """A row's method; a prompting baseline's says so ("5-shot prompt")."""
+    return f"{row['method']} prompt" if row["kind"] == "prompt" else row["method"]
 
 
 HEAD = ["weak", "strong", "method", "weak", "w2s", "ceiling", "PGR", "95% CI", "seeds", "median", "valid"]
@@ -35,11 +46,12 @@ def has_other_figures(rows: list[dict]) -> bool:
     return any(not math.isnan(r["pgr_oracle"]) or _num(r["pgr_final"]) != _num(r["pgr_selected"]) for r in rows)
 
 
-def _cells(row: dict, metric: str, figures: bool) -> list[str]:
+def _cells(row: dict, metric: str, figures: bool, tasks: bool) -> list[str]:
     cells = [
+        *([str(row.get("task"))] if tasks else []),
         row["weak"],
         strong_label(row),
-        row["method"],
+        method_label(row),
         f"{row[f'weak_{metric}']:.3f}",
         f"{row[f'w2s_{metric}']:.3f}",
         f"{row[f'ceiling_{metric}']:.3f}",
@@ -56,7 +68,8 @@ def _summary_lines(summary: list[dict]) -> list[str]:
     """The paper's per-method figure, one line a method (chains apart)."""
     if not summary:
         return []
-    names = [f"{s['method']}{' (chain)' if s['kind'] == 'bootstrap' else ''}" for s in summary]
+    marks = {"bootstrap": " (chain)", "prompt": " (prompt)"}
+    names = [f"{s['method']}{marks.get(s['kind'], '')}" for s in summary]
     width = max(len(n) for n in names)
     lines = [
         "",
@@ -78,12 +91,14 @@ def format_table(rows: list[dict], summary: list[dict] | None = None) -> str:
         return "no finished transfer results yet"
     metric = rows[0]["metric"]
     figures = has_other_figures(rows)
-    head = HEAD + (FIGURE_HEAD if figures else [])
-    cells = [_cells(r, metric, figures) for r in rows]
+    tasks = len({r.get("task") for r in rows}) > 1  # a suite: which task each row is
+    head = (["task"] if tasks else []) + HEAD + (FIGURE_HEAD if figures else [])
+    cells = [_cells(r, metric, figures, tasks) for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *cells)]
+    left = LEFT_ALIGNED + tasks
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.ljust(w) if i < LEFT_ALIGNED else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
+        return "  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
 
     lines = [
         f"metric: {metric}  (PGR: mean of per-seed PGR; median: the paper's estimator over valid runs)",

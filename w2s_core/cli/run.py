@@ -7,13 +7,12 @@ from pathlib import Path
 
 from w2s_core.cli import DEFAULT_RECIPE
 from w2s_core.cli.follow import report_end
-from w2s_core.cli.long_inputs import dry_run_lines
+from w2s_core.cli.long_inputs import dry_run_lines, not_downloaded
 from w2s_core.cli.supervise import Detached, QueueOptions, retry_request, submit_request, supervise
 from w2s_core.cli.targets import select_jobs, with_blocked_downstream
 from w2s_core.data import make_splits
-from w2s_core.data.cache import dataset_in_cache
-from w2s_core.data.hub import HUB_SOURCES
 from w2s_core.data.registry import source
+from w2s_core.errors import InputError
 from w2s_core.paths import writable_results_dir
 from w2s_core.spec.plan import Plan, build_plan, describe_plan
 from w2s_core.spec.recipe import Recipe, load_recipe
@@ -38,22 +37,30 @@ def _print_detached(what: str, outcome: Detached) -> None:
     )
 
 
-def _check_data(recipe: Recipe) -> str:
-    """The data checks a launch runs (`preflight`: the file and its columns, binary labels, enough
-    rows for n_test and n_train); raises InputError as the launch would. A Hub dataset not downloaded
-    yet is left to the launch: the dry run never downloads."""
-    name, info = source(recipe.data)
-    hub = HUB_SOURCES.get(name) if info is not None else None
-    if hub is not None and not dataset_in_cache(hub.hub_id):
-        return f"data checks: not run, {name} ({hub.hub_id}) is not downloaded yet (`w2s prefetch` fetches it)"
-    make_splits(recipe.data, recipe.seeds[0])
-    return f"data checks: passed ({name}: columns, labels and sizes, as a launch checks them)"
+def _check_data(recipe: Recipe) -> list[str]:
+    """The data checks a launch runs (`preflight`: the file and its columns, labels, enough rows for
+    n_test and n_train), a line per part (a suite's task); raises InputError as the launch would. A Hub
+    dataset not downloaded yet is left to the launch: the dry run never downloads."""
+    lines = []
+    for part in recipe.parts:
+        name, _ = source(part.data)
+        task = f"task {part.name}: " if recipe.is_suite else ""
+        missing = not_downloaded(part)
+        if missing:
+            lines.append(f"{task}data checks: not run, {missing}")
+            continue
+        try:
+            make_splits(part.data, recipe.seeds[0])
+        except InputError as exc:
+            raise InputError(f"{task}{exc}") from None
+        lines.append(f"{task}data checks: passed ({name}: columns, labels and sizes, as a launch checks them)")
+    return lines
 
 
 def _dry_run(plan: Plan, args: Namespace) -> int:
     cached = set() if args.force else _done_jobs(args.results_dir)
     print("\n".join(describe_plan(plan, cached)), flush=True)
-    print(_check_data(plan.recipe), flush=True)  # a missing column fails here, not at launch
+    print("\n".join(_check_data(plan.recipe)), flush=True)  # a missing column fails here, not at launch
     print("\n".join(dry_run_lines(plan)), flush=True)  # [data] long_inputs: what happens to too-long inputs
     return 0
 

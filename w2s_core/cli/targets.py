@@ -14,7 +14,7 @@ from w2s_core.errors import InputError
 from w2s_core.spec.recipe import load_recipe
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
-from w2s_core.supervision.upstream import upstream_hash
+from w2s_core.supervision.upstream import upstream_hashes
 
 HEX = frozenset("0123456789abcdef")
 MIN_PREFIX = 4  # shorter hex strings are more likely run ids or names than hash prefixes
@@ -65,13 +65,17 @@ def select_jobs(store: Store, target: str | None, statuses: Collection[JobStatus
 
 
 def with_blocked_downstream(store: Store, job_hashes: set[str], statuses: Collection[JobStatus]) -> set[str]:
-    """`job_hashes` plus every job in `statuses` downstream of them, so retrying a failed job also
-    retries the chain steps its failure skipped."""
+    """`job_hashes` plus every job in `statuses` downstream of them (by labels or by a generative
+    stage), so retrying a failed job also retries the chain steps and stage users its failure skipped."""
     found = set(job_hashes)
     candidates = store.jobs(status=ordered(statuses))
     grew = True
     while grew:
-        down = [j["hash"] for j in candidates if j["hash"] not in found and upstream_hash(j["spec"]) in found]
+        down = [
+            j["hash"]
+            for j in candidates
+            if j["hash"] not in found and any(u in found for u in upstream_hashes(j["spec"]))
+        ]
         found.update(down)
         grew = bool(down)
     return found

@@ -1,4 +1,5 @@
-"""Hugging Face Hub datasets: where each lives (HubSource), the loader, and the original five formatters.
+"""Hugging Face Hub datasets: where each lives (HubSource), the loader, and the original five formatters
+(and anthropic_hh's pairwise one, for `[data] kind = "pairwise"`).
 
 A new Hub dataset is a formatter (here, or in `eleuther.py` for the EleutherAI/w2s breadth) plus one
 `hub_entry(...)` line in the registry. Formatters draw their randomness from an rng seeded by the
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from w2s_core.data.pairwise import pair_row
 from w2s_core.data.types import DatasetInfo, Example, Pool
 from w2s_core.errors import W2SError
 
@@ -29,6 +31,7 @@ Formatter = Callable[[dict, random.Random], Example]
 PARQUET_REVISION = "refs/convert/parquet"
 SCRIPT_ERROR = "Dataset scripts are no longer supported"
 TRUTHY = ("1", "ON", "YES", "TRUE")
+HH_ASSISTANT = "\n\nAssistant:"  # where an Anthropic HH transcript's assistant turn starts
 
 
 @dataclass(frozen=True)
@@ -160,25 +163,37 @@ def hub_load(
 
 
 def hub_entry(
-    name: str, hub_id: str, formatter: Formatter, test_split: str, description: str, version: int = 1, **source: Any
+    name: str,
+    hub_id: str,
+    formatter: Formatter,
+    test_split: str,
+    description: str,
+    version: int = 1,
+    other_kinds: dict[str, tuple[Formatter, int]] | None = None,
+    **source: Any,
 ) -> DatasetInfo:
     """A registry entry for a Hub dataset (`source`: the other HubSource fields); bump `version`
-    whenever its formatter's output changes."""
+    whenever its formatter's output changes. `other_kinds` maps a [data] kind other than "classify"
+    to its formatter and that formatter's version (the fingerprint then also holds the kind)."""
     src = HubSource(hub_id, test_split=test_split, **source)
     HUB_SOURCES[name] = src
+    others = dict(other_kinds or {})
 
     def load(cfg: dict, cache_dir: str | None = None) -> tuple[Pool, Pool | None]:
+        kind = cfg.get("kind", "classify")
+        fmt = formatter if kind == "classify" else others[kind][0]
         pools = []
         for split in (src.train_split, src.test_split):
             rows, record = hub_load(name, src, cfg.get("revision"), split, cache_dir)
-            pools.append(HubRows(rows, formatter, f"{name}/{split}", record))
+            pools.append(HubRows(rows, fmt, f"{name}/{split}", record))
         return pools[0], pools[1]
 
     def identity(cfg: dict) -> dict:
+        kind = cfg.get("kind", "classify")
         out = {
             "hub_id": hub_id,
             "revision": cfg.get("revision") or src.revision,
-            "formatter_version": version,
+            "formatter_version": version if kind == "classify" else others[kind][1],
             "splits": [src.train_split, test_split],
         }
         if src.config:
@@ -187,7 +202,8 @@ def hub_entry(
             out["source"] = PARQUET_REVISION
         return out
 
-    return DatasetInfo(name, load, identity, description, hub_id, src.train_split, test_split)
+    kinds = ("classify", *others)
+    return DatasetInfo(name, load, identity, description, hub_id, src.train_split, test_split, kinds)
 
 
 def pick_answer(answers: list[str], correct: int, rng: random.Random) -> tuple[str, int]:
@@ -234,3 +250,21 @@ def format_anthropic_hh(row: dict, rng: random.Random) -> Example:
     (openai/weak-to-strong) reports chance accuracy for every model size on this format."""
     label = int(rng.random() < 0.5)
     return (row["chosen"] if label else row["rejected"]), label
+
+
+def split_hh(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """(prompt, chosen reply, rejected reply) of two HH transcripts: the prompt is their shared prefix
+    up to and including its last "\\n\\nAssistant:"; the replies are what follows (each starts with
+    its space, so `pair_text` gives the transcripts back). No shared turn: prompt "" and the whole texts."""
+    cut = os.path.commonprefix([chosen, rejected]).rfind(HH_ASSISTANT)
+    if cut < 0:
+        return "", chosen, rejected
+    end = cut + len(HH_ASSISTANT)
+    return chosen[:end], chosen[end:], rejected[end:]
+
+
+def format_anthropic_hh_pair(row: dict, rng: random.Random) -> Example:
+    """`kind = "pairwise"`: the shared conversation as the prompt, the two final replies as the
+    choices in their content-seeded order (`pairwise.pair_row`; the row's rng is not used), label the
+    chosen one's index. This is the paper's reward-modelling form of the same data."""
+    return pair_row(*split_hh(str(row["chosen"]), str(row["rejected"])))

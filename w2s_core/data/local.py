@@ -2,6 +2,17 @@
 
 The recipe's [data] table names the file (`path`) and, when they are not `text` and `label`, its
 columns (`text_column`, `label_column`). Every error names the file and the recipe key to change.
+Pairwise files are read by `pairwise.py` and Lichess puzzle files by `puzzles.py`.
+
+Labels (`kind = "classify"`) take K >= 2 values. When every value is binary (0/1, booleans,
+"0"/"1"/"true"/"false" in any case) they map as they always did (`binary_label`) and K = 2, so
+existing files keep their labels and fingerprints. Otherwise the values must be of one type: ints
+(or strings that spell ints, as CSV files hold them) that are exactly 0..K-1 stay as they are;
+other ints must be consecutive (1..5 stars, -1..1) and, like strings, become the index of their
+value among the file's sorted distinct values (so 1..5 gives 0..4 and "neg" < "neutral" < "pos"
+gives 0, 1, 2). Integer labels with a gap (0 and 7; 0, 1, 3) are an InputError: a gap is a missing
+class or a typo, and silently renumbering it would hide that. K comes from the whole file, so
+every split of it has the same classes.
 """
 
 from __future__ import annotations
@@ -85,27 +96,78 @@ def binary_label(value: Any) -> int | None:
     return None
 
 
-def load_local(cfg: dict) -> list[Example]:
-    """(text, label) for every row of the recipe's file, after checking its columns and labels."""
-    path = Path(cfg["path"])
-    rows, names = read_records(path)
-    mapping = columns(cfg)
+def _class_value(value: Any) -> int | str | None:
+    """A non-binary label value as an int or a string; None for what cannot be a class (missing,
+    booleans next to other values, fractions)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)  # CSV files hold every label as a string
+        except ValueError:
+            return text
+    return None
+
+
+def class_labels(path: Path, label_col: str, values: list[Any]) -> tuple[list[int], int]:
+    """Labels 0..K-1 of one label column and K (see the module docstring for the mapping)."""
+    binary = [binary_label(v) for v in values]
+    if all(y is not None for y in binary):
+        return binary, 2  # type: ignore[return-value]
+    keys = [_class_value(v) for v in values]
+    types = {type(k) for k in keys if k is not None}
+    if None in keys or len(types) > 1:
+        others = list(dict.fromkeys(repr(v) for v, y in zip(values, binary) if y is None))
+        raise InputError(
+            f"Data file {path}: labels must be binary (0/1, true/false) or K classes of one type "
+            f"(ints, or strings), but column '{label_col}' (label_column) mixes types or holds missing "
+            f"or fractional values: {len(others)} non-binary distinct value(s), e.g. {', '.join(others[:5])}."
+        )
+    distinct = sorted(set(keys))  # type: ignore[type-var]
+    if isinstance(distinct[0], int) and distinct != list(range(distinct[0], distinct[0] + len(distinct))):
+        missing = sorted(set(range(distinct[0], distinct[-1] + 1)) - set(distinct))  # type: ignore[arg-type]
+        raise InputError(
+            f"Data file {path}: labels must be binary (0/1, true/false) or K classes, but column '{label_col}' "
+            f"(label_column) holds the integers {', '.join(map(str, distinct[:10]))}, which skip "
+            f"{', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''}: integer classes must be "
+            "consecutive (e.g. 0..K-1); a gap is a missing class or a typo."
+        )
+    if len(distinct) < 2:
+        raise InputError(
+            f"Data file {path}: column '{label_col}' (label_column) holds one value ({distinct[0]!r}); "
+            "a classification task needs at least 2 distinct labels."
+        )
+    if distinct == list(range(len(distinct))):
+        return keys, len(distinct)  # type: ignore[return-value]
+    index = {v: i for i, v in enumerate(distinct)}
+    return [index[k] for k in keys], len(distinct)  # type: ignore[index]
+
+
+def check_columns(path: Path, names: list[str], mapping: dict[str, str]) -> None:
+    """Every mapped column exists, or an error naming the file, the column, its recipe key and the file's columns."""
     for key, column in mapping.items():
         if column not in names:
             raise InputError(
                 f"Data file {path} has no column '{column}' ({key} in the recipe's [data] table); "
                 f"its columns are: {', '.join(map(str, names)) or '(none)'}."
             )
+
+
+def load_classes(cfg: dict) -> tuple[list[Example], int]:
+    """(text, label) for every row of the recipe's file, and the number of classes K."""
+    path = Path(cfg["path"])
+    rows, names = read_records(path)
+    mapping = columns(cfg)
+    check_columns(path, names, mapping)
     text_col, label_col = mapping["text_column"], mapping["label_column"]
-    labels = [binary_label(r.get(label_col)) for r in rows]
-    bad = list(dict.fromkeys(repr(r.get(label_col)) for r, y in zip(rows, labels) if y is None))
-    if bad:
-        raise InputError(
-            f"Data file {path}: labels must be binary (0/1, true/false), but column '{label_col}' "
-            f"(label_column) has {len(bad)} other distinct value(s), e.g. {', '.join(bad[:5])}."
-        )
+    labels, n_classes = class_labels(path, label_col, [r.get(label_col) for r in rows])
     texts = ["" if r.get(text_col) is None else str(r.get(text_col)) for r in rows]
-    return list(zip(texts, labels))  # type: ignore[arg-type]
+    return list(zip(texts, labels)), n_classes
 
 
 def file_sha256(path: Path) -> str:

@@ -58,9 +58,10 @@ def _polarity_weights() -> dict[str, float]:
 WEIGHTS = _polarity_weights()
 
 
-def _example(rng: random.Random) -> Example:
-    """8-24 words; label = sign of the summed polarity, where a negation flips the next word and an
-    intensifier doubles it (context that bag-of-words models miss, so bigger models can do better)."""
+def scored_example(rng: random.Random) -> tuple[str, float]:
+    """8-24 words and their hidden polarity score: the summed word polarity, where a negation flips
+    the next word and an intensifier doubles it (context that bag-of-words models miss, so bigger
+    models can do better). The label of the classify task is the score's sign."""
     length, words, score = rng.randint(8, 24), [], 0.0
     sentiment = (*POSITIVE, *NEGATIVE)
     while len(words) < length:
@@ -79,7 +80,13 @@ def _example(rng: random.Random) -> Example:
             score += 2 * WEIGHTS[word]
         else:
             words.append(rng.choice(NEUTRAL))
-    return " ".join(words), int(score > 0)
+    return " ".join(words), score
+
+
+def _example(rng: random.Random) -> Example:
+    """One example of the classify task: label = the sign of its polarity score."""
+    text, score = scored_example(rng)
+    return text, int(score > 0)
 
 
 def synthetic_pool(split: str, n: int, noise: float) -> list[Example]:
@@ -87,12 +94,12 @@ def synthetic_pool(split: str, n: int, noise: float) -> list[Example]:
     text_rng, noise_rng = random.Random(f"w2s/synthetic/{split}"), random.Random(f"w2s/noise/{split}")
     pool = []
     for _ in range(n):
-        text, label = _example(text_rng)
-        pool.append((text, 1 - label if noise_rng.random() < noise else label))
+        row = _example(text_rng)
+        pool.append((row[0], 1 - row[1] if noise_rng.random() < noise else row[1]))
     return pool
 
 
-def _params(cfg: dict) -> tuple[int, float]:
+def params(cfg: dict) -> tuple[int, float]:
     n_total, noise = cfg.get("n_total", 4000), cfg.get("noise", 0.05)
     if not isinstance(n_total, int) or n_total < 1:
         raise InputError(f"Synthetic dataset: n_total must be a positive integer, got {n_total!r}.")
@@ -104,10 +111,10 @@ def _params(cfg: dict) -> tuple[int, float]:
 def load(cfg: dict) -> tuple[Pool, Pool | None]:
     """Train pool of n_total noisy examples; a separately generated test pool of n_total clean ones,
     so test accuracy measures the true rule."""
-    n_total, noise = _params(cfg)
+    n_total, noise = params(cfg)
     return synthetic_pool("train", n_total, noise), synthetic_pool("test", n_total, 0.0)
 
 
 def identity(cfg: dict) -> dict:
-    n_total, noise = _params(cfg)
+    n_total, noise = params(cfg)
     return {"n_total": n_total, "noise": noise, "version": VERSION}

@@ -1,8 +1,10 @@
 """What a recipe asks for, before anything runs: validation, model and loss names, the job DAG, fingerprints.
 
-    recipe.py    TOML recipes: reading, validating, the Recipe
+    recipe.py    TOML recipes: reading, validating, the Recipe (a suite's [[task]]s are its parts)
     schema.py    every table's keys, checks and defaults; the typed ModelEntry, Method, Chain entries
     checks.py    value checks for recipe keys, and the collector that reports every problem at once
+    methods.py   [[transfer]] and [[bootstrap]] tables: a loss, its parameters, its train overrides
+    stages.py    [[prompt]] and [[generative]] tables: prompting jobs and generative-finetuning stages
     registry.py  per-model defaults (learning rate, batch sizes, context) for known model names
     losses.py    loss names, their parameters and ranges, logconf's alpha schedule (the functions are in training)
     models.py    model identity without loading: tiny-model settings, local folders, fingerprints

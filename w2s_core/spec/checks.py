@@ -65,6 +65,18 @@ def str_list(v: Any) -> str | None:
     return None if ok else "a list of strings"
 
 
+def nonneg_int_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and bool(v) and all(is_int(x) and x >= 0 for x in v)
+    return None if ok else "a non-empty list of integers >= 0"
+
+
+def generative_text(v: Any) -> str | None:
+    """[[generative]] text: "task" (the task's own unlabelled inputs) or {path = "..."} (a local text file)."""
+    if v == "task" or (isinstance(v, dict) and set(v) == {"path"} and isinstance(v["path"], str) and v["path"]):
+        return None
+    return '"task" or a table {path = "..."} naming a local text file'
+
+
 def table(v: Any) -> str | None:
     return None if isinstance(v, dict) else "a table"
 
@@ -86,18 +98,35 @@ def lora_value(v: Any) -> str | None:
 class Problems:
     """Collects problems so the user sees all of them in one message, each naming its key."""
 
-    def __init__(self, path: Path, aliases: dict[str, str] | None = None):
+    def __init__(self, path: Path, aliases: dict[str, str] | None = None, prefix: str = "", label: str = ""):
         self.path = path
         self.aliases = aliases or {}  # names from other tools -> ours, for the did-you-mean hint
         self.items: list[str] = []
+        self.prefix = prefix  # "task[1]." for a suite's sub-recipe, so each key is named as written
+        self.label = label  # " (task 'boolq')": which sub-recipe, by its name
+
+    def child(self, prefix: str, label: str = "") -> Problems:
+        """A collector for a part of the recipe (a suite's [[task]]) whose keys start with `prefix`;
+        its problems land in this one's list, so they are still all reported at once."""
+        sub = Problems(self.path, self.aliases, self.prefix + prefix, label)
+        sub.items = self.items
+        return sub
 
     def add(self, key: str, msg: str) -> None:
-        self.items.append(f"{key}: {msg}")
+        self.items.append(f"{self.prefix}{key}{self.label}: {msg}")
 
     def unknown(self, where: str, key: str, allowed: Iterable[str]) -> None:
         allowed = list(allowed)
         hint = did_you_mean(key, allowed, self.aliases)
         self.add(f"{where}{key}", f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+
+    def known(self, name: Any, names: list[str], key: str) -> bool:
+        """Whether `name` is one of the recipe's `names`; else a problem at `key` with the closest name."""
+        if name in names:
+            return True
+        known = ", ".join(names) or "none"
+        self.add(key, f"unknown model {name!r}{did_you_mean(str(name), names)}; the recipe's models are: {known}")
+        return False
 
     def check_table(self, where: str, values: dict, schema: dict[str, Check], extra: Iterable[str] = ()) -> None:
         """Every key of `values` known to `schema` (or in `extra`), every value passing its check."""

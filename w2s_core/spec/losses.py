@@ -11,6 +11,12 @@ logconf's `warmup` picks how α reaches its full value (`alpha_at`):
   (train.py, the optimiser step about to be taken, from 0). So α·step_frac up to and including
   warmup_frac (at most α·warmup_frac: α/20 with the reference's aux_coef 0.5 and warmup_frac 0.1),
   then a jump to α. Choosing it without a `warmup_frac` gives the reference's 0.1.
+
+logconf's hard(f): on a two-way task (binary classification, pairwise preference) the student's
+predictions thresholded so the batch's class-1 share matches the weak labels', as the paper and
+the reference do. The paper defines it for binary tasks only; on K > 2 classes and on chess's
+per-example legal moves w2s hardens to the student's own argmax (a one-hot of its most probable
+class or move), which is per-example and needs no batch (`w2s_core.training.losses.argmax_target`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import string
 from pathlib import Path
 
 from w2s_core.assets import PACKAGED_MODELS, package_version
@@ -18,6 +19,11 @@ from w2s_core.errors import InputError
 from w2s_core.spec.registry import BUILTIN_TINY
 
 TINY_DEFAULTS = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0}
+# `tiny.tokenizer`: "words" (the default, a lower-cased word vocabulary from the synthetic task) or
+# "chars" (one token per printable ASCII character, case kept: FEN and UCI moves are case-sensitive
+# and outside any word list). Only "chars" enters the settings, so every existing tiny model keeps
+# its files, cache key and job keys.
+TINY_TOKENIZERS = ("words", "chars")
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[BOS]", "[EOS]"]
 TINY_POSITIONS = 512
 _TINY_GENERATOR = 1  # bump when ensure_tiny's output changes, so old cached models are not reused
@@ -35,13 +41,20 @@ def tiny_settings(name: str, tiny: dict | None) -> dict:
     """Everything that determines a tiny model's files (its cache key), validated."""
     if name not in BUILTIN_TINY:
         raise InputError(f"'{name}' is not a built-in tiny model; the built-ins are {', '.join(sorted(BUILTIN_TINY))}.")
-    unknown = set(tiny or {}) - set(TINY_DEFAULTS)
+    tiny = dict(tiny or {})
+    unknown = set(tiny) - set(TINY_DEFAULTS) - {"tokenizer"}
     if unknown:
         raise InputError(
             f"model '{name}': unknown `tiny` keys {', '.join(sorted(unknown))}; "
-            f"expected some of {', '.join(TINY_DEFAULTS)}."
+            f"expected some of {', '.join([*TINY_DEFAULTS, 'tokenizer'])}."
         )
-    settings = {**TINY_DEFAULTS, **(tiny or {})}
+    tokenizer = tiny.pop("tokenizer", "words")
+    if tokenizer not in TINY_TOKENIZERS:
+        raise InputError(
+            f"model '{name}': `tiny.tokenizer` must be one of {', '.join(map(repr, TINY_TOKENIZERS))}, "
+            f"got {tokenizer!r}."
+        )
+    settings = {**TINY_DEFAULTS, **tiny}
     for key, value in settings.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
             raise InputError(
@@ -53,19 +66,25 @@ def tiny_settings(name: str, tiny: dict | None) -> dict:
             f"model '{name}': `tiny.hidden_size` ({settings['hidden_size']}) must be a multiple of "
             f"`tiny.num_heads` ({settings['num_heads']})."
         )
-    vocab = tiny_vocab()
+    vocab = tiny_vocab(tokenizer)
     return {
         "name": name,
         **settings,
+        **({"tokenizer": tokenizer} if tokenizer != "words" else {}),
         "positions": TINY_POSITIONS,
         "generator": _TINY_GENERATOR,
         "vocab_sha256": sha256_text(json.dumps(list(vocab))),
     }
 
 
-def tiny_vocab() -> dict[str, int]:
-    words = [w.lower() for w in SYNTHETIC_VOCAB]
-    return {tok: i for i, tok in enumerate(dict.fromkeys(SPECIAL_TOKENS + words))}
+def tiny_vocab(tokenizer: str = "words") -> dict[str, int]:
+    """The tiny models' vocabulary: the special tokens, then the synthetic task's words (lower-cased)
+    or, for `tokenizer = "chars"`, every printable ASCII character (whitespace included)."""
+    if tokenizer == "chars":
+        units = list(string.printable)
+    else:
+        units = [w.lower() for w in SYNTHETIC_VOCAB]
+    return {tok: i for i, tok in enumerate(dict.fromkeys(SPECIAL_TOKENS + units))}
 
 
 # --- resolving and fingerprinting -----------------------------------------------------------

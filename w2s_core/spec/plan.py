@@ -12,6 +12,12 @@ Which split each job trains on and labels (halves A and B come from `data.make_s
 - A self-pair M->M (explicit `pairs = [["M", "M"]]`): the transfer trains M on half B with M's own
   GT job's labels of B. Its ceiling is its weak model, so its PGR is undefined.
 - A transfer's or chain's own `lr`/`epochs` reach only its jobs; the GT jobs keep the model's settings.
+- Prompting job "<model>:<k>-shot" ([[prompt]]): trains nothing; labels half B (and test) with k
+  demonstrations from half A; its labels of B may supervise a transfer (`pairs = [["gpt2:5-shot", "gpt2-xl"]]`).
+- Generative stage of model M ([[generative]]), per seed: next-token finetuning on the inputs of A and
+  B (never test) or a text file; every GT, transfer and bootstrap job of M starts from it (`init`,
+  hashed with them, and a dep). Prompting jobs read the pre-trained model.
+- A suite (`[[task]]` tables) plans each task as a recipe of its own; every role names its task.
 
 A job's spec (written to job.json and the store) and its roles (why a recipe wants it, stored in
 `recipe_jobs`) are plain JSON-able dicts; the TypedDicts below only name their keys.
@@ -38,12 +44,16 @@ from w2s_core.spec.schema import (
     Chain,
     Method,
 )
+from w2s_core.spec.stages import prompt_name
 
 SPEC_VERSION = 1  # bump when the meaning of a spec changes: every job key changes with it
 MODEL_IDENTITY_KEYS = ("name", "path", "revision", "arch", "trust_remote_code", "tiny")
 # What a model's tokenizer depends on (arch does not), for a drop-mode job's `length_filter`.
 TOKENIZER_KEYS = ("name", "path", "revision", "trust_remote_code", "tiny")
 OTHER_HALF = {"A": "B", "B": "A"}
+# What a prompting job's outputs depend on of its [train] settings: it trains nothing, and the
+# minibatch size must not change a result, so lr, epochs, batch sizes and the rest stay out of its key.
+PROMPT_HASHED_TRAIN = ("max_length", "dtype")
 
 
 class JobKind(str, Enum):
@@ -52,6 +62,8 @@ class JobKind(str, Enum):
     GT = "gt"  # ground-truth labels: the weak supervisor and the ceiling
     TRANSFER = "transfer"  # trained on a GT job's labels
     BOOTSTRAP = "bootstrap"  # trained on a transfer's or an earlier bootstrap step's labels
+    PROMPT = "prompt"  # a prompted causal LM: trains nothing, labels B (a baseline, or a weak supervisor)
+    GENERATIVE = "generative"  # next-token finetuning a model's GT/transfer/bootstrap jobs start from
 
     def __str__(self) -> str:
         return self.value
@@ -79,8 +91,24 @@ class BootstrapRole(TypedDict):
     seed: int
 
 
+class PromptRole(TypedDict):
+    role: str  # "prompt"
+    model: str  # "<base>:<shots>-shot", the name `pairs` and the PGR table use
+    base: str  # the prompted model
+    shots: int
+    weak: str  # the model whose GT job is the PGR row's weak figure
+    seed: int
+
+
+class GenerativeRole(TypedDict):
+    role: str  # "generative"
+    model: str
+    seed: int
+
+
 # Why a recipe wants a job; one job can have several (a chain's first step is also a pair's transfer).
-Role = GtRole | TransferRole | BootstrapRole
+# A suite's roles also carry "task": the name of the [[task]] that wants the job.
+Role = GtRole | TransferRole | BootstrapRole | PromptRole | GenerativeRole
 
 # Where a non-GT job's labels come from: the upstream job's key and the split it predicted.
 Labels = TypedDict("Labels", {"from": str, "split": str})
@@ -91,21 +119,28 @@ class LossSpec(TypedDict):
     params: dict[str, float]
 
 
-class JobSpec(TypedDict):
-    """What the trainer reads from job.json."""
-
+class _JobSpecBase(TypedDict):
     model: dict  # MODEL_IDENTITY_KEYS of the recipe's model entry
     train: dict
     data: dict
     seed: int
-    train_split: str  # "A" | "B"
-    labels: Labels | str  # "gt" for ground truth
-    predict_split: str
+    train_split: str  # "A" | "B"; a generative stage: "AB"
+    labels: Labels | str  # "gt" for ground truth; a generative stage: "none"
+    predict_split: str | None  # a generative stage predicts nothing
     loss: LossSpec
+
+
+class JobSpec(_JobSpecBase, total=False):
+    """What the trainer reads from job.json. The optional keys are absent unless used, so the spec
+    (and key) of a job that does not use them is what it was before they existed."""
+
     # Only with `[data] long_inputs = "drop"` (see `length_filter`): every model of the recipe, whose
-    # too-long inputs the job leaves out of every split. Absent otherwise, so the spec (and key) of a
-    # "truncate_right" job is what it was before the option existed.
-    # length_filter: list[dict]
+    # too-long inputs the job leaves out of every split.
+    length_filter: list[dict]
+    stage: str  # "prompt" | "generative"; absent: a trained job
+    prompt: dict  # {"shots": k}
+    generative: dict  # {"text": "task" | {"path", "sha256"}, "epochs", "lr"}
+    init: dict  # {"from": <generative job key>}: GT, transfer and bootstrap jobs of a staged model
 
 
 @dataclass
@@ -115,7 +150,7 @@ class Job:
     model: str
     seed: int
     spec: JobSpec  # what the trainer reads
-    deps: list[str]  # keys of the jobs it needs (its upstream labeller)
+    deps: list[str]  # keys of the jobs it needs (its upstream labeller, its generative stage)
     weak_model: str | None = None
     method: str | None = None
     roles: list[Role] = field(default_factory=list)
@@ -150,6 +185,7 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
         "train": without_defaults(spec["train"], UNHASHED_TRAIN_DEFAULTS),
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }
+    _stage_identity(spec, identity)
     if "length_filter" in spec:  # by what the tokenizers are, so renaming or reordering models keeps keys
         identity["length_filter"] = sorted(
             {
@@ -158,6 +194,16 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
             }
         )
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stage_identity(spec: JobSpec, identity: dict) -> None:
+    """A stage job's hash: a prompting job by the train settings that can change its outputs; a
+    generative text file by its content, not where it lies (as a data file's path is left out)."""
+    if spec.get("stage") == "prompt":
+        identity["train"] = {k: v for k, v in spec["train"].items() if k in PROMPT_HASHED_TRAIN}
+    text = spec.get("generative", {}).get("text")
+    if isinstance(text, dict):
+        identity["generative"] = {**spec["generative"], "text": {"sha256": text["sha256"]}}
 
 
 def job_data(recipe: Recipe) -> dict:
@@ -185,15 +231,18 @@ def length_filter(recipe: Recipe) -> list[dict]:
 
 
 class _Planner:
-    """Collects jobs by key, so a job two roles ask for (a pair and a chain's first step) is planned once."""
+    """Collects jobs by key, so a job two roles ask for (a pair and a chain's first step) is planned once.
+    Plans one part (a plain recipe, or a suite's task) at a time, into one DAG."""
 
     def __init__(self, recipe: Recipe):
-        self.recipe = recipe
+        self.suite = recipe.is_suite
+        self.recipe = recipe  # the part being planned
         self.jobs: dict[str, Job] = {}
+        self.init: dict[str, str] = {}  # model -> its generative stage's job key (this part and seed)
 
-    def add(self, job: Job, role: Role) -> Job:
+    def add(self, job: Job, role: dict) -> Job:
         existing = self.jobs.setdefault(job.key, job)
-        existing.roles.append(role)
+        existing.roles.append({**role, "task": self.recipe.task} if self.suite else role)  # type: ignore[arg-type]
         return existing
 
     def spec(
@@ -202,11 +251,14 @@ class _Planner:
         seed: int,
         train_split: str,
         labels: Labels | str,
-        predict: str,
+        predict: str | None,
         loss: LossSpec,
         overrides: dict | None = None,
+        staged: bool = True,
     ) -> JobSpec:
+        """A job of `model_name`; `staged`: it starts from the model's generative stage, if it has one."""
         model = self.recipe.model(model_name)
+        stage = self.init.get(model_name) if staged else None
         train = dict(self.recipe.train)
         train.update({k: model[k] for k in TRAIN_KEYS if k in model})  # per-model settings win
         # a method's own lr/epochs win over both; one equal to the model's (3 == 3.0) keeps the job's key
@@ -221,34 +273,62 @@ class _Planner:
             "predict_split": predict,
             "loss": loss,
             **({"length_filter": length_filter(self.recipe)} if self.recipe.data.get("long_inputs") == "drop" else {}),
+            **({"init": {"from": stage}} if stage else {}),  # type: ignore[typeddict-item]
         }
+
+    @staticmethod
+    def deps(spec: JobSpec, *upstream: str) -> list[str]:
+        """A job's labeller (if any), then its generative stage (if any)."""
+        return [*upstream, *([spec["init"]["from"]] if "init" in spec else [])]
 
     def gt(self, model: str, seed: int) -> Job:
         spec = self.spec(model, seed, "A", "gt", "B", {"name": "xent", "params": {}})
-        job = Job(job_key(spec, None), JobKind.GT, model, seed, spec, [])
+        job = Job(job_key(spec, None), JobKind.GT, model, seed, spec, self.deps(spec))
         return self.add(job, GtRole(role=JobKind.GT.value, model=model, seed=seed))
+
+    def generative(self, model: str, seed: int) -> Job:
+        """The model's generative stage: its own epochs and lr, on the inputs of A and B (or a text file)."""
+        stage = self.recipe.generative[model]
+        spec = self.spec(model, seed, "AB", "none", None, {"name": "lm", "params": {}}, staged=False)
+        spec["train"].update(epochs=stage["epochs"], lr=stage["lr"])
+        spec["stage"] = "generative"
+        spec["generative"] = {"text": stage["text"], "epochs": stage["epochs"], "lr": stage["lr"]}
+        job = Job(job_key(spec, None), JobKind.GENERATIVE, model, seed, spec, [], method="generative")
+        return self.add(job, GenerativeRole(role=JobKind.GENERATIVE.value, model=model, seed=seed))
+
+    def prompt(self, name: str, seed: int) -> Job:
+        """A prompting job (not yet added): scores half B with demonstrations from half A, trains nothing."""
+        base, shots = self.recipe.prompt_jobs()[name]
+        spec = self.spec(base, seed, "A", "gt", "B", {"name": "none", "params": {}}, staged=False)
+        spec["stage"] = "prompt"
+        spec["prompt"] = {"shots": shots}
+        return Job(job_key(spec, None), JobKind.PROMPT, name, seed, spec, [], method=f"{shots}-shot")
 
     def transfer(self, upstream: Job, model: str, seed: int, method: Method, train_split: str, predict: str) -> Job:
         """A job trained on `upstream`'s labels of `train_split` (not yet added: the caller gives its role)."""
         labels: Labels = {"from": upstream.key, "split": train_split}
         loss: LossSpec = {"name": method["loss"], "params": method["params"]}
         spec = self.spec(model, seed, train_split, labels, predict, loss, method.get("train"))
-        kind = JobKind.TRANSFER if upstream.kind == JobKind.GT else JobKind.BOOTSTRAP
-        return Job(
-            job_key(spec, upstream.key),
-            kind,
-            model,
-            seed,
-            spec,
-            [upstream.key],
-            weak_model=upstream.model,
-            method=method["name"],
-        )
+        kind = JobKind.BOOTSTRAP if upstream.kind in (JobKind.TRANSFER, JobKind.BOOTSTRAP) else JobKind.TRANSFER
+        deps = self.deps(spec, upstream.key)
+        return Job(job_key(spec, upstream.key), kind, model, seed, spec, deps, upstream.model, method["name"])
+
+    def stages(self, seed: int) -> None:
+        """Generative stages first (their keys go into the model's other jobs), then prompting jobs."""
+        self.init = {m: self.generative(m, seed).key for m in self.recipe.generative}
+        for table in self.recipe.prompts:
+            for base in table["models"]:
+                for shots in table["shots"]:
+                    name = prompt_name(base, shots)
+                    role = PromptRole(role="prompt", model=name, base=base, shots=shots, weak=table["weak"], seed=seed)
+                    self.add(self.prompt(name, seed), role)
 
     def pairs(self, seed: int) -> None:
+        prompts = self.recipe.prompt_jobs()
         for weak, strong in self.recipe.pairs:
             for method in self.recipe.transfers:
-                job = self.transfer(self.gt(weak, seed), strong, seed, method, "B", "A")
+                upstream = self.jobs[self.prompt(weak, seed).key] if weak in prompts else self.gt(weak, seed)
+                job = self.transfer(upstream, strong, seed, method, "B", "A")
                 self.add(
                     job,
                     TransferRole(
@@ -270,36 +350,56 @@ class _Planner:
             )
             train_split = predict
 
+    def part(self, part: Recipe, seed: int) -> None:
+        """One part's jobs for one seed: stages, GT jobs, transfers, then bootstrap steps."""
+        self.recipe = part
+        self.stages(seed)
+        for m in part.models:
+            self.gt(m["name"], seed)
+        self.pairs(seed)
+        for chain in part.chains:
+            self.chain(chain, seed)
+
 
 def build_plan(recipe: Recipe) -> Plan:
-    """Every GT job, then transfers, then bootstrap steps: a valid dependency order."""
+    """Per seed and part: generative stages and prompting jobs, every GT job, then transfers, then
+    bootstrap steps: a valid dependency order."""
     planner = _Planner(recipe)
     for seed in recipe.seeds:
-        for m in recipe.models:
-            planner.gt(m["name"], seed)
-        planner.pairs(seed)
-        for chain in recipe.chains:
-            planner.chain(chain, seed)
+        for part in recipe.parts:
+            planner.part(part, seed)
     return Plan(recipe, list(planner.jobs.values()))
 
 
 def describe(job: Job) -> str:
     """One line saying what a job trains on, for --dry-run and progress output."""
     spec = job.spec
+    if job.kind == JobKind.GENERATIVE:
+        text = spec["generative"]["text"]
+        source = "the inputs of A and B" if text == "task" else f"the text file {text['path']}"
+        what = f"next tokens of {source} (epochs {spec['generative']['epochs']}, lr {spec['generative']['lr']})"
+        return f"{job.kind:9} {job.model} seed={job.seed} trains on {what}; its other jobs start from it"
+    if job.kind == JobKind.PROMPT:
+        shots = spec["prompt"]["shots"]
+        demos = f"{shots} demonstrations from {spec['train_split']}" if shots else "no demonstrations"
+        return f"{job.kind:9} {job.model} seed={job.seed} trains nothing: {demos}, labels {spec['predict_split']}"
     if job.kind == JobKind.GT:
         what = f"GT labels of {spec['train_split']}"
     else:
         what = f"{job.weak_model}'s labels of {spec['train_split']} with {job.method}"
-    return f"{job.kind:9} {job.model} seed={job.seed} trains on {what}, labels {spec['predict_split']}"
+    init = f" (from generative {spec['init']['from'][:10]})" if "init" in spec else ""
+    return f"{job.kind:9} {job.model} seed={job.seed} trains on {what}, labels {spec['predict_split']}{init}"
 
 
 def describe_plan(plan: Plan, cached: Collection[str] = ()) -> list[str]:
     """The dry-run listing: a header, then a line per job (its state given the `cached` job keys)."""
     recipe = plan.recipe
-    lines = [f"recipe {recipe.name} ({recipe.path}): {len(plan.jobs)} jobs, seeds {recipe.seeds}"]
+    tasks = f", tasks {', '.join(p.name for p in recipe.parts)}" if recipe.is_suite else ""
+    lines = [f"recipe {recipe.name} ({recipe.path}): {len(plan.jobs)} jobs, seeds {recipe.seeds}{tasks}"]
     for i, job in enumerate(plan.jobs, 1):
         state = "cached" if job.key in cached else "to run"
         deps = ",".join(d[:10] for d in job.deps) or "-"
         remote = "  [trust_remote_code: runs the model repo's own code]" if job.runs_remote_code else ""
-        lines.append(f"{i:>3}. {job.short} [{state:6}] {describe(job)}  (after {deps}){remote}")
+        task = f"{job.roles[0].get('task')}: " if recipe.is_suite and job.roles else ""
+        lines.append(f"{i:>3}. {job.short} [{state:6}] {task}{describe(job)}  (after {deps}){remote}")
     return lines

@@ -2,7 +2,16 @@
 
 Validation runs before anything trains and reports every problem at once, each naming the file,
 the key and what was expected, so a typo costs one edit and not one crashed job. The value checks
-and the problem collector live in `checks.py`, the schema tables in `schema.py`; this module parses.
+and the problem collector live in `checks.py`, the schema tables in `schema.py`, the [[transfer]]/
+[[bootstrap]] tables in `methods.py`, the [[prompt]]/[[generative]] stages in `stages.py`; this
+module parses.
+
+A suite is a recipe of `[[task]]` tables, each a sub-recipe validated as a recipe (its problems named
+`task[i].<key> (task 'name')`): its own `name` (default: its data's name), [task.data], models,
+pairs, [[task.transfer]], [[task.bootstrap]], [[task.prompt]], [[task.generative]] and [task.train].
+It inherits the suite's [train] (its own keys win), seeds, [launch] and, unless it has its own,
+[[transfer]]. A suite's top level holds no data, models, pairs, chains or stages of its own: each
+belongs to one task, so nothing is shared by accident between tasks with different data.
 """
 
 from __future__ import annotations
@@ -17,40 +26,47 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from w2s_core.data import DATASETS
+from w2s_core.data import DATASETS, kind_problem
 from w2s_core.errors import InputError, did_you_mean
+from w2s_core.spec import stages
 from w2s_core.spec.checks import (
     Problems,
     is_int,
-    str_list,
     string,
 )
-from w2s_core.spec.losses import LOSS_CHOICES, LOSS_DEFAULTS, loss_defaults, resolve_loss
+from w2s_core.spec.methods import chains_of, transfers_of
 from w2s_core.spec.registry import model_defaults
 from w2s_core.spec.schema import (
     ALIASES,
-    CHAIN_KEYS,
     DATA_DEFAULTS,
     DATA_KEYS,
     LAUNCH_KEYS,
-    METHOD_TRAIN_KEYS,
     MODEL_KEYS,
     MODEL_TRAIN_KEYS,
-    RELABEL,
     SELECT,
+    SUITE_KEYS,
+    TASK_KEYS,
     TOP_KEYS,
     TRAIN_DEFAULTS,
     TRAIN_KEYS,
-    TRANSFER_KEYS,
     Chain,
+    GenerativeStage,
     Method,
     ModelEntry,
+    PromptStage,
 )
+from w2s_core.spec.stages import prompt_name
 
 
 @dataclass
 class Recipe:
-    """A validated recipe: everything the planner needs, with defaults filled in."""
+    """A validated recipe: everything the planner needs, with defaults filled in.
+
+    A suite (`[[task]]` tables) is a recipe of sub-recipes: its `tasks` are full recipes (one
+    dataset each, their own models, pairs, stages), sharing the suite's path, text, hash, seeds and
+    launch settings; the suite's own data, models, pairs and stages are empty. `parts` is what the
+    planner and every consumer iterate: a suite's tasks, or a plain recipe itself.
+    """
 
     path: Path
     name: str
@@ -59,14 +75,31 @@ class Recipe:
     data: dict
     train: dict
     models: list[ModelEntry]  # ordered weak -> strong; each a full model spec with training settings
-    pairs: list[tuple[str, str]]
+    pairs: list[tuple[str, str]]  # the weak side may be a prompting job's name ("gpt2:5-shot")
     transfers: list[Method]
     chains: list[Chain]
     seeds: list[int]
     launch: dict = field(default_factory=dict)
+    prompts: list[PromptStage] = field(default_factory=list)
+    generative: dict[str, GenerativeStage] = field(default_factory=dict)  # by model name
+    tasks: list[Recipe] = field(default_factory=list)  # a suite's sub-recipes
+    task: str = ""  # a part's task name: the [[task]]'s name, or the data's name for a plain recipe
 
     def model(self, name: str) -> ModelEntry:
         return next(m for m in self.models if m["name"] == name)
+
+    @property
+    def is_suite(self) -> bool:
+        return bool(self.tasks)
+
+    @property
+    def parts(self) -> list[Recipe]:
+        """The sub-recipes to plan, check and prefetch: a suite's tasks, or this recipe alone."""
+        return self.tasks or [self]
+
+    def prompt_jobs(self) -> dict[str, tuple[str, int]]:
+        """{"<model>:<k>-shot": (model, k)} for every prompting job of this part."""
+        return {prompt_name(m, k): (m, k) for p in self.prompts for m in p["models"] for k in p["shots"]}
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -85,43 +118,128 @@ def load_recipe(path: str | Path) -> Recipe:
 def parse_recipe(raw: dict, path: Path, text: str) -> Recipe:
     """Validate a parsed recipe (`path` resolves its relative paths and names it in errors)."""
     err = Problems(path, ALIASES)
+    suite = "task" in raw
     for key in raw:
         if key not in TOP_KEYS:
             err.unknown("", key, TOP_KEYS)
+        elif suite and key not in SUITE_KEYS:
+            err.add(key, f"a suite ([[task]] tables) sets `{key}` in each [[task]], not at its top level")
     for key in ("data", "train", "launch"):
         if key in raw and not isinstance(raw[key], dict):
             err.add(key, f"expected a table [{key}], got {raw[key]!r}")
-    data = _data(_table(raw, "data"), path, err, "data" in raw)
     train = _table(raw, "train")
     err.check_table("train.", train, TRAIN_KEYS)
-    launch = _launch(_table(raw, "launch"), path, err)
-    models = _models(raw.get("models"), train, err)
-    _selection(data, train, models, err)
-    names = [m["name"] for m in models]
-    pairs = _pairs(raw.get("pairs"), names, err)
-    transfers = _transfers(raw.get("transfer"), err)
-    chains = _chains(raw.get("bootstrap"), names, err)
-    seeds = _seeds(raw.get("seeds", [0]), err)
     for key in ("name", "description"):
         if key in raw and string(raw[key]):
             err.add(key, f"expected a non-empty string, got {raw[key]!r}")
-    if not pairs and not chains and 0 < len(models) < 2 and "models" in raw:
-        err.add("models", "expected at least two models (a weak and a strong one), or a [[bootstrap]] chain")
+    common = {
+        "path": path,
+        "text": text,
+        "hash": hashlib.sha256(text.encode()).hexdigest(),
+        "seeds": _seeds(raw.get("seeds", [0]), err),
+        "launch": _launch(_table(raw, "launch"), path, err),
+    }
+    name = raw.get("name") or path.stem
+    if suite:
+        tasks = _tasks(raw, train, common, err)
+        err.raise_if_any()
+        suite_train = {**TRAIN_DEFAULTS, **train}
+        return Recipe(name=name, data={}, train=suite_train, models=[], pairs=[], transfers=[], chains=[],
+                      tasks=tasks, task=name, **common)  # fmt: skip
+    part = _part(raw, train, path, err, transfers_of(raw.get("transfer"), err))
     err.raise_if_any()
-    return Recipe(
-        path=path,
-        name=raw.get("name") or path.stem,
-        text=text,
-        hash=hashlib.sha256(text.encode()).hexdigest(),
-        data=data,
-        train={**TRAIN_DEFAULTS, **train},
-        models=models,
-        pairs=pairs,
-        transfers=transfers,
-        chains=chains,
-        seeds=seeds,
-        launch=launch,
-    )
+    return Recipe(name=name, **common, **part)
+
+
+def _part(raw: dict, train: dict, path: Path, err: Problems, transfers: list[Method]) -> dict[str, Any]:
+    """One dataset's sub-recipe (a plain recipe, or a suite's [[task]]) as Recipe fields."""
+    data = _data(_table(raw, "data"), path, err, "data" in raw)
+    models = _models(raw.get("models"), train, err)
+    _selection(data, train, models, err)
+    _kind_checks(data, train, models, err)
+    by_name = {m["name"]: m for m in models}
+    prompts = stages.prompts(raw.get("prompt"), by_name, data, err)
+    if prompts and data.get("kind", "classify") != "classify":
+        err.add("prompt", f"prompting scores per-class label words: it needs a classify task, not {data['kind']!r}")
+    names = list(by_name)
+    weak_names = names + [prompt_name(m, k) for p in prompts for m in p["models"] for k in p["shots"]]
+    pairs = _pairs(raw.get("pairs"), names, err, weak_names)
+    chains = chains_of(raw.get("bootstrap"), names, err)
+    if not pairs and not chains and not prompts and 0 < len(models) < 2 and "models" in raw:
+        err.add("models", "expected at least two models (a weak and a strong one), or a [[bootstrap]] chain")
+    return {
+        "data": data,
+        "train": {**TRAIN_DEFAULTS, **train},
+        "models": models,
+        "pairs": pairs,
+        "transfers": transfers,
+        "chains": chains,
+        "prompts": prompts,
+        "generative": stages.generative(raw.get("generative"), by_name, path, err),
+        "task": data_name(data),
+    }
+
+
+def data_name(data: dict) -> str:
+    """What a part is called when it has no name of its own: the dataset's name, or its file's stem."""
+    if isinstance(data.get("name"), str):
+        return data["name"]
+    return Path(data["path"]).stem if isinstance(data.get("path"), str) else "data"
+
+
+def _tasks(raw: dict, train: dict, common: dict, err: Problems) -> list[Recipe]:
+    """A suite's [[task]] tables, each validated as a recipe with its keys named `task[i].<key>`.
+    Each inherits the suite's [train] (its own [task.train] keys win), seeds, launch and, unless it
+    has its own, the suite's [[transfer]] methods."""
+    value = raw["task"]
+    if not (isinstance(value, list) and value and all(isinstance(t, dict) for t in value)):
+        err.add(
+            "task", f"expected [[task]] tables, each a sub-recipe with its own [task.data] and models, got {value!r}"
+        )
+        return []
+    transfers = transfers_of(raw.get("transfer"), err)
+    tasks = []
+    for i, entry in enumerate(value):
+        label = f" (task {entry['name']!r})" if isinstance(entry.get("name"), str) else ""
+        sub = err.child(f"task[{i}].", label)
+        for key in entry:
+            if key in ("seeds", "launch"):
+                sub.add(key, f"`{key}` is the suite's: set it at the top level, not in a [[task]]")
+            elif key not in TASK_KEYS:
+                sub.unknown("", key, TASK_KEYS)
+            elif key in ("name", "description") and string(entry[key]):
+                sub.add(key, f"expected a non-empty string, got {entry[key]!r}")
+        own_train = _table(entry, "train")
+        sub.check_table("train.", own_train, TRAIN_KEYS)
+        own = transfers_of(entry["transfer"], sub) if "transfer" in entry else transfers
+        part = _part(entry, {**train, **own_train}, common["path"], sub, own)
+        name = entry.get("name") if isinstance(entry.get("name"), str) else part["task"]
+        tasks.append(Recipe(name=name, **common, **{**part, "task": name}))
+    names = [t.name for t in tasks]
+    for name in {n for n in names if names.count(n) > 1}:
+        err.add("task", f"two tasks are named {name!r} (a task is named after its data unless it has a `name`); "
+                        "give each [[task]] a distinct `name`")  # fmt: skip
+    return tasks
+
+
+def _kind_checks(data: dict, train: dict, models: list[ModelEntry], err: Problems) -> None:
+    """What the data's kind asks of the models: chess is scored by a causal LM, finetuned."""
+    problem = kind_problem(data) if data else None
+    if problem:
+        err.add("data.kind", problem)
+    if data.get("kind") != "chess":
+        return
+    for m in models:
+        if stages.is_encoder(m):
+            err.add(
+                f"models.{m['name']}",
+                f"a chess task scores each legal move as a continuation of the position, which needs a causal "
+                f"language model; {m['path']!r} is an encoder (its registry entry or `arch` says so)",
+            )
+        if m.get("mode", train.get("mode")) == "probe":
+            err.add(
+                f"models.{m['name']}.mode", "a chess task is finetuned: probe mode has no move scorer; use 'finetune'"
+            )
 
 
 def _table(raw: dict, key: str) -> dict:
@@ -226,16 +344,10 @@ def _selection(data: dict, train: dict, models: list[ModelEntry], err: Problems)
         err.add(key, msg)
 
 
-def _known_model(name: Any, names: list[str], key: str, err: Problems) -> bool:
-    if name in names:
-        return True
-    err.add(key, f"unknown model {name!r}{did_you_mean(name, names)}; the recipe's models are: {', '.join(names)}")
-    return False
-
-
-def _pairs(value: Any, names: list[str], err: Problems) -> list[tuple[str, str]]:
+def _pairs(value: Any, names: list[str], err: Problems, weak_names: list[str]) -> list[tuple[str, str]]:
     """Explicit pairs may repeat a model (["m", "m"]: m trained on its own GT job's labels, as EleutherAI/w2s
-    runs strong->strong); its PGR is undefined (ceiling == weak) and the analysis shows it as n/a."""
+    runs strong->strong); its PGR is undefined (ceiling == weak) and the analysis shows it as n/a. The
+    weak side may be a [[prompt]] job's name ("gpt2:0-shot": the prompted model labels half B)."""
     if value is None:  # every weak < strong pair, in the recipe's order
         return [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
     if not isinstance(value, list):
@@ -245,80 +357,9 @@ def _pairs(value: Any, names: list[str], err: Problems) -> list[tuple[str, str]]
     for i, pair in enumerate(value):
         if not (isinstance(pair, list) and len(pair) == 2):
             err.add(f"pairs[{i}]", f"expected [weak, strong], got {pair!r}")
-        elif all(_known_model(m, names, f"pairs[{i}]", err) for m in dict.fromkeys(pair)):  # a self-pair's error once
+        elif err.known(pair[0], weak_names, f"pairs[{i}]") and (
+            pair[1] == pair[0] in names  # a self-pair's unknown model is reported once
+            or err.known(pair[1], names, f"pairs[{i}]")  # the strong side trains: a model, never a prompt
+        ):
             pairs.append((pair[0], pair[1]))
     return pairs
-
-
-def _method(entry: dict, where: str, err: Problems) -> Method | None:
-    """Split a transfer/chain table into its loss name, the loss's own parameters and its train overrides."""
-    err.check_table(where, {k: entry[k] for k in ("name", *METHOD_TRAIN_KEYS) if k in entry}, TRANSFER_KEYS)
-    train = {k: entry[k] for k in METHOD_TRAIN_KEYS if k in entry}
-    loss = entry.get("loss", "xent")
-    params = {k: v for k, v in entry.items() if k not in TRANSFER_KEYS and k not in CHAIN_KEYS}
-    # a key that is neither the table's own nor the loss's: report it with every allowed key
-    if isinstance(loss, str) and loss in LOSS_DEFAULTS:
-        own = [*TRANSFER_KEYS, *(CHAIN_KEYS if "chain" in entry else ())]
-        loss_keys = [*loss_defaults(loss, params), *LOSS_CHOICES.get(loss, {})]
-        for key in [k for k in params if k not in loss_keys]:
-            err.unknown(where, key, dict.fromkeys(own + loss_keys))
-            del params[key]
-    try:
-        resolve_loss(str(loss), params)
-    except InputError as exc:
-        err.add(f"{where}loss" if str(loss) not in LOSS_DEFAULTS else where.rstrip("."), str(exc))
-        return None
-    method: Method = {
-        "name": entry.get("name", loss),
-        "loss": loss,
-        "params": {**loss_defaults(loss, params), **params},
-    }
-    if train:
-        method["train"] = train
-    return method
-
-
-def _transfers(value: Any, err: Problems) -> list[Method]:
-    if value is None:
-        return [{"name": "xent", "loss": "xent", "params": {}}]
-    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-        err.add("transfer", f"expected [[transfer]] tables (each with a `loss`), got {value!r}")
-        return []
-    out = [m for i, entry in enumerate(value) if (m := _method(entry, f"transfer[{i}].", err))]
-    names = [m["name"] for m in out]
-    for name in {n for n in names if names.count(n) > 1}:
-        err.add("transfer", f"method name {name!r} appears twice; give one a distinct `name`")
-    return out
-
-
-def _chains(value: Any, names: list[str], err: Problems) -> list[Chain]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
-        err.add("bootstrap", f"expected [[bootstrap]] tables with a `chain = [M1, M2, ...]`, got {value!r}")
-        return []
-    return [c for i, entry in enumerate(value) if (c := _chain(entry, f"bootstrap[{i}].", names, err))]
-
-
-def _chain(entry: dict, where: str, names: list[str], err: Problems) -> Chain | None:
-    chain = entry.get("chain")
-    if str_list(chain):
-        err.add(f"{where}chain", f"expected a list of model names [M1, M2, ...], got {chain!r}")
-        return None
-    if len(chain) < 2:
-        err.add(f"{where}chain", f"a chain needs at least two models, got {chain!r}")
-        return None
-    if not all(_known_model(m, names, f"{where}chain", err) for m in chain):
-        return None
-    relabel = entry.get("relabel", "alternate")
-    if relabel not in RELABEL:
-        err.add(f"{where}relabel", f"expected 'alternate' or 'same', got {relabel!r}")
-    method = _method(entry, where, err)
-    if method is None:
-        return None
-    return {
-        **method,
-        "name": entry.get("name", "bootstrap-" + method["name"]),
-        "models": list(chain),
-        "relabel": relabel,
-    }

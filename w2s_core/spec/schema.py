@@ -14,8 +14,10 @@ from w2s_core.spec.checks import (
     Check,
     boolean,
     fraction,
+    generative_text,
     lora_value,
     nonneg_int,
+    nonneg_int_list,
     nonneg_num,
     one_of,
     pos_int,
@@ -39,11 +41,25 @@ DATA_KEYS: dict[str, Check] = {
     "noise": fraction,
     "train_pool": one_of("per_seed", "fixed"),
     "long_inputs": one_of("drop", "truncate_left", "truncate_right"),
+    # issue 10: what one example is (w2s_core.data.types: DATA_KINDS)
+    "kind": one_of("classify", "pairwise", "chess"),
+    "prompt_column": string,  # pairwise local files: the shared prompt (optional column)
+    "chosen_column": string,  # pairwise local files: the preferred reply
+    "rejected_column": string,  # pairwise local files: the other reply
+    "template": string,  # prompting: how an input is shown, with "{text}" where it goes
+    "label_words": str_list,  # prompting: one word per class, in label order
 }
 # long_inputs: what happens to an input longer than a model's max_length (w2s_core.training.lengths).
 # "drop" (the reference's choice) leaves it out of every split for every model of the recipe;
 # "truncate_right" is what w2s did before the option existed, and its jobs keep their old keys.
-DATA_DEFAULTS = {"text_column": "text", "label_column": "label", "seed": 0, "balance": False, "long_inputs": "drop"}
+DATA_DEFAULTS = {
+    "text_column": "text",
+    "label_column": "label",
+    "seed": 0,
+    "balance": False,
+    "long_inputs": "drop",
+    "kind": "classify",
+}
 
 # Which checkpoint a job keeps (w2s_core.training.evaluate): the last step, or the eval point with the
 # lowest validation loss / highest validation AUROC on `val_size` held-out examples of its training half.
@@ -95,7 +111,7 @@ TRAIN_DEFAULTS = {
 # of `plan.job_key`'s hash, a data key out of the job's spec itself (`plan.job_data`: job.json unchanged).
 # (A loss parameter's are `spec.losses.UNHASHED_LOSS_DEFAULTS`.)
 UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "val_size": 0, "select": "final"}
-UNHASHED_DATA_DEFAULTS = {"long_inputs": "truncate_right"}
+UNHASHED_DATA_DEFAULTS = {"long_inputs": "truncate_right", "kind": "classify"}
 
 
 # Keys a model's registry entry supplies and a recipe may override per model.
@@ -151,7 +167,33 @@ ALIASES = {
     "optim": "optimizer",
     "optimizer_name": "optimizer",
 }
-TOP_KEYS = ("name", "description", "data", "train", "models", "pairs", "transfer", "bootstrap", "seeds", "launch")
+# [[prompt]]: prompting baselines of causal LMs (plan.py: a job per model and number of shots);
+# `weak` names the model whose GT job is the row's weak figure (default: the recipe's first model).
+PROMPT_KEYS: dict[str, Check] = {"models": str_list, "shots": nonneg_int_list, "weak": string}
+PROMPT_DEFAULTS = {"shots": [0]}
+# [[generative]]: next-token finetuning of a model on the task's unlabelled inputs ("task") or a local
+# text file ({path = "..."}), a stage every GT/transfer/bootstrap job of the model starts from.
+GENERATIVE_KEYS: dict[str, Check] = {"models": str_list, "text": generative_text, "epochs": pos_num, "lr": pos_num}
+GENERATIVE_DEFAULTS = {"text": "task", "epochs": 1}  # lr: the model's own (its [train]/registry lr)
+# What a [[task]] of a suite may hold: a sub-recipe, less what only the suite's top level sets.
+TASK_KEYS = ("name", "description", "data", "train", "models", "pairs", "transfer", "bootstrap", "prompt", "generative")
+# What a suite's top level may hold (the rest belongs in each [[task]]).
+SUITE_KEYS = ("name", "description", "train", "transfer", "seeds", "launch", "task")
+TOP_KEYS = (
+    "name",
+    "description",
+    "data",
+    "train",
+    "models",
+    "pairs",
+    "transfer",
+    "bootstrap",
+    "prompt",
+    "generative",
+    "task",
+    "seeds",
+    "launch",
+)
 
 
 class ModelEntry(TypedDict, total=False):
@@ -186,6 +228,23 @@ class Method(_MethodBase, total=False):
     and (only when the table sets any) its METHOD_TRAIN_KEYS overrides for the jobs it trains."""
 
     train: dict[str, float]
+
+
+class PromptStage(TypedDict):
+    """A [[prompt]] table: its causal models, the numbers of demonstrations, and the row's weak model."""
+
+    models: list[str]
+    shots: list[int]
+    weak: str
+
+
+class GenerativeStage(TypedDict):
+    """One model's [[generative]] stage: "task" or {"path": absolute, "sha256": its content's}, epochs, lr."""
+
+    model: str
+    text: str | dict
+    epochs: float
+    lr: float
 
 
 class Chain(Method):

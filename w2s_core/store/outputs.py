@@ -1,7 +1,13 @@
-"""The results and predictions tables: a finished job's final metrics and per-example probabilities."""
+"""The results and predictions tables: a finished job's final metrics and per-example probabilities.
+
+A prediction row holds `prob`, P(class 1) for two-way tasks (binary, pairwise) and the argmax's
+probability for K-class and choice tasks, whose full distribution per example (ragged for chess)
+sits beside it in `dists` as JSON text (NULL for two-way tasks and for jobs stored before it).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,25 +59,29 @@ class Outputs(StoreBase):
         probs: Sequence[float],
         labels: Sequence[int] | None = None,
         index: Sequence[int] | None = None,
+        dists: Sequence[Sequence[float]] | None = None,
     ) -> None:
         """Replace the job's predictions on `split`; idx = the example's position in the drawn split.
 
         `index` gives those positions where long inputs were dropped (`[data] long_inputs = "drop"`,
         predictions.json's "index"); without it they are 0, 1, ... in order. `predictions` reads
         back only the stored rows, in position order, so metrics over them use the kept examples.
+        `dists` (predictions.json's "dists", K-class and choice tasks) is each example's distribution,
+        read back by `prediction_dists`.
         """
         if split not in SPLITS:
             raise ValueError(f"prediction split {split!r} must be one of {SPLITS}")
-        for what, values in (("labels", labels), ("positions", index)):
+        for what, values in (("labels", labels), ("positions", index), ("distributions", dists)):
             if values is not None and len(values) != len(probs):
                 raise ValueError(f"{len(probs)} probabilities but {len(values)} {what} for {job_hash}/{split}")
         label_values = [None] * len(probs) if labels is None else [int(x) for x in labels]
         positions = range(len(probs)) if index is None else [int(i) for i in index]
+        dist_text = [None] * len(probs) if dists is None else [json.dumps([float(v) for v in d]) for d in dists]
         with self.transaction() as conn:
             conn.execute("DELETE FROM predictions WHERE job_hash = ? AND split = ?", (job_hash, split))
             conn.executemany(
-                "INSERT INTO predictions (job_hash, split, idx, prob, label) VALUES (?, ?, ?, ?, ?)",
-                [(job_hash, split, i, float(p), y) for i, p, y in zip(positions, probs, label_values)],
+                "INSERT INTO predictions (job_hash, split, idx, prob, label, dists) VALUES (?, ?, ?, ?, ?, ?)",
+                [(job_hash, split, i, float(p), y, d) for i, p, y, d in zip(positions, probs, label_values, dist_text)],
             )
 
     @sqlite_errors
@@ -84,3 +94,17 @@ class Outputs(StoreBase):
             )
         )
         return [nan_if_none(r["prob"]) for r in rows], [r["label"] for r in rows]
+
+    @sqlite_errors
+    def prediction_dists(self, job_hash: str, split: str) -> list[list[float]] | None:
+        """Each example's distribution in index order (as `predictions`), or None when the job stored none
+        (a two-way task, whose distribution is [1 - p, p])."""
+        rows = list(
+            self.db.query(
+                "SELECT dists FROM predictions WHERE job_hash = ? AND split = ? ORDER BY idx",
+                [job_hash, split],
+            )
+        )
+        if not rows or any(r["dists"] is None for r in rows):
+            return None
+        return [json.loads(r["dists"]) for r in rows]

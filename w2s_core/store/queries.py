@@ -140,10 +140,13 @@ def recipes_with_results(store: Store) -> list[RecipeSummary]:
 
 @sqlite_errors
 def recipe_rows(store: Store, recipe_hash: str) -> list[PlannedJob]:
-    """Every job the recipe planned, in planning order, with its role, status and final results."""
+    """Every job the recipe planned, in planning order, with its role, status and final results, and
+    from its spec: its dataset's name (or file), the data's kind and its generative stage's key."""
     rows = store.db.query(
-        "SELECT rj.job_hash, rj.role, j.status FROM recipe_jobs rj JOIN jobs j ON j.hash = rj.job_hash "
-        "WHERE rj.recipe_hash = ? ORDER BY j.rowid",
+        "SELECT rj.job_hash, rj.role, j.status, "
+        "coalesce(json_extract(j.spec, '$.data.name'), json_extract(j.spec, '$.data.path')) AS dataset, "
+        "json_extract(j.spec, '$.data.kind') AS data_kind, json_extract(j.spec, '$.init.from') AS init "
+        "FROM recipe_jobs rj JOIN jobs j ON j.hash = rj.job_hash WHERE rj.recipe_hash = ? ORDER BY j.rowid",
         [recipe_hash],
     )
     results: dict[str, dict[str, float]] = defaultdict(dict)  # one query for every job's results
@@ -159,6 +162,9 @@ def recipe_rows(store: Store, recipe_hash: str) -> list[PlannedJob]:
             "role": json.loads(r["role"]),
             "status": r["status"],
             "results": results[r["job_hash"]],
+            "dataset": r["dataset"],
+            "data_kind": r["data_kind"] or "classify",  # left out of the spec when it is the default
+            "init": r["init"],
         }
         for r in rows
     ]

@@ -43,7 +43,7 @@ class JobRow(TypedDict):
     hash: str
     recipe_hash: str | None
     run_id: int | None
-    kind: str  # gt, transfer or bootstrap
+    kind: str  # gt, transfer, bootstrap, prompt or generative
     model: str
     weak_model: str | None
     loss: str | None
@@ -78,7 +78,9 @@ class MetricRow(TypedDict):
 
 
 class Role(TypedDict, total=False):
-    """Why a recipe planned a job (recorded at planning): `role` is gt, transfer or bootstrap."""
+    """Why a recipe planned a job (recorded at planning): `role` is gt, transfer, bootstrap, prompt
+    (`model` "<base>:<shots>-shot", `base`, `shots`, `weak`) or generative; a suite's roles also
+    name their `task`."""
 
     role: str
     model: str
@@ -88,6 +90,9 @@ class Role(TypedDict, total=False):
     method: str
     chain: list[str]
     step: int
+    base: str
+    shots: int
+    task: str
 
 
 class PlannedJob(TypedDict):
@@ -97,6 +102,9 @@ class PlannedJob(TypedDict):
     role: Role
     status: str  # a JobStatus value
     results: dict[str, float]
+    dataset: str | None  # [data] name, or its file's path
+    data_kind: str  # classify, pairwise or chess
+    init: str | None  # the key of the generative stage the job started from
 
 
 class JobListRow(TypedDict):

@@ -15,7 +15,8 @@ from pathlib import Path
 from w2s_core.errors import W2SError
 from w2s_core.status import JobStatus, RunStatus
 
-JOB_KINDS = ("gt", "transfer", "bootstrap")
+_V1_JOB_KINDS = ("gt", "transfer", "bootstrap")  # the first schema's CHECK list (m001 is frozen)
+JOB_KINDS = (*_V1_JOB_KINDS, "prompt", "generative")  # issue 10: stages (m004)
 SPLITS = ("test", "A", "B")
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -103,7 +104,7 @@ _SCHEMA_V1 = [
     "CREATE INDEX runs_recipe ON runs (recipe_hash)",
     f"""CREATE TABLE jobs (
         hash TEXT PRIMARY KEY, recipe_hash TEXT, run_id INTEGER,
-        kind TEXT NOT NULL CHECK (kind IN ({_in(JOB_KINDS)})),
+        kind TEXT NOT NULL CHECK (kind IN ({_in(_V1_JOB_KINDS)})),
         model TEXT NOT NULL, weak_model TEXT, loss TEXT, seed INTEGER NOT NULL, chain TEXT,
         step INTEGER, spec TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'planned' CHECK (status IN ({_JOB_STATUSES})),
@@ -161,3 +162,26 @@ def m002_detached_runs_and_queue(conn: sqlite3.Connection) -> None:
     """Detached runs and the queue."""
     for statement in _SCHEMA_V2:
         conn.execute(statement)
+
+
+@MIGRATIONS
+def m003_prediction_dists(conn: sqlite3.Connection) -> None:
+    """Per-example distributions (JSON text) for K-class and choice tasks; NULL for two-way tasks."""
+    conn.execute("ALTER TABLE predictions ADD COLUMN dists TEXT")
+
+
+@MIGRATIONS
+def m004_stage_job_kinds(conn: sqlite3.Connection) -> None:
+    """Prompting and generative-finetuning jobs (issue 10): the jobs table's kind CHECK gains them. SQLite
+    cannot alter a CHECK, so the table is rebuilt from its own definition, rowids kept (planning order)."""
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()[0]
+    old_check, new_check = f"kind IN ({_in(_V1_JOB_KINDS)})", f"kind IN ({_in(JOB_KINDS)})"
+    if old_check not in sql:
+        raise W2SError(f"unexpected jobs table definition, cannot add job kinds: {sql}")
+    conn.execute(sql.replace(old_check, new_check).replace("CREATE TABLE jobs", "CREATE TABLE jobs_m004", 1))
+    columns = ", ".join(f'"{row[1]}"' for row in conn.execute("PRAGMA table_info(jobs)"))
+    conn.execute(f"INSERT INTO jobs_m004 (rowid, {columns}) SELECT rowid, {columns} FROM jobs")
+    conn.execute("DROP TABLE jobs")
+    conn.execute("ALTER TABLE jobs_m004 RENAME TO jobs")
+    conn.execute("CREATE INDEX jobs_status ON jobs (status)")
+    conn.execute("CREATE INDEX jobs_recipe ON jobs (recipe_hash)")

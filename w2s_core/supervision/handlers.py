@@ -90,7 +90,7 @@ def queue_job(sup: Supervisor, job: Job, spec: dict, recipe: Recipe, run_id: int
         "kind": job.kind,
         "model": job.model,
         "weak_model": job.weak_model,
-        "loss": job.spec["loss"]["name"] if job.kind != "gt" else None,
+        "loss": job.spec["loss"]["name"] if job.kind in ("transfer", "bootstrap") else None,
         "seed": job.seed,
         "spec": spec,
         "dir": str(folder.relative_to(store.root)),

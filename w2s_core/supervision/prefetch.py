@@ -102,12 +102,13 @@ def prefetch_model(model: dict) -> Item:
     return _hub_model(model)
 
 
-def prefetch_dataset(recipe: Recipe) -> Item:
-    """Load (and so download) the recipe's dataset and draw its splits, as preflight will offline."""
+def prefetch_dataset(recipe: Recipe, seeds: list[int] | None = None) -> Item:
+    """Load (and so download) the dataset of `recipe` (a plain recipe or a suite's task) and draw its
+    splits for `seeds` (default: the recipe's), as preflight will offline."""
     name, info = source(recipe.data)
     start = len(LOADS)
     try:
-        for seed in recipe.seeds:
+        for seed in seeds or recipe.seeds:
             make_splits(recipe.data, seed)
     except W2SError as exc:
         return Item("dataset", name, False, str(exc))
@@ -125,5 +126,10 @@ def prefetch_dataset(recipe: Recipe) -> Item:
 
 
 def prefetch(recipe: Recipe) -> list[Item]:
-    """Every model (in recipe order), then the dataset; each item says whether it now loads."""
-    return [*(prefetch_model(m) for m in recipe.models), prefetch_dataset(recipe)]
+    """Every model (in recipe order; a suite's once each), then each dataset; each item says whether it
+    now loads."""
+    models: dict[tuple, dict] = {}
+    for model in (m for part in recipe.parts for m in part.models):  # a suite's tasks often share models
+        models.setdefault((model["name"], model["path"], model.get("revision")), model)
+    datasets = [prefetch_dataset(part, recipe.seeds) for part in recipe.parts]
+    return [*(prefetch_model(m) for m in models.values()), *datasets]

@@ -1,9 +1,10 @@
 """Checks a recipe must pass before anything is queued, so bad input fails in seconds, not in a job log.
 
 Recipe validation and plan building already catch bad keys, values and local model folders; this
-adds what needs the data or the machine: the dataset loads with its columns and binary labels,
+adds what needs the data or the machine: the dataset loads with its columns and labels,
 and, on an offline node (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, see `w2s prefetch`), every Hugging Face
 model and dataset is in the cache before anything else is read, so a missing one is named at once.
+A suite checks every task's models and data.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def hub_offline() -> bool:
 
 
 def _dataset_offline(recipe: Recipe) -> None:
-    """Offline, a Hub dataset that was never loaded with these caches fails here, before `datasets` is imported."""
+    """Offline, a Hub dataset that was never loaded with these caches fails here, before `datasets` is imported.
+    `recipe` is one part (a plain recipe, or a suite's task)."""
     name, info = source(recipe.data)
     src = HUB_SOURCES.get(name) if info is not None else None
     if src is None or not (env_flag("HF_DATASETS_OFFLINE") or env_flag("HF_HUB_OFFLINE")):
@@ -43,7 +45,7 @@ def _models_offline(recipe: Recipe) -> None:
     """Offline, every Hub model must resolve (config.json and weights) from the cache the environment names."""
     if not hub_offline():
         return  # a hub model may still download; a failure is then diagnosed in the job's status
-    for model in recipe.models:
+    for model in (m for part in recipe.parts for m in part.models):
         path = model["path"]
         if path in BUILTIN_TINY or path in PACKAGED_MODELS or looks_local(path):
             continue
@@ -60,5 +62,12 @@ def _models_offline(recipe: Recipe) -> None:
 
 def preflight(recipe: Recipe) -> None:
     _models_offline(recipe)  # cache look-ups first: they take milliseconds, loading the data may not
-    _dataset_offline(recipe)
-    make_splits(recipe.data, recipe.seeds[0])  # a missing file/column, bad labels or n_test too big fail here
+    for part in recipe.parts:
+        _dataset_offline(part)
+    for part in recipe.parts:
+        try:  # a missing file/column, bad labels or n_test too big fail here
+            make_splits(part.data, recipe.seeds[0])
+        except InputError as exc:
+            if not recipe.is_suite:
+                raise
+            raise InputError(f"task {part.name!r}: {exc}") from None

@@ -23,7 +23,6 @@ from w2s_core.store import Store
 from w2s_core.supervision import processes
 from w2s_core.supervision.diagnosis import LOST, diagnose, exit_signal, log_tail
 from w2s_core.supervision.processes import Identity
-from w2s_core.supervision.upstream import upstream_hash
 
 if TYPE_CHECKING:
     from w2s_core.store.rows import JobRow
@@ -100,17 +99,23 @@ def job_dir(store: Store, job_hash: str) -> Path:
     return store.root / JOBS_DIR / job_hash[:16]
 
 
+def launch_spec(store: Store, spec: dict) -> dict:
+    """The job.json a job starts with: its spec plus where its upstreams' outputs are, `upstream_dir`
+    (the labeller's predictions) and `init_dir` (the generative stage's checkpoint)."""
+    out = dict(spec)
+    for field_name, ref in (("upstream_dir", spec.get("labels")), ("init_dir", spec.get("init"))):
+        if isinstance(ref, dict):
+            out[field_name] = str(job_dir(store, ref["from"]).resolve())
+    return out
+
+
 def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
     """Launch a queued job in its own session on `device`, running the code snapshot it was queued with."""
     folder = JobDir(job_dir(store, row["hash"]))
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.clear_outputs()
     store.reset_job_outputs(row["hash"])
-    spec = dict(row["spec"])
-    upstream = upstream_hash(spec)
-    if upstream:
-        spec["upstream_dir"] = str(job_dir(store, upstream).resolve())
-    folder.write_spec(spec)
+    folder.write_spec(launch_spec(store, row["spec"]))
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", **device_env)
     if row.get("code"):  # the snapshot comes first on the path; cwd is the job folder, not a checkout
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(store.root / row["code"]), env.get("PYTHONPATH")]))
@@ -158,7 +163,9 @@ def finish(store: Store, attempt: Attempt, status: int | str) -> bool:
         preds = folder.read_predictions()
         with store.transaction():
             for split, p in preds.items():
-                store.add_predictions(attempt.job_hash, split, p["probs"], p["labels"], p.get("index"))
+                store.add_predictions(
+                    attempt.job_hash, split, p["probs"], p["labels"], p.get("index"), dists=p.get("dists")
+                )
             store.set_results(attempt.job_hash, result)
             provenance = {**(store.get_job(attempt.job_hash)["provenance"] or {}), "job_env": folder.read_env()}
             store.set_job_status(attempt.job_hash, JobStatus.DONE, exit_code=0, provenance=provenance)

@@ -5,8 +5,9 @@ predictions and result back there; it never touches the database. Reading order:
 
     loop.py      the job from job.json to result.json: data, labels, optimizer, the loop, outputs
     evaluate.py  predictions, eval points (test and validation figures), the kept checkpoint, the oracle
-    setup.py     what is trained: a classifier over token ids (finetune) or a head over features (probe)
-    models.py    loading a backbone and tokenizer, pooling, the binary head, dtypes
+    labels.py    the soft training labels [N, C]: ground truth or the upstream job's predictions
+    setup.py     what is trained: a K-way classifier or a pairwise reward model, finetuned or probed
+    models.py    loading a backbone and tokenizer, pooling, the K-way/scalar head, dtypes
     losses.py    the training losses (names and parameters: the torch-free `w2s_core.spec.losses`)
     optimizers.py  `[train] optimizer`: adam, adamw, the reference's adafactor
     features.py  frozen-backbone features for probes, cached on disk

@@ -30,8 +30,16 @@ examples): with n_train = 10,000, batch 32 and eval_every = 25 that is 5,000 inf
 800 training examples, about twice the training time (a training example costs about three
 inference passes, forward and backward) while the validation figure keeps improving; raise
 eval_every to pay less. Memory: the kept point's class-1 probabilities, one float per example of
-the test set and the predict split. With select = "final" nothing is predicted beyond what is
-reported.
+the test set and the predict split (K floats per example for a K-class task, one per candidate
+for chess). With select = "final" nothing is predicted beyond what is reported.
+
+Beyond two ways (`Loop.n_classes` != 2: K-class tasks, and chess with 0) an eval point keeps each
+example's whole distribution: predictions.json gets "dists" and, as "probs", the argmax's
+probability; hard predictions are argmaxes, and test/val AUROC is the one-vs-rest macro AUROC
+(`w2s_core.analysis.stats.auroc`), NaN for chess, whose candidates are no classes. Chess's
+minibatches have as many logit columns as their widest candidate set, so inference pads every
+minibatch to the job's widest (`common_width`) before gathering and strips each example back to
+its own candidates (`Setup.widths`).
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import torch
 
 from w2s_core.analysis import stats as metrics
 from w2s_core.jobdir import Event, Result
-from w2s_core.training.losses import soft_ce_rows
+from w2s_core.training.losses import PAD_LOGIT, soft_ce_rows
 from w2s_core.training.setup import Setup
 
 if TYPE_CHECKING:
@@ -69,27 +77,66 @@ def class1(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=-1)[:, 1]
 
 
+def to_width(table: torch.Tensor, width: int, fill: float = 0.0) -> torch.Tensor:
+    """[N, C] -> [N, width]: columns of `fill` added on the right, or surplus columns cut.
+
+    Labels are padded to the widest candidate set of their split; a minibatch's logits are as wide
+    as its own widest, so its labels lose only padding columns (zeros) to meet them.
+    """
+    if table.shape[1] >= width:
+        return table[:, :width]
+    return torch.nn.functional.pad(table, (0, width - table.shape[1]), value=fill)
+
+
+def common_width(setup: Setup) -> int | None:
+    """The widest candidate set of any input the job reads (chess), None when every example has the same classes."""
+    return max((max(w, default=0) for w in setup.widths.values()), default=0) or None
+
+
 @torch.no_grad()
-def infer(loop: Loop, items: list, out: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """out(logits) for every item, in order, gathered across processes (the module in eval mode meanwhile)."""
+def infer(
+    loop: Loop, items: list, out: Callable[[torch.Tensor], torch.Tensor], width: int | None = None, fill: float = 0.0
+) -> torch.Tensor:
+    """out(logits) for every item, in order, gathered across processes (the module in eval mode meanwhile).
+
+    With `width`, each minibatch's [n, C] output is first padded with `fill` to [n, width], so the
+    gather and the concatenation see one width whatever the minibatch's widest candidate set.
+    """
     acc, module = loop.acc, loop.module
     module.eval()
     idx = torch.arange(len(items))
     loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=loop.job["train"]["minibatch_size"] * 4))
     rows = []
     for batch in loader:
-        rows.append(acc.gather_for_metrics(out(forward(loop.setup, module, [items[i] for i in batch.tolist()]))))
+        y = out(forward(loop.setup, module, [items[i] for i in batch.tolist()]))
+        rows.append(acc.gather_for_metrics(y if width is None else to_width(y, width, fill)))
     module.train()
     return torch.cat(rows).cpu() if rows else torch.empty(0)
 
 
-def predict(loop: Loop, items: list) -> list[float]:
-    """P(class 1) for every item, in order (gathered across processes)."""
-    return infer(loop, items, class1).tolist()
+def _dists(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def strip(table: torch.Tensor, widths: list[int] | None) -> list[list[float]]:
+    """Rows of `table` as lists, each cut to its example's candidate count when there are `widths`."""
+    rows = table.tolist()
+    return rows if widths is None else [row[:c] for row, c in zip(rows, widths)]
+
+
+def predict(loop: Loop, name: str) -> list:
+    """For every item of input `name`, in order (gathered across processes): P(class 1) for a two-way task,
+    else its distribution over its classes or candidates."""
+    items = loop.setup.inputs[name]
+    if loop.n_classes == 2:
+        return infer(loop, items, class1).tolist()
+    return strip(infer(loop, items, _dists, common_width(loop.setup)), loop.setup.widths.get(name))
 
 
 def val_figures(loop: Loop) -> dict[str, float]:
     """val_loss, val_acc and val_auroc of the validation slice against its supervision labels (module docstring)."""
+    if loop.n_classes != 2:
+        return val_figures_k(loop)
     logits = infer(loop, loop.setup.inputs["val"], lambda z: z.float())
     soft = loop.val_labels
     hard = (soft[:, 1] > 0.5).int().tolist()
@@ -101,23 +148,39 @@ def val_figures(loop: Loop) -> dict[str, float]:
     }
 
 
+def val_figures_k(loop: Loop) -> dict[str, float]:
+    """val_figures beyond two ways: hard supervision labels are the soft labels' argmax (padding never wins)."""
+    width = common_width(loop.setup)
+    logits = infer(loop, loop.setup.inputs["val"], lambda z: z.float(), width, PAD_LOGIT)
+    soft = to_width(loop.val_labels, logits.shape[1])
+    hard = soft.argmax(dim=-1).tolist()
+    dists = strip(_dists(logits), loop.setup.widths.get("val"))
+    return {
+        Event.VAL_LOSS: soft_ce_rows(logits, soft).mean().item(),
+        Event.VAL_ACC: metrics.accuracy(dists, hard),
+        Event.VAL_AUROC: metrics.auroc(dists, hard) if loop.n_classes else math.nan,
+    }
+
+
 @dataclass
 class Point:
     """One eval point: its step, its figures (Event keys) and the probabilities computed there."""
 
     step: int
     figures: dict[str, float]
-    probs: dict[str, list[float]] = field(default_factory=dict)  # "test" and, when asked, "predict"
+    # "test" and, when asked, "predict": `predict`'s output (P(class 1), or distributions beyond two ways)
+    probs: dict[str, list] = field(default_factory=dict)
 
 
 def eval_point(loop: Loop, keep_predict: bool) -> Point:
     """Test figures (and validation figures with a val slice) now; the predict split's probabilities too if asked."""
-    probs = {"test": predict(loop, loop.setup.inputs["test"])}
+    probs = {"test": predict(loop, "test")}
     if keep_predict and "predict" in loop.setup.inputs:
-        probs["predict"] = predict(loop, loop.setup.inputs["predict"])
+        probs["predict"] = predict(loop, "predict")
     figures = {
         Event.TEST_ACC: metrics.accuracy(probs["test"], loop.test_labels),
-        Event.TEST_AUROC: metrics.auroc(probs["test"], loop.test_labels),
+        # chess (n_classes 0): candidate sets are no classes, AUROC is undefined
+        Event.TEST_AUROC: metrics.auroc(probs["test"], loop.test_labels) if loop.n_classes else math.nan,
     }
     if loop.val_labels is not None:
         figures.update(val_figures(loop))
@@ -127,7 +190,7 @@ def eval_point(loop: Loop, keep_predict: bool) -> Point:
 def offer_point(loop: Loop, point: Point) -> None:
     """Offer an eval point before the last to the selection, predicting the predict split only if it is kept."""
     if loop.selection.improves(point) and "predict" in loop.setup.inputs:
-        point.probs["predict"] = predict(loop, loop.setup.inputs["predict"])
+        point.probs["predict"] = predict(loop, "predict")
     loop.selection.offer(point)
 
 
@@ -173,12 +236,18 @@ class Selection:
 
 
 def predictions(point: Point, loop: Loop, splits: dict) -> dict:
-    """predictions.json: P(class 1) and the true labels on the test set and on the split the job labels."""
-    preds = {"test": {"probs": point.probs["test"], "labels": loop.test_labels}}
+    """predictions.json: P(class 1) and the true labels on the test set and on the split the job labels.
+
+    Beyond two ways each split also gets "dists" (each example's distribution) and "probs" is the
+    probability of its argmax.
+    """
+    outputs = {"test": (point.probs["test"], loop.test_labels)}
     name = loop.job["predict_split"]
     if name:
-        preds[name] = {"probs": point.probs["predict"], "labels": splits[name].labels}
-    return preds
+        outputs[name] = (point.probs["predict"], splits[name].labels)
+    if loop.n_classes == 2:
+        return {split: {"probs": p, "labels": y} for split, (p, y) in outputs.items()}
+    return {split: {"probs": [max(d) for d in p], "labels": y, "dists": p} for split, (p, y) in outputs.items()}
 
 
 def figures(selection: Selection, chosen: Point, final: Point, n_val: int) -> dict:

@@ -13,7 +13,13 @@ answer. The recipe chooses what happens:
     "truncate_right"  keep the first tokens: what w2s did before the option existed.
 
 "Too long" means more tokens than `token_limit` (special tokens included), i.e. exactly the inputs
-`encode` would cut; the reference drops from max_ctx tokens on, one token earlier. Only tokenizers
+`encode` would cut; the reference drops from max_ctx tokens on, one token earlier. What is measured
+is the text a model reads of the example (`read_texts`): its text for a classify task; for a
+pairwise task each `pair_text(prompt, reply)`, the example being too long when either is; for chess
+the position's prompt joined to its longest legal move (`text + " " + move`, the continuation the
+scorer reads; the scorer tokenises the two apart, which can differ from the joined text by a token
+at the seam, and cuts the context on the left if it must). Truncation modes cut each text the
+model reads on its own side: each reply's pair text for pairwise; chess's context always on the left. Only tokenizers
 are loaded. Token counts are cached on disk per (tokenizer, texts), like probe features, so every
 job of a recipe after the first reads them; the dry run (`w2s run --dry-run`) counts with the same
 cache through `python -m w2s_core.training.lengths` (JSON in on stdin, JSON out), so the CLI never
@@ -110,12 +116,34 @@ def too_long(entry: dict, texts: Sequence[str], fingerprint: str | None = None, 
 # --- dropping -------------------------------------------------------------------------------
 
 
-def _too_long_for(entry: dict, splits: dict[str, Split], digests: dict[str, str]) -> dict[str, set[int]]:
-    """too_long on every split for one model (its tokenizer fingerprinted once), saying why this job
-    needs another model's tokenizer when that one cannot load."""
+def read_texts(split: Split, kind: str = "classify") -> tuple[list[str], list[int] | None]:
+    """The texts a model reads of the split's examples, and the example each belongs to (None: one text each).
+
+    classify: the texts; pairwise: `pair_text(prompt, reply)` for both replies; chess: the prompt
+    and its longest legal move (`text + " " + move`, by characters: UCI moves are 4 or 5).
+    """
+    if kind == "pairwise":
+        from w2s_core.data import pair_text
+
+        texts = [pair_text(p, c) for p, cs in zip(split.texts, split.choices) for c in cs]
+        return texts, [i for i, cs in enumerate(split.choices) for _ in cs]
+    if kind == "chess":
+        return [f"{p} {max(cs, key=len)}" if cs else p for p, cs in zip(split.texts, split.choices)], None
+    return split.texts, None
+
+
+def _too_long_for(
+    entry: dict, read: dict[str, tuple[list[str], list[int] | None]], digests: dict[str, str]
+) -> dict[str, set[int]]:
+    """too_long on every split for one model (its tokenizer fingerprinted once), as example positions,
+    saying why this job needs another model's tokenizer when that one cannot load."""
     try:
         fingerprint = tokenizer_fingerprint(entry)
-        return {name: too_long(entry, split.texts, fingerprint, digests[name]) for name, split in splits.items()}
+        out = {}
+        for name, (texts, owners) in read.items():
+            long = too_long(entry, texts, fingerprint, digests[name])
+            out[name] = long if owners is None else {owners[j] for j in long}
+        return out
     except W2SError as exc:
         raise W2SError(
             f'[data] long_inputs = "drop" leaves out the inputs too long for ANY model of the recipe, '
@@ -125,10 +153,16 @@ def _too_long_for(entry: dict, splits: dict[str, Split], digests: dict[str, str]
         ) from exc
 
 
-def drop_too_long(length_filter: list[dict], splits: dict[str, Split]) -> tuple[dict[str, Split], dict[str, int]]:
-    """Each split without the examples too long for any model of `length_filter`, and how many went."""
-    digests = {name: texts_digest(split.texts) for name, split in splits.items()}  # once, not once per model
-    per_model = [_too_long_for(entry, splits, digests) for entry in length_filter]
+def drop_too_long(
+    length_filter: list[dict], splits: dict[str, Split], kind: str = "classify"
+) -> tuple[dict[str, Split], dict[str, int]]:
+    """Each split without the examples too long for any model of `length_filter`, and how many went.
+
+    `kind` is `[data] kind`: it says which texts a model reads of an example (`read_texts`).
+    """
+    read = {name: read_texts(split, kind) for name, split in splits.items()}
+    digests = {name: texts_digest(texts) for name, (texts, _) in read.items()}  # once, not once per model
+    per_model = [_too_long_for(entry, read, digests) for entry in length_filter]
     kept, dropped = {}, {}
     for name, split in splits.items():
         out = set().union(*(positions[name] for positions in per_model))
@@ -144,7 +178,7 @@ def drop_long_inputs(job: dict, splits: dict[str, Split]) -> tuple[dict[str, Spl
     """
     if long_inputs(job) != "drop":
         return splits, {}
-    kept, dropped = drop_too_long(job["length_filter"], splits)
+    kept, dropped = drop_too_long(job["length_filter"], splits, job["data"].get("kind", "classify"))
     for name in (job["train_split"], "test"):
         if not kept[name].texts:
             raise InputError(
@@ -158,15 +192,16 @@ def drop_long_inputs(job: dict, splits: dict[str, Split]) -> tuple[dict[str, Spl
 # --- predictions by split position ----------------------------------------------------------
 
 
-def aligned_probs(split_predictions: dict, split: Split, where: str) -> list[float]:
-    """A predictions.json entry's probabilities for exactly the rows `split` holds, matched by drawn position.
+def aligned_probs(split_predictions: dict, split: Split, where: str, key: str = "probs") -> list:
+    """A predictions.json entry's probabilities (or, with `key` "dists", distributions) for exactly the rows
+    `split` holds, matched by drawn position.
 
     Entries without an "index" (no input dropped) cover the whole split in order; they come back as
     they are when this split is whole too, so the caller's length check reports a stale upstream.
     """
     if split_predictions.get("index") is None and split.positions is None:
-        return split_predictions["probs"]
-    by_position = dict(zip(prediction_index(split_predictions), split_predictions["probs"]))
+        return split_predictions[key]
+    by_position = dict(zip(prediction_index(split_predictions), split_predictions[key]))
     missing = [i for i in split.index if i not in by_position]
     if missing:
         raise W2SError(
@@ -178,14 +213,18 @@ def aligned_probs(split_predictions: dict, split: Split, where: str) -> list[flo
 
 
 def align_upstream(upstream: dict | None, splits: dict[str, Split], job: dict) -> dict | None:
-    """The upstream job's predictions with each split's probabilities matched to this job's rows of it."""
+    """The upstream job's predictions with each split's probabilities (and distributions) matched to this job's rows."""
     if upstream is None:
         return None
     where = f"the upstream job {job['labels']['from'][:10]}'s predictions.json"
-    return {
-        name: {**p, "probs": aligned_probs(p, splits[name], f"{where} ({name})")} if name in splits else p
-        for name, p in upstream.items()
-    }
+    out = {}
+    for name, p in upstream.items():
+        if name not in splits:
+            out[name] = p
+            continue
+        keys = ("probs", "dists") if p.get("dists") is not None else ("probs",)
+        out[name] = {**p, **{key: aligned_probs(p, splits[name], f"{where} ({name})", key) for key in keys}}
+    return out
 
 
 def indexed(predictions: dict, splits: dict[str, Split]) -> dict:
@@ -202,7 +241,7 @@ def count_dropped(data: dict, seeds: Sequence[int], length_filter: list[dict]) -
     out = {}
     for seed in seeds:
         splits = make_splits(data, seed)
-        _, dropped = drop_too_long(length_filter, splits)
+        _, dropped = drop_too_long(length_filter, splits, data.get("kind", "classify"))
         out[str(seed)] = {name: {"n": len(splits[name].texts), "dropped": dropped[name]} for name in SPLITS}
     return out
 

@@ -5,6 +5,12 @@ model (or probe features) -> optimizer -> the loop -> the kept checkpoint's pred
 Evaluation and which checkpoint is kept (`[train] select`) live in `evaluate.py`. The job folder's
 files and event keys come from `w2s_core.jobdir`; result.json is written last, so its presence means
 success. The same code runs on a CPU, one GPU, or several under DDP/FSDP from an accelerate config.
+
+Labels and logits are [N, C]: C = 2 for binary and pairwise tasks, K for a K-class task, and for
+chess the candidate count, which varies by example. Chess's training labels are padded with 0 to
+the training split's widest candidate set, once, and each minibatch's rows are cut to its logits'
+width (`evaluate.to_width`: only padding columns go, since no example of the minibatch has more
+candidates than its logits have columns).
 """
 
 from __future__ import annotations
@@ -34,17 +40,21 @@ from w2s_core.training.evaluate import (
     forward,
     offer_point,
     predictions,
+    to_width,
 )
+from w2s_core.training.labels import label_view, training_labels
 from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
 from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
 from w2s_core.training.optimizers import make_optimizer
-from w2s_core.training.setup import Setup, build
+from w2s_core.training.setup import Setup, build, n_classes
 
 
 def run(job_dir: Path) -> None:
     """Train the job in `job_dir` and write its outputs there."""
+    from w2s_core.training.generative import resolve_init  # the LM owner's module: it imports transformers
+
     folder = JobDir(job_dir)
-    job = folder.read_spec()
+    job = resolve_init(folder.read_spec())  # a job after a generative stage starts from its checkpoint
     train = job["train"]
     acc = Accelerator(gradient_accumulation_steps=max(1, train["batch_size"] // train["minibatch_size"]))
     set_seed(job["seed"])
@@ -58,8 +68,9 @@ def run(job_dir: Path) -> None:
 
     setup = build(job, splits, acc.device)
     labels, val_labels = hold_out(setup, labels, held)
-    loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"])
-    batch_target = make_batch_target(job["loss"]["name"], job["loss"]["params"])
+    classes = n_classes(job, splits)  # 2 for binary and pairwise tasks, K, or 0 for chess's candidates
+    loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"], classes)
+    batch_target = make_batch_target(job["loss"]["name"], job["loss"]["params"], classes)
     module, opt = prepare(acc, setup, train)
 
     loop = Loop(
@@ -75,6 +86,7 @@ def run(job_dir: Path) -> None:
         EventWriter(folder.events if acc.is_main_process else None),
         val_labels=val_labels,
         selection=Selection(train.get("select", FINAL)),
+        n_classes=classes,
     )
     train_loop(loop)
 
@@ -97,21 +109,6 @@ def read_upstream(job: dict) -> dict | None:
     return None if job["labels"] == "gt" else JobDir(Path(job["upstream_dir"])).read_predictions()
 
 
-def training_labels(job: dict, split, upstream: dict | None) -> torch.Tensor:
-    """Soft labels [N,2] for the training split: one-hot GT, or the upstream job's predictions."""
-    if upstream is None:
-        p = torch.tensor(split.labels, dtype=torch.float32)
-    else:
-        probs = upstream[job["labels"]["split"]]["probs"]
-        if len(probs) != len(split.labels):
-            raise W2SError(
-                f"upstream labels have {len(probs)} rows but split {job['train_split']} has "
-                f"{len(split.labels)}: the upstream job {job['labels']['from'][:10]} is stale"
-            )
-        p = torch.tensor(probs, dtype=torch.float32)
-    return torch.stack([1 - p, p], dim=1)
-
-
 def hold_out(setup: Setup, labels: torch.Tensor, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(training labels, validation labels): the `rows` of the training half (`data.val_rows`) leave training.
 
@@ -130,6 +127,9 @@ def hold_out(setup: Setup, labels: torch.Tensor, rows: list[int]) -> tuple[torch
     fit = [i for i in range(len(labels)) if i not in held]
     setup.inputs["val"] = [inputs[i] for i in rows]
     setup.inputs["train"] = [inputs[i] for i in fit]
+    if "train" in setup.widths:  # chess: each example's candidate count goes with it
+        widths = setup.widths["train"]
+        setup.widths["val"], setup.widths["train"] = [widths[i] for i in rows], [widths[i] for i in fit]
     return labels[fit], labels[rows]
 
 
@@ -173,17 +173,18 @@ class Loop:
     opt: torch.optim.Optimizer
     loss_fn: LossFn
     batch_target: TargetFn | None  # a batch-level loss's target function (see batch_targets); else None
-    labels: torch.Tensor  # [N,2] soft labels of the examples trained on (the training split less the val slice)
+    labels: torch.Tensor  # [N,C] soft labels of the examples trained on (the training split less the val slice)
     job: dict
     test_labels: list[int]
     events: EventWriter
-    val_labels: torch.Tensor | None = None  # [V,2] the val slice's supervision labels; None without val_size
+    val_labels: torch.Tensor | None = None  # [V,C] the val slice's supervision labels; None without val_size
     selection: Selection = field(default_factory=Selection)  # the eval points: kept one and oracle
     seen: int = 0  # training examples consumed so far, across processes
     step: int = 0  # optimiser steps taken
     t0: float = field(default_factory=time.time)
     # (loss, train acc) of each minibatch since the last step, left on the device: read once per step
     window: list[torch.Tensor] = field(default_factory=list)
+    n_classes: int = 2  # the task's classes: 2 (binary, pairwise), K, or 0 for per-example candidates (chess)
 
 
 def minibatches(n: int, size: int, total: int, gen: torch.Generator) -> Iterator[list[int]]:
@@ -244,7 +245,7 @@ def train_minibatch(
     train, idx = loop.job["train"], shard(loop.acc, group[k])
     with loop.acc.accumulate(loop.module):
         logits = forward(loop.setup, loop.module, [loop.setup.inputs["train"][i] for i in idx])
-        target = loop.labels[idx].to(logits.device)
+        target = to_width(loop.labels[idx], logits.shape[1]).to(logits.device)
         if loop.batch_target is None:
             loss = logged = loop.loss_fn(logits, target, step_frac)
         else:
@@ -289,6 +290,10 @@ def batch_targets(
     (4) The hard labels mark exactly round(share·N) examples by a stable sort (`hard_labels`) where
     the reference thresholds at a quantile, which over- or under-shoots with ties.
     `probs`, when given, are this process's class-1 probabilities per minibatch (skipping the pass).
+
+    Two-way tasks only: beyond two ways (K classes, chess) logconf hardens to each example's own
+    argmax, which does not depend on the batch, so `make_batch_target` gives None there and every
+    minibatch takes its loss on its own logits (the same target whatever the minibatch or process count).
     """
     acc = loop.acc
     if probs is None:
@@ -367,13 +372,14 @@ def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstr
     result = {
         Event.TEST_ACC: chosen.figures[Event.TEST_ACC],
         Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
-        "train_label_acc": metrics.accuracy(loop.labels[:, 1].tolist(), trained),
+        "train_label_acc": metrics.accuracy(label_view(loop.labels, loop.n_classes), trained),
         "n_test": len(test_labels),
         "steps": loop.step,
         "train_seconds": time.time() - loop.t0,
     }
     if upstream is not None:
-        result.update(metrics.agreement(test, upstream["test"]["probs"], test_labels))
+        weak = upstream["test"].get("dists") or upstream["test"]["probs"]
+        result.update(metrics.agreement(test, weak, test_labels))
     result.update(figures(loop.selection, chosen, final, 0 if loop.val_labels is None else len(loop.val_labels)))
     return result
 

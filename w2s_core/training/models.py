@@ -1,4 +1,7 @@
-"""Models as binary classifiers: loading a backbone and its tokenizer, pooling, the linear head, dtypes.
+"""Models as classifiers: loading a backbone and its tokenizer, pooling, the linear head, dtypes.
+
+The head has one output per class (2 for binary tasks, K for K-class ones) or a single one, a
+scalar reward that `PairScores` applies to both replies of a pairwise comparison.
 
 Every model, built-in or not, goes through `from_pretrained(dir)`, so the tiny models
 (`w2s_core.training.tiny`) exercise the same code path as real ones. Sequences are always
@@ -207,14 +210,19 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 class BinaryClassifier(nn.Module):
-    """Backbone + zero-initialised linear head, so training starts from 50/50 predictions."""
+    """Backbone + zero-initialised linear head, so training starts from uniform predictions.
 
-    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str):
+    `n_outputs` logits per input: 2 (the default, and the name's origin) for binary tasks, K for a
+    K-class task, 1 for a scalar reward (`PairScores`). The parameter names (`backbone.*`,
+    `head.weight`) do not depend on it.
+    """
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, n_outputs: int = 2):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
         # float32 and bias-free like the reference head; pooled states are cast up to meet it.
-        self.head = nn.Linear(hidden_size, 2, bias=False)
+        self.head = nn.Linear(hidden_size, n_outputs, bias=False)
         nn.init.zeros_(self.head.weight)
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -225,10 +233,33 @@ class BinaryClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask))
 
 
+class PairScores(nn.Module):
+    """A pairwise reward model's logits [N,2] = (r(choice 0), r(choice 1)) from a scalar scorer.
+
+    The batch holds the N examples' choice-0 inputs, then their choice-1 inputs (2N rows, one
+    forward pass), and `scorer` maps them to [2N,1] rewards. The softmax of the two logits is
+    σ(r1 − r0), so cross-entropy against the preferred choice is the Bradley–Terry loss.
+    """
+
+    def __init__(self, scorer: nn.Module):
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        rewards = self.scorer(*inputs)[:, 0]
+        return rewards.view(2, -1).t()
+
+
 def load_classifier(
-    spec: dict, *, dtype: torch.dtype, lora: dict | None, grad_checkpointing: bool, dropout: bool = False
+    spec: dict,
+    *,
+    dtype: torch.dtype,
+    lora: dict | None,
+    grad_checkpointing: bool,
+    dropout: bool = False,
+    n_outputs: int = 2,
 ):
-    """(BinaryClassifier, tokenizer). With `lora`, only the adapters and the head are trainable.
+    """(BinaryClassifier with `n_outputs` logits, tokenizer). With `lora`, only the adapters and the head are trainable.
 
     Checkpointing is switched on here but, as in Hugging Face, only runs while the model is in
     training mode; the loop puts it there (`w2s_core.training.loop.prepare`).
@@ -251,7 +282,7 @@ def load_classifier(
                 target_modules=lora.get("target_modules") or "all-linear",
             ),
         )
-    model = BinaryClassifier(backbone, config.hidden_size, POOLING[model_arch(spec, config)])
+    model = BinaryClassifier(backbone, config.hidden_size, POOLING[model_arch(spec, config)], n_outputs)
     return model, load_tokenizer(spec)
 
 

@@ -1,4 +1,5 @@
-"""The built-in tiny models (`tiny-random-gpt2`, `tiny-random-bert`): random-init weights and a word-level tokenizer.
+"""The built-in tiny models (`tiny-random-gpt2`, `tiny-random-bert`): random-init weights and a word-level
+(default) or character-level (`tiny = {tokenizer = "chars"}`, for chess positions and moves) tokenizer.
 
 They are written once into the w2s cache with `save_pretrained` and then loaded like any other
 model through `from_pretrained(dir)`, so tests and the smoke recipe exercise the real loading path.
@@ -42,9 +43,31 @@ def word_level_tokenizer(vocab: dict[str, int], template: str = "$A", **roles: s
     return PreTrainedTokenizerFast(tokenizer_object=tok, **roles, model_max_length=TINY_POSITIONS, padding_side="right")
 
 
-def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
+def char_level_tokenizer(vocab: dict[str, int], template: str = "$A", **roles: str):
+    """One token per character (unknown characters are "[UNK]"), case and whitespace kept.
+
+    Nothing is lower-cased or stripped: FEN is case-sensitive ("K" is White's king, "k" Black's),
+    and a continuation such as " e2e4", tokenised on its own, must keep its leading space.
+    `template` and `roles` as in `word_level_tokenizer`.
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    # [\s\S]: any one character, newlines included (the regex engine knows no DOTALL flag)
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")
+    specials = [word for word in template.split() if word != "$A"]
+    if specials:
+        tok.post_processor = processors.TemplateProcessing(
+            single=template, special_tokens=[(s, vocab[s]) for s in specials]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **roles, model_max_length=TINY_POSITIONS, padding_side="right")
+
+
+def _tiny_tokenizer(vocab: dict[str, int], causal: bool, tokenizer: str = "words"):
     # gpt2-style: a BOS in front so even an empty text has a last token; bert-style: [CLS] .. [SEP].
-    return word_level_tokenizer(
+    build = char_level_tokenizer if tokenizer == "chars" else word_level_tokenizer
+    return build(
         vocab,
         "[BOS] $A" if causal else "[CLS] $A [SEP]",
         unk_token="[UNK]",
@@ -59,7 +82,8 @@ def _tiny_tokenizer(vocab: dict[str, int], causal: bool):
 def _write_tiny(settings: dict, dest: Path) -> None:
     from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
-    vocab = tiny_vocab()
+    tokenizer = settings.get("tokenizer", "words")
+    vocab = tiny_vocab(tokenizer)
     causal = settings["name"] == "tiny-random-gpt2"
     h, n_layers, n_heads = settings["hidden_size"], settings["num_layers"], settings["num_heads"]
     if causal:
@@ -87,7 +111,7 @@ def _write_tiny(settings: dict, dest: Path) -> None:
         torch.manual_seed(settings["seed"])
         model = GPT2Model(config) if causal else BertModel(config)
     model.save_pretrained(dest)
-    _tiny_tokenizer(vocab, causal).save_pretrained(dest)
+    _tiny_tokenizer(vocab, causal, tokenizer).save_pretrained(dest)
 
 
 def ensure_tiny(name: str, tiny: dict | None) -> Path:

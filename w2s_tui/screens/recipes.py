@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -24,6 +25,9 @@ from textual.widgets.option_list import Option
 from w2s_core import cli
 from w2s_core.errors import W2SError
 from w2s_core.status import ACTIVE, JobStatus
+
+if TYPE_CHECKING:
+    from w2s_core.spec.recipe import Recipe
 
 from .. import control
 from ..messages import PlanReady
@@ -64,6 +68,21 @@ class Counts:
         return self.jobs - self.done - self.active
 
 
+def part_summary(part: Recipe, suite: bool) -> str:
+    """A recipe's models, pairs, methods, chains and stages; a suite's, one block per task."""
+    from w2s_core.spec.recipe import data_name
+
+    stages = [f"prompt {', '.join(part.prompt_jobs())}"] if part.prompts else []
+    stages += [f"generative {', '.join(part.generative)}"] if part.generative else []
+    return (
+        (f"task {part.name} ({data_name(part.data)}, {part.data.get('kind', 'classify')})\n" if suite else "")
+        + f"models: {', '.join(m['name'] for m in part.models)}\n"
+        + f"pairs: {len(part.pairs)} · methods: {', '.join(t['name'] for t in part.transfers) or '-'} · "
+        + f"chains: {', '.join(' > '.join(c['models']) for c in part.chains) or '-'}\n"
+        + (f"{' · '.join(stages)}\n" if stages else "")
+    )
+
+
 def plan_preview(path: Path, states: dict[str, str], results_dir: str | None = None) -> tuple[Text, Counts]:
     """The recipe's plan, each job marked done (cached), queued/running or to run, and its counts.
     Raises W2SError, with the file and key, for an invalid recipe. Never markup: names show as written."""
@@ -81,9 +100,8 @@ def plan_preview(path: Path, states: dict[str, str], results_dir: str | None = N
         f"  {counts.jobs} jobs · {counts.done} cached · ",
         *([f"{counts.active} queued or running · "] if counts.active else []),
         f"{counts.to_run} to run · seeds {recipe.seeds}\n",
-        f"models: {', '.join(m['name'] for m in recipe.models)}\n",
-        f"pairs: {len(recipe.pairs)} · methods: {', '.join(t['name'] for t in recipe.transfers) or '-'} · "
-        f"chains: {', '.join(' > '.join(c['models']) for c in recipe.chains) or '-'}\n\n",
+        *(part_summary(part, recipe.is_suite) for part in recipe.parts),
+        "\n",
     )
     for job in plan.jobs:
         s = state[job.key]

@@ -59,7 +59,7 @@ def missing_notes(planned: list[dict], rows: list[dict]) -> list[str]:
             gt[role["model"]].append(job)
         elif role["role"] == "transfer":
             pairs[_key("transfer", role["weak"], role["strong"], role["method"])].append(job)
-        else:
+        elif role["role"] == "bootstrap":  # prompt and generative jobs have rows (or none) of their own
             pairs[_key("bootstrap", role["chain"][0], role["chain"][-1], role["method"])].append(job)
     shown = {_key(r["kind"], r["weak"], r["strong"], r["method"]): len(r["seeds"]) for r in rows}
     for key, jobs in pairs.items():
