@@ -1,4 +1,4 @@
-"""Snapshots of every screen (Recipes, Runs, Live, Results, History and Compare, Help) at 80×24 and
+"""Snapshots of every screen (Recipes, Runs, Live, Results, History and Compare, Help) and the GPU panel at 80×24 and
 160×48, grouped by feature, on the fixed database of `conftest.fill`.
 
 Deterministic by construction: the database's times are fixed and shown in UTC, every job is
@@ -16,6 +16,7 @@ import pytest
 from tui_helpers import tiny_recipe
 
 from w2s_core import cli
+from w2s_core.store import Store
 from w2s_tui.app import W2SApp
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
@@ -117,6 +118,30 @@ class TestHistory:
     def test_two_marked_jobs_compared(self, filled_app, size, snap_compare, settle):
         run_before = keys_then_settle(settle, "space", "down", "space", "c")
         assert snap_compare(filled_app("history"), terminal_size=size, run_before=run_before)
+
+
+class TestGpuPanel:
+    """The GPU panel with two fake GPUs (one holding a job's memory, one without power readings), sampled
+    at a fixed time long past, so it says "not sampled since" that time (UTC)."""
+
+    @pytest.fixture
+    def gpu_app(self, filled_results, filled_app):
+        h = filled_results.hashes["m-small to m-big xent s0"]
+        gpu = {"name": "NVIDIA H100 80GB HBM3", "mem_total_mb": 81559.0, "temp_c": 64.0, "power_w": 312.5}
+        with Store.open(filled_results.root) as store:
+            store.record_gpu_sample(
+                1_700_000_030.0,
+                [
+                    {**gpu, "gpu": 0, "util_pct": 87.0, "mem_used_mb": 41000.0},
+                    {**gpu, "gpu": 1, "util_pct": 3.0, "mem_used_mb": 600.0, "temp_c": 35.0, "power_w": None},
+                ],
+                [{"job_hash": h, "gpu": 0, "mem_mb": 40000.0, "util_pct": 87.0}],
+            )
+        return filled_app
+
+    @SIZES
+    def test_runs_with_two_gpus(self, gpu_app, size, snap_compare, settle):
+        assert snap_compare(gpu_app(), terminal_size=size, run_before=keys_then_settle(settle))
 
 
 class TestHelp:

@@ -119,10 +119,11 @@ def test_batch_level_loss_does_not_depend_on_the_minibatch(transfers):
 
 
 def test_batch_level_loss_under_ddp_sees_the_global_batch(transfers):
-    """Two processes with minibatch 4 and batch 8 each step on the same 16 examples as one process with batch 16."""
+    """Two processes with minibatch 4 (two passes of 4 each per step) step on the same 16 examples as one
+    process with minibatch 8: batch_size is the effective batch whatever the process count (issue 11)."""
     root, specs = transfers
     one = train(root / "logconf-one", with_train(specs["logconf"], batch_size=16, minibatch_size=8))
-    two = train(root / "logconf-ddp", with_train(specs["logconf"], batch_size=8, minibatch_size=4), processes=2)
+    two = train(root / "logconf-ddp", with_train(specs["logconf"], batch_size=16, minibatch_size=4), processes=2)
     assert max_diff(one, two) < TOLERANCE
 
 

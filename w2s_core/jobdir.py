@@ -80,6 +80,9 @@ class Result:
     # examples held out of the training half for validation (`[train] val_size`); with it, result.json
     # also has the selected checkpoint's Event.VAL_LOSS / VAL_ACC / VAL_AUROC
     N_VAL = "n_val"
+    # the accuracy of guessing uniformly over each test example's classes or candidate moves (mean 1/C):
+    # 0.5 for two-way tasks (and absent from results recorded before K-class tasks, which were all two-way)
+    CHANCE_ACC = "chance_acc"
     STEPS = "steps"
     TRAIN_SECONDS = "train_seconds"
     # a prompt job (w2s_core.training.prompt): its demonstrations, and how many prompts (test and

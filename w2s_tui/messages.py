@@ -77,6 +77,15 @@ class SeriesLoaded(Message):
 
 
 @dataclass
+class GpusLoaded(Message):
+    """The latest GPU sample the supervisor stored (`Store.latest_gpus`; None when there is none) and the
+    time it was read, so the panel can tell a live sample from one a supervisor left behind."""
+
+    snapshot: dict | None
+    now: float
+
+
+@dataclass
 class Exported(Message):
     """History's export: the file written and how many jobs it holds."""
 

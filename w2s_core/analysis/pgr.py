@@ -66,6 +66,7 @@ class _Collected:
     tasks: dict[str | None, int] = field(default_factory=dict)  # tasks in recipe order
     groups: dict[GroupKey, dict[int, tuple[Role, dict]]] = field(default_factory=lambda: defaultdict(dict))
     n_test: dict[str | None, int] = field(default_factory=dict)  # per task: each has its own test set
+    chance: dict[str | None, float] = field(default_factory=dict)  # per task: a uniform guess's accuracy
     data_kind: dict[str | None, str] = field(default_factory=dict)
     staged: set[tuple[str | None, str]] = field(default_factory=set)  # (task, model) started from a stage
 
@@ -85,6 +86,8 @@ def _collect(planned: list[PlannedJob], key: str) -> _Collected:
         _add_result(out, task, role, res)
         if Result.N_TEST in res:
             out.n_test[task] = int(res[Result.N_TEST])
+        if Result.CHANCE_ACC in res:
+            out.chance[task] = float(res[Result.CHANCE_ACC])
     return out
 
 
@@ -184,7 +187,11 @@ def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimat
         "seeds": [p["seed"] for p in per_seed],
         "per_seed": per_seed,
         # a self-pair's ceiling is its weak model by design: "pick a stronger strong model" would mislead
-        "warnings": stats.warnings_for(weak_m, ceil_m, w2s_m, n_test) if metric == "acc" and weak != strong else [],
+        "warnings": (
+            stats.warnings_for(weak_m, ceil_m, w2s_m, n_test, found.chance.get(task, 0.5))
+            if metric == "acc" and weak != strong
+            else []
+        ),
     }
 
 

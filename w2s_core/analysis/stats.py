@@ -212,9 +212,16 @@ def noise_floor(n_test: int | None = None) -> float:
 
 
 def warnings_for(
-    weak_acc: float, ceiling_acc: float, w2s_acc: float | None = None, n_test: int | None = None
+    weak_acc: float,
+    ceiling_acc: float,
+    w2s_acc: float | None = None,
+    n_test: int | None = None,
+    chance: float = 0.5,
 ) -> list[str]:
-    """Reasons a PGR from these accuracies should not be trusted, as sentences for the user."""
+    """Reasons a PGR from these accuracies should not be trusted, as sentences for the user.
+
+    `chance` is the accuracy of a uniform guess: 0.5 for two-way tasks, 1/K for K classes, the mean
+    of 1/(legal moves) for chess (result.json's `chance_acc`)."""
     floor = noise_floor(n_test)
     floor_txt = (
         f"{floor:.3f} ({'2 binomial s.e. at n_test=' + str(n_test) if n_test else 'measured run-to-run spread'})"
@@ -234,10 +241,10 @@ def warnings_for(
     accs = {"weak": weak_acc, "ceiling": ceiling_acc}
     if w2s_acc is not None:
         accs["w2s"] = w2s_acc
-    if all(abs(a - 0.5) <= floor for a in accs.values()):
+    if all(abs(a - chance) <= floor for a in accs.values()):
         figures = ", ".join(f"{k} {a:.3f}" for k, a in accs.items())
         out.append(
-            f"Every model is at chance ({figures}; within {floor_txt} of 0.5): the task may be unlearnable "
+            f"Every model is at chance ({figures}; within {floor_txt} of {chance:.3g}): the task may be unlearnable "
             "at this scale, or labels/inputs may be broken."
         )
     return out

@@ -1,5 +1,5 @@
 """The headless CLI: `w2s run | follow | queue | cancel | retry | runs | results | show | assets | datasets |
-prefetch`, plus the commands other packages register (`w2s tui`). Thin: parse the command line, call the
+prefetch | gpus`, plus the commands other packages register (`w2s tui`). Thin: parse the command line, call the
 library, print.
 
     run.py        w2s run (and --dry-run), w2s retry
@@ -8,6 +8,7 @@ library, print.
     reports.py    w2s runs, results, show, assets
     supervise.py  handing work to the background supervisor, then following it (or not: --detach)
     hubdata.py    w2s datasets, w2s prefetch
+    gpus.py       w2s gpus: each GPU's use through NVML, and which w2s job holds its memory
     targets.py    what the user named on the command line (job hash prefix, run id, recipe file or name)
     output.py     JSON, CSV and time stamps for printing
 
@@ -44,6 +45,7 @@ COMMANDS = {
     "assets": "reports",
     "datasets": "hubdata",
     "prefetch": "hubdata",
+    "gpus": "gpus",
 }
 
 
@@ -110,7 +112,7 @@ def _add_work_commands(sub) -> None:
 
 
 def _add_report_commands(sub) -> None:
-    """Commands that only read: runs, results, show, assets."""
+    """Commands that only read: runs, results, show, assets, datasets, prefetch, gpus."""
     runs = sub.add_parser("runs", help="list runs")
     runs.add_argument("--json", action="store_true")
     res = sub.add_parser("results", help="the PGR table")
@@ -139,6 +141,10 @@ def _add_report_commands(sub) -> None:
     )
     prefetch.add_argument("recipe", nargs="?", help=f"TOML recipe (default: {DEFAULT_RECIPE.name})")
     prefetch.add_argument("--to", metavar="DIR", help="cache root to fill (HF_HOME=DIR; default: the current caches)")
+    gpus = sub.add_parser(
+        "gpus", help="each GPU's utilisation, memory, temperature and power, and the w2s jobs holding its memory"
+    )
+    gpus.add_argument("--json", action="store_true")
 
 
 def parser() -> argparse.ArgumentParser:

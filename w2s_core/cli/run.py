@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from w2s_core.spec.plan import Plan, build_plan, describe_plan
 from w2s_core.spec.recipe import Recipe, load_recipe
 from w2s_core.status import RETRYABLE, JobStatus
 from w2s_core.store import DB_NAME, Store
+from w2s_core.supervision import holder
+from w2s_core.supervision.placement import check_launch
 from w2s_core.supervision.preflight import preflight
 
 
@@ -57,6 +60,15 @@ def _check_data(recipe: Recipe) -> list[str]:
     return lines
 
 
+def _check_placement(root: Path, recipe: Recipe) -> None:
+    """[launch] gpus_per_job / min_free_gb that no job could ever start with fail here, before anything
+    is queued, when the supervisor will be started from this shell (and so see its GPUs); a running
+    supervisor checks against its own GPUs when it applies the request."""
+    if holder(root) is None:
+        for warning in check_launch(recipe.launch, str(recipe.path)):
+            print(f"warning: {warning}", file=sys.stderr)
+
+
 def _dry_run(plan: Plan, args: Namespace) -> int:
     cached = set() if args.force else _done_jobs(args.results_dir)
     print("\n".join(describe_plan(plan, cached)), flush=True)
@@ -72,6 +84,7 @@ def cmd_run(args: Namespace) -> int:
         return _dry_run(plan, args)
     preflight(recipe)
     root = writable_results_dir(args.results_dir)
+    _check_placement(root, recipe)
     parallel = args.parallel or recipe.launch.get("parallel", 1)
     request = submit_request(root, recipe, args.force, parallel)
     what = f"run {recipe.path}"

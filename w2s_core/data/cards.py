@@ -36,6 +36,9 @@ CARDS: dict[str, tuple[str | None, dict[str, int] | None]] = {
     "sciq_with_support": ("cc-by-nc-3.0", {"train": 11679, "validation": 1000, "test": 1000}),
     "synthetic": ("generated", None),
     "movie-snippets": ("mit", {"all": 10605}),
+    "synthetic-pairs": ("generated", None),
+    "movie-pairs": ("mit", None),  # pairs of the movie snippets above
+    "mate-in-one": ("generated", None),  # random legal play with python-chess (GPL-3.0 library, not data)
 }
 
 

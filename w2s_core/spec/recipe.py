@@ -335,6 +335,11 @@ def _selection(data: dict, train: dict, models: list[ModelEntry], err: Problems)
                 f"{t['select']!r} keeps the checkpoint with the best validation figure, but "
                 "val_size is 0: set val_size (e.g. 1000, as EleutherAI/w2s) or select = 'final'"
             )
+        elif t["select"] == "val_auroc" and data.get("kind") == "chess":
+            found[where["select"]] = (
+                "'val_auroc' cannot rank chess checkpoints: AUROC is undefined over per-position legal moves; "
+                "use select = 'val_loss' or 'final'"
+            )
         elif t["select"] != "final" and not t["eval_every"]:
             found[where["eval_every"]] = (
                 f"select = {t['select']!r} chooses between eval points, but eval_every is 0: "

@@ -93,6 +93,10 @@ TRAIN_KEYS: dict[str, Check] = {
     "train_with_dropout": boolean,
     "val_size": nonneg_int,
     "select": one_of(*SELECT),
+    # issue 11, opt-in trainer speed (w2s_core.training.batching): each changes which examples share
+    # an optimiser step (group_by_length) or the kernels (compile), so each is hashed when on
+    "group_by_length": boolean,
+    "compile": boolean,
 }
 TRAIN_DEFAULTS = {
     "mode": "finetune",
@@ -110,7 +114,14 @@ TRAIN_DEFAULTS = {
 # has that value it is left out (`without_defaults`), so finished jobs keep their keys: a train key out
 # of `plan.job_key`'s hash, a data key out of the job's spec itself (`plan.job_data`: job.json unchanged).
 # (A loss parameter's are `spec.losses.UNHASHED_LOSS_DEFAULTS`.)
-UNHASHED_TRAIN_DEFAULTS = {"optimizer": "adam", "train_with_dropout": False, "val_size": 0, "select": "final"}
+UNHASHED_TRAIN_DEFAULTS = {
+    "optimizer": "adam",
+    "train_with_dropout": False,
+    "val_size": 0,
+    "select": "final",
+    "group_by_length": False,
+    "compile": False,
+}
 UNHASHED_DATA_DEFAULTS = {"long_inputs": "truncate_right", "kind": "classify"}
 
 
@@ -147,7 +158,15 @@ CHAIN_KEYS: dict[str, Check] = {
     "name": string,
     "relabel": one_of(*RELABEL),
 }
-LAUNCH_KEYS: dict[str, Check] = {"accelerate_config": string, "parallel": pos_int}
+# Launch settings say how and where jobs run, never what they compute: they are no part of a job key.
+# issue 11, placement (w2s_core.supervision.placement): GPUs a job gets at once (one process each), and
+# the memory (GiB) each must have free before it starts (0: no check).
+LAUNCH_KEYS: dict[str, Check] = {
+    "accelerate_config": string,
+    "parallel": pos_int,
+    "gpus_per_job": pos_int,
+    "min_free_gb": nonneg_num,
+}
 # Names users bring from other tools, mapped to ours for the did-you-mean hint.
 ALIASES = {
     "learning_rate": "lr",

@@ -70,7 +70,8 @@ class Jobs(StoreBase):
         """Move a job to `status`, also setting any other job columns given.
 
         'running' stamps started_at and clears the previous attempt's finished_at, exit_code and
-        error; a terminal status stamps finished_at. Explicit fields win over these defaults.
+        error; a terminal status stamps finished_at. Either clears why the job waited in the queue.
+        Explicit fields win over these defaults.
         """
         status = _job_status(status)
         defaults: dict[str, Any] = {}
@@ -81,11 +82,18 @@ class Jobs(StoreBase):
                 "exit_code": None,
                 "error": None,
                 "signal": None,
+                "wait_reason": None,
             }
         elif status in TERMINAL:
-            defaults = {"finished_at": time.time()}
+            defaults = {"finished_at": time.time(), "wait_reason": None}
         with self.transaction() as conn:
             self._update_job(conn, job_hash, self._encode_job({**defaults, **fields, "status": status.value}))
+
+    @sqlite_errors
+    def set_wait_reason(self, job_hash: str, reason: str | None) -> None:
+        """Say why a queued job cannot start yet (not enough free GPUs or memory), or None: only its turn."""
+        with self.transaction() as conn:
+            self._update_job(conn, job_hash, {"wait_reason": reason})
 
     @sqlite_errors
     def get_job(self, job_hash: str) -> JobRow | None:

@@ -64,12 +64,15 @@ def _where(text: str, status: str | None) -> tuple[str, list]:
 
 _FROM = " FROM jobs j LEFT JOIN recipes r ON r.hash = j.recipe_hash"
 _JOB_LIST_COLUMNS = (
-    "j.hash, j.kind, j.model, j.weak_model, j.loss, j.seed, j.status, j.pid, j.started_at, "
+    "j.hash, j.kind, j.model, j.weak_model, j.loss, j.seed, j.status, j.wait_reason, j.pid, j.started_at, "
     "j.finished_at, j.dir, j.recipe_hash, j.recipe, "
     "coalesce(json_extract(j.spec, '$.data.name'), json_extract(j.spec, '$.data.path')) AS dataset, "
     "json_extract(j.spec, '$.data.n_train') AS n_train, json_extract(j.spec, '$.train.epochs') AS epochs, "
     "(SELECT role FROM recipe_jobs rj WHERE rj.job_hash = j.hash LIMIT 1) AS role, "
     f"(SELECT value FROM results x WHERE x.job_hash = j.hash AND x.key = '{Result.TEST_ACC}') AS final_acc, "
+    # GPU use of the job's latest attempt (store/gpus.py keeps these aggregates as the supervisor samples)
+    "(SELECT g.peak_mb FROM gpu_job_stats g WHERE g.job_hash = j.hash) AS gpu_peak_mb, "
+    "(SELECT g.util_sum / g.util_n FROM gpu_job_stats g WHERE g.job_hash = j.hash AND g.util_n > 0) AS gpu_util_mean, "
 )
 
 

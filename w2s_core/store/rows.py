@@ -66,6 +66,7 @@ class JobRow(TypedDict):
     code: str | None
     launch: dict[str, Any] | None
     queued_at: float | None
+    wait_reason: str | None  # why a queued job cannot start yet (placement); None: only its turn
 
 
 class MetricRow(TypedDict):
@@ -117,6 +118,7 @@ class JobListRow(TypedDict):
     loss: str | None
     seed: int
     status: str  # a JobStatus value
+    wait_reason: str | None  # why a queued job cannot start yet (placement)
     pid: int | None
     started_at: float | None
     finished_at: float | None
@@ -133,3 +135,5 @@ class JobListRow(TypedDict):
     last_examples_per_s: float | None
     last_test_acc: float | None
     total_examples: int | None
+    gpu_peak_mb: float | None  # the most GPU memory its processes held at one sample (MiB), None if never sampled
+    gpu_util_mean: float | None  # the mean utilisation of the GPUs it held memory on, over its samples

@@ -185,3 +185,34 @@ def m004_stage_job_kinds(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE jobs_m004 RENAME TO jobs")
     conn.execute("CREATE INDEX jobs_status ON jobs (status)")
     conn.execute("CREATE INDEX jobs_recipe ON jobs (recipe_hash)")
+
+
+_SCHEMA_V5 = [
+    # what each GPU showed at each sample (t: Unix seconds, one t per sampling pass); pruned by age
+    """CREATE TABLE gpu_samples (
+        t REAL NOT NULL, gpu INTEGER NOT NULL, name TEXT, util_pct REAL, mem_used_mb REAL NOT NULL,
+        mem_total_mb REAL NOT NULL, temp_c REAL, power_w REAL, PRIMARY KEY (t, gpu)) WITHOUT ROWID""",
+    # the memory a running job's processes held on one GPU at a sample, and that GPU's utilisation
+    """CREATE TABLE gpu_job_samples (
+        job_hash TEXT NOT NULL, t REAL NOT NULL, gpu INTEGER NOT NULL, mem_mb REAL NOT NULL, util_pct REAL,
+        PRIMARY KEY (job_hash, t, gpu)) WITHOUT ROWID""",
+    "CREATE INDEX gpu_job_samples_t ON gpu_job_samples (t)",
+    # running aggregates over a job's latest attempt (since = its started_at): kept when samples are pruned
+    """CREATE TABLE gpu_job_stats (
+        job_hash TEXT PRIMARY KEY, since REAL NOT NULL, last_t REAL NOT NULL, samples INTEGER NOT NULL,
+        peak_mb REAL NOT NULL, util_sum REAL NOT NULL, util_n INTEGER NOT NULL) WITHOUT ROWID""",
+]
+
+
+@MIGRATIONS
+def m005_gpu_samples(conn: sqlite3.Connection) -> None:
+    """GPU samples the supervisor takes through NVML (issue 11): per GPU, per running job, per-job aggregates."""
+    for statement in _SCHEMA_V5:
+        conn.execute(statement)
+
+
+@MIGRATIONS
+def m006_job_wait_reason(conn: sqlite3.Connection) -> None:
+    """Why a queued job waits (issue 11: not enough free GPUs or GPU memory for its [launch] needs);
+    NULL while it waits only for its turn, cleared when it starts."""
+    conn.execute("ALTER TABLE jobs ADD COLUMN wait_reason TEXT")

@@ -9,6 +9,9 @@
     diagnosis.py   why a job failed, in one paragraph
     upstream.py    which queued job waits for which: ready and blocked jobs
     slots.py       device slots (one per GPU, or CPU slots) and which job holds which
+    nvml.py        the GPUs as NVML reports them (utilisation, memory, temperature, power, processes)
+    sampling.py    GPU samples into the store while the supervisor works, and which job holds which GPU memory
+    placement.py   which GPUs a ready job starts on ([launch] gpus_per_job, min_free_gb), or why it waits
     processes.py   job processes that outlive their manager: identify by pid + start time, kill whole trees
     lock.py        the single-writer lock of a results folder
     progress.py    what the supervisor says as it works

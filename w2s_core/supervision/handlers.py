@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from w2s_core.errors import InputError
 from w2s_core.jobdir import JobDir
 from w2s_core.status import ACTIVE, RETRYABLE, JobStatus
-from w2s_core.supervision import runner
+from w2s_core.supervision import placement, runner
 from w2s_core.supervision.requests import Cancel, Request, Retry, Submit
 
 try:
@@ -50,6 +50,9 @@ def submit(sup: Supervisor, request: Submit) -> int:
     if existing is not None:
         return existing
     recipe, plan, specs = read_submission(request)
+    # a job that could never start on this supervisor's GPUs is refused now, not left waiting forever
+    for warning in placement.check_launch(recipe.launch, str(recipe.path), pool=sup.slots.gpus()):
+        sup.report.echo(warning)
     todo = 0
     with store.transaction():
         store.add_recipe(recipe.hash, recipe.name, str(recipe.path), request.recipe_text)
@@ -107,13 +110,20 @@ def queue_job(sup: Supervisor, job: Job, spec: dict, recipe: Recipe, run_id: int
             signal=None,
             queued_at=time.time(),
             code=request.code,
-            launch={"accelerate_config": recipe.launch.get("accelerate_config"), "parallel": request.parallel},
+            launch=launch_settings(recipe, request),
             provenance={**job_provenance(request.provenance), "recipe_hash": recipe.hash},
         )
     store.upsert_job(fields)
     for role in job.roles:
         store.link_job(recipe.hash, job.key, json.dumps(role, sort_keys=True))
     return active or not done or request.force
+
+
+def launch_settings(recipe: Recipe, request: Submit) -> dict:
+    """What a queued job's row keeps of how to launch it: the accelerate config, the CPU slots it was
+    submitted with, and the placement keys the recipe sets (placement.py reads them from the row)."""
+    placed = {key: recipe.launch[key] for key in placement.PLACEMENT_KEYS if key in recipe.launch}
+    return {"accelerate_config": recipe.launch.get("accelerate_config"), "parallel": request.parallel, **placed}
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from w2s_core.errors import W2SError
 from w2s_core.status import ACTIVE, RETRYABLE, JobStatus, RunStatus
 from w2s_core.store import Store
-from w2s_core.supervision import handlers, requests, runner, upstream
+from w2s_core.supervision import handlers, placement, requests, runner, sampling, upstream
 from w2s_core.supervision.progress import Reporter
 from w2s_core.supervision.slots import Slot, SlotTable
 
@@ -29,10 +29,12 @@ class Supervisor:
 
     1. apply pending requests, oldest first, each exactly once (`apply_pending`);
     2. poll running jobs: store their new events, record those that ended, free their slots (`poll_running`);
-    3. skip blocked jobs: queued jobs whose upstream failed, was cancelled or skipped (`skip_blocked`);
-    4. start ready jobs: queued jobs whose upstream is done, oldest run first, one per free slot (`start_ready`);
-    5. close runs that have nothing queued or running left (`close_runs`);
-    6. stop when nothing is queued, running or requested (`busy`).
+    3. sample the GPUs every GPU_SAMPLE_S seconds, when NVML is there: each GPU, and the memory each
+       running job holds on it (`sample_gpus`, sampling.py);
+    4. skip blocked jobs: queued jobs whose upstream failed, was cancelled or skipped (`skip_blocked`);
+    5. start ready jobs: queued jobs whose upstream is done, oldest run first, one per free slot (`start_ready`);
+    6. close runs that have nothing queued or running left (`close_runs`);
+    7. stop when nothing is queued, running or requested (`busy`).
 
     Ctrl-C cancels what this supervisor runs and what is queued (`interrupt`).
     """
@@ -42,6 +44,7 @@ class Supervisor:
         self.slots = SlotTable(slots)
         self.report = Reporter(store, echo)
         self.running: dict[str, runner.Attempt] = {}  # job hash -> the attempt running it
+        self.gpus = sampling.GpuSampler(store, echo)
 
     def run(self) -> None:
         """Re-attach, then tick (the steps in the class docstring) until idle. Ctrl-C cancels what this runs."""
@@ -50,6 +53,7 @@ class Supervisor:
             while True:
                 self.apply_pending()
                 self.poll_running()
+                self.sample_gpus()
                 self.skip_blocked()
                 self.start_ready()
                 self.close_runs()
@@ -100,6 +104,10 @@ class Supervisor:
             ok = runner.finish(self.store, attempt, status)
             self.report.finished(self.store.get_job(job_hash), ok, time.time() - attempt.started, attempt.folder.log)
 
+    def sample_gpus(self) -> None:
+        """Each GPU and each running job's memory on it, every GPU_SAMPLE_S (nothing without NVML)."""
+        self.gpus.tick(self.running)
+
     def skip_blocked(self) -> None:
         """A queued job whose upstream failed, was cancelled or skipped will never run: skip it (and so on down)."""
         while blocked := upstream.blocked(self.store):
@@ -111,7 +119,7 @@ class Supervisor:
         if not self.slots.free():  # every slot busy: no need to read the queue and its upstream jobs
             return
         for row in upstream.ready(self.store):
-            slot = self.slots.take(row["hash"])
+            slot = placement.take(self, row)  # its GPUs ([launch] gpus_per_job, min_free_gb), or why it waits
             if slot is None:
                 return
             self.running[row["hash"]] = runner.start(self.store, row, slot.name, slot.env)

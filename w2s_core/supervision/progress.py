@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from w2s_core.jobdir import Event
+from w2s_core.jobdir import Event, Result
 from w2s_core.status import ACTIVE
 from w2s_core.store import Store
 from w2s_core.supervision.diagnosis import headline
@@ -62,8 +62,8 @@ class Reporter:
         """A job that ended; counted in `run_id` (default: the run that queued it)."""
         count = self._count(row["run_id"] if run_id is None else run_id)
         if ok:
-            acc = self.store.results(row["hash"]).get(Event.TEST_ACC, float("nan"))
-            self.echo(f"{count} done   {describe_row(row)}: test acc {acc:.3f} ({seconds:.1f}s)")
+            figure = _headline(self.store.results(row["hash"]))
+            self.echo(f"{count} done   {describe_row(row)}: {figure} ({seconds:.1f}s)")
         else:
             self.echo(f"{count} FAILED {describe_row(row)}: {headline(row['error'])}\n    log: {log}")
 
@@ -83,3 +83,10 @@ class Reporter:
         progress = self.progress[run_id]
         progress[0] += 1
         return f"[{progress[0]}/{progress[1]}]"
+
+
+def _headline(results: dict) -> str:
+    """A finished job's one figure: its test accuracy, or a generative stage's LM loss (it has no test set)."""
+    if Event.TEST_ACC not in results and Result.LM_LOSS in results:
+        return f"LM loss {results[Result.LM_LOSS]:.3f} (from {results.get(Result.INITIAL_LM_LOSS, float('nan')):.3f})"
+    return f"test acc {results.get(Event.TEST_ACC, float('nan')):.3f}"

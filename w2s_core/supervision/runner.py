@@ -23,6 +23,7 @@ from w2s_core.store import Store
 from w2s_core.supervision import processes
 from w2s_core.supervision.diagnosis import LOST, diagnose, exit_signal, log_tail
 from w2s_core.supervision.processes import Identity
+from w2s_core.supervision.slots import gpu_count
 
 if TYPE_CHECKING:
     from w2s_core.store.rows import JobRow
@@ -32,14 +33,42 @@ JOBS_DIR = "jobs"
 CANCELLED_BY_USER = "cancelled by `w2s cancel`"
 
 
-def launch_command(job_dir: Path, accelerate_config: str | None) -> list[str]:
-    """`accelerate launch` with the user's config if any, else one local process."""
+def launch_command(job_dir: Path, accelerate_config: str | None, processes: int = 1) -> list[str]:
+    """`accelerate launch` with the user's config if any, else one local process.
+
+    `processes` > 1: a job placement gave that many GPUs (`[launch] gpus_per_job`), one process per
+    GPU. With the recipe's config, `--num_processes` fills in (placement.check_launch refused a config
+    that disagrees); without one, a plain multi-GPU (DDP) launch over the job's GPUs, whatever the
+    machine's default config says about the distributed type or GPU ids (name a config in the recipe
+    for DeepSpeed or FSDP). Two such jobs may run side by side, so each rendezvous on a free port
+    (`--main_process_port 0`) unless the config names one.
+    """
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate_config:
         cmd += ["--config_file", accelerate_config]
+        if processes > 1:
+            cmd += ["--num_processes", str(processes)]
+            if "main_process_port" not in accelerate_settings(accelerate_config):
+                cmd += ["--main_process_port", "0"]
+    elif processes > 1:
+        cmd += ["--multi_gpu", "--num_processes", str(processes), "--gpu_ids", "all", "--main_process_port", "0"]
+        if default_accelerate_config() is None:
+            cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     elif default_accelerate_config() is None:
         cmd += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return cmd + ["-m", "w2s_core.training", str(job_dir)]
+
+
+def accelerate_settings(accelerate_config: str | Path) -> dict:
+    """An accelerate config file's settings (YAML, or JSON, which YAML reads too); {} when it cannot
+    be read or is not a mapping (accelerate itself then says what is wrong, in the job's log)."""
+    import yaml  # accelerate's own dependency; imported here, as only multi-GPU launches read configs
+
+    try:
+        settings = yaml.safe_load(Path(accelerate_config).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def default_accelerate_config() -> Path | None:
@@ -120,7 +149,9 @@ def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
     if row.get("code"):  # the snapshot comes first on the path; cwd is the job folder, not a checkout
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(store.root / row["code"]), env.get("PYTHONPATH")]))
     accelerate_config = (row.get("launch") or {}).get("accelerate_config")
-    command = launch_command(folder.path.resolve(), accelerate_config)
+    n_gpus = gpu_count(device)  # one process per GPU placement gave the job
+    more = (n_gpus,) if n_gpus > 1 else ()  # a one-process job's command is built as it always was
+    command = launch_command(folder.path.resolve(), accelerate_config, *more)
     popen, ident = processes.launch(command, folder.log, folder.exit_status, env, folder.path)
     provenance = {
         **(row.get("provenance") or {}),

@@ -54,6 +54,7 @@ import torch
 
 from w2s_core.analysis import stats as metrics
 from w2s_core.jobdir import Event, Result
+from w2s_core.training.batching import item_length
 from w2s_core.training.losses import PAD_LOGIT, soft_ce_rows
 from w2s_core.training.setup import Setup
 
@@ -93,25 +94,41 @@ def common_width(setup: Setup) -> int | None:
     return max((max(w, default=0) for w in setup.widths.values()), default=0) or None
 
 
+def eval_order(items: list) -> list[int]:
+    """The order inference reads `items` in: longest first (stable), so each minibatch holds inputs of
+    similar length and pads little; the longest come first so memory runs out at once if it does."""
+    return sorted(range(len(items)), key=lambda i: -item_length(items[i]))
+
+
 @torch.no_grad()
 def infer(
     loop: Loop, items: list, out: Callable[[torch.Tensor], torch.Tensor], width: int | None = None, fill: float = 0.0
 ) -> torch.Tensor:
     """out(logits) for every item, in order, gathered across processes (the module in eval mode meanwhile).
 
-    With `width`, each minibatch's [n, C] output is first padded with `fill` to [n, width], so the
-    gather and the concatenation see one width whatever the minibatch's widest candidate set.
+    Minibatches are cut from the items sorted by length (`eval_order`) and every row goes back to its
+    item's place, by the item indices gathered with it (so it does not matter how accelerate deals
+    the minibatches to processes). Each row is computed on its own (no batch statistics, padding
+    masked), so the order changes the outputs by float rounding only. With `width`, each
+    minibatch's [n, C] output is first padded with `fill` to [n, width], so the gather and the
+    concatenation see one width whatever the minibatch's widest candidate set.
     """
     acc, module = loop.acc, loop.module
     module.eval()
-    idx = torch.arange(len(items))
-    loader = acc.prepare(torch.utils.data.DataLoader(idx, batch_size=loop.job["train"]["minibatch_size"] * 4))
-    rows = []
+    order = torch.tensor(eval_order(items), dtype=torch.long)
+    loader = acc.prepare(torch.utils.data.DataLoader(order, batch_size=loop.job["train"]["minibatch_size"] * 4))
+    rows, where = [], []
     for batch in loader:
         y = out(forward(loop.setup, module, [items[i] for i in batch.tolist()]))
         rows.append(acc.gather_for_metrics(y if width is None else to_width(y, width, fill)))
+        where.append(acc.gather_for_metrics(batch.to(acc.device)))
     module.train()
-    return torch.cat(rows).cpu() if rows else torch.empty(0)
+    if not rows:
+        return torch.empty(0)
+    gathered = torch.cat(rows).cpu()
+    result = torch.empty_like(gathered)
+    result[torch.cat(where).cpu()] = gathered
+    return result
 
 
 def _dists(logits: torch.Tensor) -> torch.Tensor:

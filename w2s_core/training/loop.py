@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -29,7 +27,8 @@ from accelerate.utils import set_seed
 from w2s_core.analysis import stats as metrics
 from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import W2SError
-from w2s_core.jobdir import Event, EventWriter, JobDir
+from w2s_core.jobdir import Event, EventWriter, JobDir, Result
+from w2s_core.training.batching import grouped_minibatches, item_length, minibatches, optimiser_batches
 from w2s_core.training.evaluate import (
     FINAL,
     Point,
@@ -45,8 +44,10 @@ from w2s_core.training.evaluate import (
 from w2s_core.training.labels import label_view, training_labels
 from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
 from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
+from w2s_core.training.models import to_device
 from w2s_core.training.optimizers import make_optimizer
 from w2s_core.training.setup import Setup, build, n_classes
+from w2s_core.training.world import check_world, step_shape
 
 
 def run(job_dir: Path) -> None:
@@ -56,7 +57,9 @@ def run(job_dir: Path) -> None:
     folder = JobDir(job_dir)
     job = resolve_init(folder.read_spec())  # a job after a generative stage starts from its checkpoint
     train = job["train"]
-    acc = Accelerator(gradient_accumulation_steps=max(1, train["batch_size"] // train["minibatch_size"]))
+    acc = Accelerator()
+    check_world(acc)
+    acc.gradient_accumulation_steps = step_shape(train, acc.num_processes)[1]  # known once the group is
     set_seed(job["seed"])
 
     # inputs too long for any model of the recipe leave every split ([data] long_inputs = "drop")
@@ -142,8 +145,13 @@ def prepare(acc: Accelerator, setup: Setup, train: dict) -> tuple[torch.nn.Modul
     Training mode is what switches Hugging Face's gradient checkpointing on (it checks
     `self.training`); dropout stays off because the backbone was loaded with it zeroed, unless
     `train_with_dropout` kept it (`w2s_core.training.models.load_backbone`).
+
+    `[train] compile = true` compiles the module in place (`nn.Module.compile`) before accelerate
+    wraps it; `w2s_core.training.batching` says what it costs and why it is in the job key when on.
     """
     setup.module.train()
+    if train.get("compile"):
+        setup.module.compile()
     module = acc.prepare(setup.module)
     # `[train] optimizer`, absent from job.json files written before it existed: Adam, as they trained
     trainable = [p for p in module.parameters() if p.requires_grad]
@@ -187,32 +195,13 @@ class Loop:
     n_classes: int = 2  # the task's classes: 2 (binary, pairwise), K, or 0 for per-example candidates (chess)
 
 
-def minibatches(n: int, size: int, total: int, gen: torch.Generator) -> Iterator[list[int]]:
-    """Index lists of up to `size` examples, one fresh permutation per epoch, until `total` are seen."""
-    seen = 0
-    while seen < total:
-        order = torch.randperm(n, generator=gen).tolist()
-        for start in range(0, n, size):
-            chunk = order[start : start + size][: total - seen]
-            yield chunk
-            seen += len(chunk)
-            if seen >= total:
-                return
-
-
-def optimiser_batches(chunks: Iterator[list[int]], accum: int) -> Iterator[list[list[int]]]:
-    """The minibatches of each optimiser step, `accum` at a time (the last group may be short, and then never steps)."""
-    while group := list(islice(chunks, accum)):
-        yield group
-
-
 def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
     """This process's rows of a minibatch; a process with none repeats the first, so every process runs a pass."""
     return chunk[acc.process_index :: acc.num_processes] or chunk[:1]
 
 
 def train_loop(loop: Loop) -> None:
-    """Optimiser step after step; each accumulates the gradients of `batch_size // minibatch_size` minibatches.
+    """Optimiser step after step; each accumulates the gradients of `step_shape`'s minibatches (`batch_size` examples).
 
     Everything that depends on training progress (the learning rate, logconf's α) is taken at the
     step's start, `step_frac` = examples seen before the step / total, as the reference steps its
@@ -222,7 +211,12 @@ def train_loop(loop: Loop) -> None:
     n = len(loop.setup.inputs["train"])
     total = max(1, math.ceil(n * train["epochs"]))
     gen = torch.Generator().manual_seed(loop.job["seed"])
-    chunks = minibatches(n, train["minibatch_size"] * acc.num_processes, total, gen)
+    size = step_shape(train, acc.num_processes)[0]
+    if train.get("group_by_length"):  # opt-in: changes which examples share a step (batching.py)
+        lengths = [item_length(x) for x in loop.setup.inputs["train"]]
+        chunks = grouped_minibatches(lengths, size * acc.gradient_accumulation_steps, size, total, gen)
+    else:
+        chunks = minibatches(n, size, total, gen)
     for group in optimiser_batches(chunks, acc.gradient_accumulation_steps):
         step_frac = loop.seen / total
         # a step of one minibatch fixes its target from its own gradient pass: no extra pass needed
@@ -245,7 +239,7 @@ def train_minibatch(
     train, idx = loop.job["train"], shard(loop.acc, group[k])
     with loop.acc.accumulate(loop.module):
         logits = forward(loop.setup, loop.module, [loop.setup.inputs["train"][i] for i in idx])
-        target = to_width(loop.labels[idx], logits.shape[1]).to(logits.device)
+        target = to_device(to_width(loop.labels[idx], logits.shape[1]), logits.device)
         if loop.batch_target is None:
             loss = logged = loop.loss_fn(logits, target, step_frac)
         else:
@@ -374,6 +368,7 @@ def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstr
         Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
         "train_label_acc": metrics.accuracy(label_view(loop.labels, loop.n_classes), trained),
         "n_test": len(test_labels),
+        Result.CHANCE_ACC: chance_acc(loop),
         "steps": loop.step,
         "train_seconds": time.time() - loop.t0,
     }
@@ -382,6 +377,14 @@ def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstr
         result.update(metrics.agreement(test, weak, test_labels))
     result.update(figures(loop.selection, chosen, final, 0 if loop.val_labels is None else len(loop.val_labels)))
     return result
+
+
+def chance_acc(loop: Loop) -> float:
+    """Mean of 1/C over the test examples: C classes, or each chess position's legal moves."""
+    widths = loop.setup.widths.get("test")
+    if widths:
+        return sum(1 / c for c in widths) / len(widths)
+    return 1 / loop.n_classes
 
 
 def environment(acc: Accelerator) -> dict:

@@ -7,6 +7,13 @@ Every model, built-in or not, goes through `from_pretrained(dir)`, so the tiny m
 (`w2s_core.training.tiny`) exercise the same code path as real ones. Sequences are always
 right-padded; pooling relies on it. Probe features (a frozen backbone's pooled states, cached on
 disk) live in `w2s_core.training.features`.
+
+Speed (issue 11): backbones load with PyTorch's fused attention (`attn_implementation="sdpa"`)
+where their class supports it, else "eager" (`attention_choice`); a minibatch without padding
+reaches the backbone with no attention mask, so Hugging Face's mask code need not read the mask's
+values on the host (a device sync) to find out; and `to_device` copies inputs to a GPU from pinned
+memory without waiting for the queued kernels. None of these changes a prediction beyond float
+tolerance (`tests/test_trainer_speed.py`).
 """
 
 from __future__ import annotations
@@ -130,11 +137,32 @@ def causal_lm_body(spec: dict, lm) -> nn.Module:
     return body
 
 
-def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False):
+def attention_choice(auto, config) -> str | None:
+    """The attention implementation to load `config` with through the auto class `auto`.
+
+    "sdpa" (`torch.nn.functional.scaled_dot_product_attention`: flash or memory-efficient kernels on
+    a GPU, no [T, T] score matrix kept) when the class `auto` builds supports it, "eager" (the plain
+    matmul-softmax-matmul) when it does not, None when the class is not known before loading (remote
+    code): then transformers picks, which is the same rule. transformers >= 4.36 already prefers SDPA
+    by default; saying so keeps the choice out of version defaults. Both compute the same function
+    (equal predictions within float tolerance on the tiny models, `tests/test_trainer_speed.py`).
+    """
+    mapping = getattr(auto, "_model_mapping", None)
+    try:
+        cls = mapping[type(config)] if mapping is not None else None
+    except (KeyError, ValueError):
+        cls = None
+    if cls is None:
+        return None
+    return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
+
+
+def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False, attention: str | None = "auto"):
     """The model's transformer (no LM head, no pooler) with no KV cache and, unless `dropout`, dropout off.
 
     Loaded with AutoModel where it maps the config (so existing models load exactly as before),
-    else with AutoModelForCausalLM and its body taken (`causal_lm_body`). Dropout is zeroed in the
+    else with AutoModelForCausalLM and its body taken (`causal_lm_body`). `attention`: "auto" picks
+    by `attention_choice`; "sdpa" or "eager" force one (tests compare them). Dropout is zeroed in the
     config rather than by eval mode, so the model can train in training mode (which gradient
     checkpointing needs) and still compute the same function in every pass, as the reference trains.
     """
@@ -148,8 +176,10 @@ def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False):
         config.use_cache = False
     path = resolve_path(spec)
     auto = AutoModel if has_auto_model(config) else AutoModelForCausalLM
+    attn = attention_choice(auto, config) if attention == "auto" else attention
+    kwargs = {"attn_implementation": attn} if attn else {}
     try:
-        backbone = auto.from_pretrained(path, config=config, dtype=dtype, **_remote_kwargs(spec))
+        backbone = auto.from_pretrained(path, config=config, dtype=dtype, **kwargs, **_remote_kwargs(spec))
     except Exception as e:
         raise _load_error(spec, path, e) from e
     if auto is AutoModelForCausalLM:
@@ -197,11 +227,16 @@ def load_tokenizer(spec: dict):
     return tok
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
     """[N,T,H] -> [N,H] float32: "last" real token (right padding) or attention-mask "mean".
 
     Both read only the attention mask, so a real token whose id equals the pad id still counts.
+    No mask means no padding: every position is real (the same figures as an all-ones mask).
     """
+    if attention_mask is None:
+        if pooling == "last":
+            return hidden[:, -1].float()
+        return hidden.float().sum(dim=1) / hidden.shape[1]
     if pooling == "last":
         last = attention_mask.sum(dim=1) - 1
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
@@ -225,11 +260,12 @@ class BinaryClassifier(nn.Module):
         self.head = nn.Linear(hidden_size, n_outputs, bias=False)
         nn.init.zeros_(self.head.weight)
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Pooled states; `attention_mask` None for a minibatch without padding (see `unpadded`)."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
         return pool(hidden, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(input_ids, attention_mask))
 
 
@@ -325,6 +361,22 @@ def encode(tokenizer, texts: Sequence[str], max_length: int, side: str = "right"
     # An empty text would leave nothing to pool (and an all-masked attention row): give it one token.
     fallback = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     return [seq if seq else [fallback] for seq in ids]
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` on `device`; to a GPU from pinned memory without blocking the host.
+
+    A plain `.to("cuda")` of pageable memory waits until the GPU has run every queued kernel (a host
+    sync per minibatch); a pinned, non-blocking copy is queued behind them instead. Elsewhere `.to`.
+    """
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+def unpadded(batch_ids: list[list[int]]) -> bool:
+    """Whether every sequence of the minibatch has the same length, so collate adds no padding."""
+    return len({len(seq) for seq in batch_ids}) <= 1
 
 
 def collate(batch_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

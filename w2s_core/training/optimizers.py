@@ -19,6 +19,11 @@ The names are checked in `w2s_core.spec.recipe` (OPTIMIZERS); each is built here
   with "adafactor" the recipe's `lr`, `schedule` and `lr_warmup_frac` do not change the steps
   (the lr in events.jsonl is the schedule's nominal value). `weight_decay` (default 0, as the
   reference) is applied as Adafactor's own decay, scaled by its relative step size.
+
+Adam and AdamW run fused (`fused=True`: one CUDA kernel updates every parameter, instead of a few
+multi-tensor launches per step) when every parameter is a floating-point CUDA tensor
+(`fused_ok`); the update is the same up to float rounding. On a CPU they stay PyTorch's default
+implementation, as every job before trained.
 """
 
 from __future__ import annotations
@@ -28,15 +33,21 @@ from collections.abc import Iterable
 import torch
 
 
+def fused_ok(params: list) -> bool:
+    """Whether Adam/AdamW can run fused: there are parameters and all are floating-point CUDA tensors."""
+    return bool(params) and all(p.device.type == "cuda" and p.dtype.is_floating_point for p in params)
+
+
 def make_optimizer(
     name: str, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     """The optimizer `name` over `params` (see the module docstring for what each name means)."""
     params = list(params)
+    fused = {"fused": True} if fused_ok(params) else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 

@@ -158,6 +158,7 @@ def summarize(dists: torch.Tensor, labels: list[int], shots: int, cut: int, seco
         Result.TEST_ACC: acc,
         Result.TEST_AUROC: auroc,
         Result.N_TEST: len(labels),
+        Result.CHANCE_ACC: 1 / dists.shape[1],
         Result.SHOTS: shots,
         Result.N_CUT_PROMPTS: cut,
         Result.STEPS: 0,

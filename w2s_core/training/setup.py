@@ -29,7 +29,7 @@ import torch
 from w2s_core.errors import InputError, W2SError
 from w2s_core.training.features import cached_features
 from w2s_core.training.lengths import truncation_side
-from w2s_core.training.models import PairScores, collate, encode, load_classifier, pick_dtype
+from w2s_core.training.models import PairScores, collate, encode, load_classifier, pick_dtype, to_device, unpadded
 
 
 @dataclass
@@ -149,7 +149,8 @@ def build_finetune(job: dict, texts: dict[str, list[str]], device: torch.device,
 
     def batch(items):
         ids, mask = collate(items, tok.pad_token_id)
-        return ids.to(device), mask.to(device)
+        # no padding, no mask: the backbone then need not check the mask on the host (models docstring)
+        return to_device(ids, device), None if unpadded(items) else to_device(mask, device)
 
     side = truncation_side(job)  # [data] long_inputs: which end of a too-long input is cut
     max_length = job["train"]["max_length"]
@@ -180,8 +181,9 @@ def build_pairwise(job: dict, pairs: dict[str, list[tuple[str, str]]], device: t
         inputs[name] = list(zip(first, second))
 
     def batch(items):
-        ids, mask = collate([a for a, _ in items] + [b for _, b in items], tok.pad_token_id)
-        return ids.to(device), mask.to(device)
+        seqs = [a for a, _ in items] + [b for _, b in items]
+        ids, mask = collate(seqs, tok.pad_token_id)
+        return to_device(ids, device), None if unpadded(seqs) else to_device(mask, device)
 
     return Setup(PairScores(model), batch, inputs, device, autocast)
 

@@ -1,4 +1,6 @@
 """History: every job ever recorded, searchable; mark two or more to overlay their curves; export.
+Each job's peak GPU memory and mean GPU utilisation are shown once the supervisor sampled it on a GPU
+(blank for a job never sampled: a CPU job, or one from before GPU sampling).
 
 Export writes the marked jobs, or when none is marked the whole filtered table (not only the loaded
 window), to CSV or JSON in RESULTS_DIR/exports/, so a search can be handed to a notebook; the summary
@@ -42,6 +44,8 @@ EXPORT_FIELDS = (
     "final_acc",
     "started_at",
     "finished_at",
+    "gpu_peak_mb",
+    "gpu_util_mean",
 )
 COMPARE_KEYS = (Event.TEST_ACC, Event.VAL_ACC, Event.LOSS, Event.TRAIN_ACC, Event.TEST_AUROC)
 
@@ -71,6 +75,8 @@ class HistoryScreen(JobListScreen):
         Column("seed", 6, right=True),
         Column("status"),
         Column("test acc", 2, right=True),
+        Column("GPU peak", 8, right=True),
+        Column("GPU util", 9, right=True),
         Column("started"),
         Column("job", 7),
     )
@@ -98,6 +104,8 @@ class HistoryScreen(JobListScreen):
             str(row["seed"]),
             status_text(row["status"]),
             fmt.num(row["final_acc"]),
+            "" if row.get("gpu_peak_mb") is None else f"{row['gpu_peak_mb'] / 1024:.1f} GiB",
+            "" if row.get("gpu_util_mean") is None else f"{row['gpu_util_mean']:.0f}%",
             started,
             row["hash"][:10],
         )

@@ -1,5 +1,6 @@
-"""The live view of one job: loss and α warm-up, train/test/validation accuracy, and the tail of its log.
-A failed or cancelled job's error is shown whole; a plot without points says "no data".
+"""The live view of one job: loss and α warm-up, train/test/validation accuracy, the tail of its log, and
+the GPU panel (its GPUs, the job's own memory highlighted; its peak GPU memory and mean utilisation on the
+info line once sampled). A failed or cancelled job's error is shown whole; a plot without points says "no data".
 
 A timer starts at most one thread worker at a time, which reads only the metric rows after the
 last sequence number shown and the end of the job's log; the UI thread then redraws once. So a job
@@ -21,7 +22,7 @@ from w2s_core.store import queries as browse
 
 from .. import fmt
 from ..messages import JobEvents, LogTail, ReadFailed
-from ..widgets import AppFooter, CurvePlot
+from ..widgets import AppFooter, CurvePlot, GpuPanel
 from ..workers import read_in_thread
 
 TICK_S = 0.5
@@ -30,6 +31,14 @@ LOG_BYTES = 8192  # the end of the log read each tick: enough for LOG_LINES line
 # validation accuracy is there when the recipe holds out `[train] val_size` (issue 9)
 CURVES = {"loss": (Event.LOSS, Event.ALPHA), "accuracy": (Event.TRAIN_ACC, Event.TEST_ACC, Event.VAL_ACC)}
 KEYS = tuple(k for keys in CURVES.values() for k in keys)
+
+
+def gpu_use(job: dict) -> str:
+    """' · GPU peak 12.3 GiB, util 87%' once the supervisor sampled the job on a GPU, else ''."""
+    if job.get("gpu_peak_mb") is None:
+        return ""
+    util = job.get("gpu_util_mean")
+    return f" · GPU peak {job['gpu_peak_mb'] / 1024:.1f} GiB" + ("" if util is None else f", util {util:.0f}%")
 
 
 class LiveScreen(Screen):
@@ -51,6 +60,7 @@ class LiveScreen(Screen):
             yield CurvePlot(id="plot-loss")
             yield CurvePlot(id="plot-accuracy")
         yield Log(id="log", max_lines=200)
+        yield GpuPanel(self.job_hash, id="gpu-panel")
         yield AppFooter()
 
     def on_mount(self) -> None:
@@ -108,6 +118,7 @@ class LiveScreen(Screen):
                 (job["status"], "bold"),
                 f" · {p['progress']} · ETA {p['eta']} · elapsed "
                 f"{p['elapsed']} · {p['speed']} ex/s · test acc {fmt.num(acc)}",
+                gpu_use(job),
             )
         )
         error = self.query_one("#job-error", Static)

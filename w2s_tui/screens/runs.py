@@ -1,10 +1,12 @@
-"""Runs: every job with its status, role, last loss, progress, ETA and speed; filter, sort, cancel, open."""
+"""Runs: every job with its status, role, last loss, progress, ETA and speed; filter, sort, cancel, open.
+Below the table, the GPU panel: each GPU's utilisation, memory, temperature and power, and its w2s jobs."""
 
 from __future__ import annotations
 
 import time
 
 from textual import on
+from textual.app import ComposeResult
 from textual.binding import Binding
 
 from w2s_core.errors import W2SError
@@ -13,7 +15,7 @@ from w2s_core.store import queries as browse
 
 from .. import control, fmt
 from ..messages import Notice
-from ..widgets import Column, JobTable, status_text
+from ..widgets import AppFooter, Column, GpuPanel, JobTable, status_text
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 
@@ -57,6 +59,13 @@ class RunsScreen(JobListScreen):
     armed: str | None = None  # the job a first cancel press picked
     armed_at = 0.0
 
+    def compose(self) -> ComposeResult:
+        """The job list's widgets, with the GPU panel between the table and the footer."""
+        for widget in super().compose():
+            if isinstance(widget, AppFooter):
+                yield GpuPanel(id="gpu-panel")
+            yield widget
+
     def on_mount(self) -> None:  # Textual also runs JobListScreen.on_mount (handlers run along the MRO)
         self.set_interval(REFRESH_S, self._tick)
 
@@ -67,7 +76,7 @@ class RunsScreen(JobListScreen):
     def cells(self, row: dict) -> tuple:
         p = fmt.progress(row)
         return (
-            status_text(row["status"]),
+            status_text(row["status"], row.get("wait_reason")),
             row["model"],
             fmt.role(row),
             fmt.num(row["last_loss"]),

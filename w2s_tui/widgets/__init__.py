@@ -1,5 +1,5 @@
-"""Widgets the screens share: the job table, the PGR table and heatmap grid, the curve plot and the
-footer. Each carries its own DEFAULT_CSS; screen layout lives in ../app.tcss.
+"""Widgets the screens share: the job table, the PGR table and heatmap grid, the curve plot, the GPU
+panel and the footer. Each carries its own DEFAULT_CSS; screen layout lives in ../app.tcss.
 
 A widget's module is imported when it is first asked for, so the Runs screen starts without the
 plotting library behind CurvePlot.
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .app_footer import AppFooter
     from .curve_plot import CurvePlot, thin, training_fraction
+    from .gpu_panel import GpuPanel
     from .job_table import Column, JobTable, status_text
     from .pgr_grid import PgrGrid, heat
     from .pgr_table import PgrTable
@@ -22,6 +23,7 @@ MODULES = {
     "CurvePlot": "curve_plot",
     "thin": "curve_plot",
     "training_fraction": "curve_plot",
+    "GpuPanel": "gpu_panel",
     "Column": "job_table",
     "JobTable": "job_table",
     "status_text": "job_table",
@@ -34,6 +36,7 @@ __all__ = [
     "AppFooter",
     "Column",
     "CurvePlot",
+    "GpuPanel",
     "JobTable",
     "PgrGrid",
     "PgrTable",

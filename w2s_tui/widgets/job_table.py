@@ -45,8 +45,13 @@ PAD = 1  # blank cells either side of a column, as DataTable draws them
 MIN_WIDTH = 5  # a column is never squeezed below this (an ellipsis and a few characters)
 
 
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
+def status_text(status: str, wait_reason: str | None = None) -> Text:
+    """A job's status cell; a queued job that cannot be placed yet says why after it ("queued: needs 2
+    GPUs at once ..."; w2s_core.supervision.placement), dimmed, so the cell alone explains the wait."""
+    text = Text(status, style=STATUS_STYLE.get(status, ""))
+    if wait_reason and status == JobStatus.QUEUED:
+        text.append(f": {wait_reason}", style="dim")
+    return text
 
 
 def cell_width(cell: str | Text) -> int:

@@ -39,22 +39,32 @@ def _ordered(values) -> list[str]:
 
 
 def pgr_grids(rows: list[dict]) -> list[Table]:
-    """One weak (rows) × strong (columns) heatmap of PGR per transfer method."""
-    transfers = [r for r in rows if r["kind"] == "transfer"]
+    """One weak (rows) × strong (columns) heatmap of PGR per task and transfer method, then one per task for
+    its prompting rows (the prompted model as "strong", its shots as the method). A suite's tasks get their
+    own grids: two tasks may pair models of the same names."""
+    tasks = _ordered(r.get("task") for r in rows)
     grids = []
-    for method in _ordered(r["method"] for r in transfers):
-        cells = {(r["weak"], r["strong"]): r for r in transfers if r["method"] == method}
-        weak = _ordered(w for w, _ in cells)
-        strong = _ordered(s for _, s in cells)
-        grid = Table(title=Text(f"PGR grid · {method}"), title_justify="left", show_lines=True, padding=(0, 1))
-        grid.add_column("weak \\ strong", style="bold")
-        for s in strong:
-            grid.add_column(Text(s), justify="center")
-        for w in weak:
-            line = [Text("·", style="dim") if (w, s) not in cells else pgr_cell(cells[w, s]["pgr"]) for s in strong]
-            grid.add_row(Text(w), *line)
-        grids.append(grid)
+    for kind, label in (("transfer", ""), ("prompt", "prompting ")):
+        picked = [r for r in rows if r["kind"] == kind]
+        for task in tasks:
+            for method in _ordered(r["method"] for r in picked if r.get("task") == task):
+                cells = {(r["weak"], r["strong"]): r for r in picked if r["method"] == method and r.get("task") == task}
+                where = f"{task} · " if len(tasks) > 1 and task else ""
+                grids.append(_grid(f"PGR grid · {where}{label}{method}", cells))
     return grids
+
+
+def _grid(title: str, cells: dict[tuple[str, str], dict]) -> Table:
+    weak = _ordered(w for w, _ in cells)
+    strong = _ordered(s for _, s in cells)
+    grid = Table(title=Text(title), title_justify="left", show_lines=True, padding=(0, 1))
+    grid.add_column("weak \\ strong", style="bold")
+    for s in strong:
+        grid.add_column(Text(s), justify="center")
+    for w in weak:
+        line = [Text("·", style="dim") if (w, s) not in cells else pgr_cell(cells[w, s]["pgr"]) for s in strong]
+        grid.add_row(Text(w), *line)
+    return grid
 
 
 def chain_table(rows: list[dict], chains: list[dict], metric: str) -> Table | None:

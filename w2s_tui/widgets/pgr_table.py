@@ -16,7 +16,7 @@ import math
 from rich.text import Text
 from textual.widgets import DataTable
 
-from w2s_core.analysis.table import ci_text, strong_label
+from w2s_core.analysis.table import ci_text, method_label, strong_label
 
 from .. import fmt
 from ..messages import ResultsLoaded
@@ -57,7 +57,7 @@ def pgr_text(value: float, warnings: list[str] | None = None) -> Text:
 
 
 def row_cells(r: dict, m: str, view: str) -> tuple:
-    names = (Text(r["weak"]), Text(strong_label(r)), Text(r["method"]))
+    names = (Text(r["weak"]), Text(strong_label(r)), Text(method_label(r)))
     if view == "figures":
         return (
             *names,
