@@ -6,7 +6,9 @@ batch 32, Adam, soft-label cross-entropy) in a fresh process, after one untimed 
   1, `pad_sequence` with id 0, stacked logits, `loss.item()` every batch; its docstring says what we
   follow and where we differ);
 - w2s: the real trainer (`w2s_core.training`: `build_finetune`, `prepare`, `Loop`, `train_loop`)
-  at its defaults, minibatch `--minibatch` (32: one pass per step), events written to a file;
+  at its defaults, minibatch `--minibatch` (8 on CPU, where a few sequences fill the cores and
+  shorter minibatches pad less; 32, one pass per step, on CUDA), events written to a file
+  (`benchmarks/trainer_speed_sides.py` runs each side);
 - w2s+group: the same with `[train] group_by_length = true` (opt-in: it changes which examples
   share a step);
 - w2s, no events: the w2s side with the EventWriter writing nowhere (`EventWriter(None)`).
@@ -25,17 +27,18 @@ w2s side's events.jsonl (`Store.ingest_events`, as the supervisor runs it) is ti
 and with one call per line (a supervisor tick after every step, the worst case), each as a share
 of the training time. GPU sampling is the supervisor's (`w2s_core.supervision`), not timed here.
 
-Models: CPU, a GPT-2-style model (8 layers, width 512, ~25M parameters besides its ~10M
+Models: CPU, a GPT-2-style model (6 layers, width 512: 19M parameters besides its 10M of
 embeddings) on the movie snippets (`w2s assets install demo`; real review sentences, labels =
-rating > 0) and on longer synthetic inputs (words drawn from the snippets' vocabulary, 96-256
-long). CUDA (`--device cuda`): random-init configs of gpt2-medium, gpt2-large and a
-Qwen2-0.5B-like model, bf16 autocast on fp32 weights (the trainer's dtype "auto"), on synthetic
-inputs of 128-512 words. The tokenizer is a word-level one over the snippets' vocabulary (no
+rating > 0) and on longer synthetic inputs (words drawn from the snippets' vocabulary, 64-192
+long); the default run takes about 3 minutes on 2 idle cores. CUDA (`--device cuda`):
+random-init configs of gpt2-medium, gpt2-large and a Qwen2-0.5B-like model, bf16 autocast on
+fp32 weights (the trainer's dtype "auto"), on the snippets and on synthetic inputs of 128-512
+words. The tokenizer is a word-level one over the snippets' vocabulary (no
 download needed), so a token is a word or a punctuation mark; the GPU configs keep their real
 vocabulary sizes. Inputs are never truncated (max_length 1024).
 
 Usage: python benchmarks/trainer_speed.py [--device cpu|cuda] [--configs NAME:DATA:N,...]
-       [--minibatch 32] [--sides reference,w2s,w2s+group,w2s-noevents] [--keep DIR]
+       [--minibatch 8 (CPU) | 32 (CUDA)] [--sides reference,w2s,w2s+group,w2s-noevents] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 MAX_LENGTH = 1024
 MODELS = {
-    "gpt2-35m": {"model_type": "gpt2", "n_embd": 512, "n_layer": 8, "n_head": 8},
+    "gpt2-29m": {"model_type": "gpt2", "n_embd": 512, "n_layer": 6, "n_head": 8},
     "gpt2-medium": {"model_type": "gpt2", "n_embd": 1024, "n_layer": 24, "n_head": 16, "vocab_size": 50257},
     "gpt2-large": {"model_type": "gpt2", "n_embd": 1280, "n_layer": 36, "n_head": 20, "vocab_size": 50257},
     "qwen2-0.5b": {
@@ -68,9 +71,9 @@ MODELS = {
         "tie_word_embeddings": True,
     },
 }
-DATA = {"snippets": None, "long": (96, 256), "long-gpu": (128, 512)}
+DATA = {"snippets": None, "long": (64, 192), "long-gpu": (128, 512)}
 DEFAULTS = {
-    "cpu": "gpt2-35m:snippets:320,gpt2-35m:long:64",
+    "cpu": "gpt2-29m:snippets:384,gpt2-29m:long:128",
     "cuda": "gpt2-medium:snippets:512,gpt2-medium:long-gpu:512,gpt2-large:long-gpu:256,qwen2-0.5b:long-gpu:256",
 }
 SIDES = ("reference", "w2s", "w2s+group", "w2s-noevents")
@@ -142,6 +145,7 @@ def make_model(folder: Path, name: str, tok, device: str) -> None:
 def peak_flops(device: str) -> tuple[float, str]:
     """FLOP/s of a large square matmul in the training dtype, best of a few timed rounds."""
     import torch
+    from trainer_speed_sides import sync
 
     cuda = device == "cuda"
     n, dtype = (8192, torch.bfloat16) if cuda else (2048, torch.float32)
@@ -157,160 +161,13 @@ def peak_flops(device: str) -> tuple[float, str]:
     return 2 * n**3 / best, f"{str(dtype).split('.')[-1]} {n}^3"
 
 
-def sync(device: str) -> None:
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-# --- the sides (each in its own process) ----------------------------------------------------
-
-
-def non_embedding_params(module) -> int:
-    import torch
-
-    embedded = sum(p.numel() for m in module.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
-    return sum(p.numel() for p in module.parameters()) - embedded
-
-
-def peak_memory_mb(device: str) -> float:
-    import resource
-
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reference_side(work: Path, device: str, attention: str) -> dict:
-    import torch
-    from reference_loop import TransformerWithHead, train_reference
-    from transformers import AutoModel
-
-    data = json.loads((work / "data.json").read_text())
-    dev = torch.device(device)
-    body = AutoModel.from_pretrained(work / "model", dtype=torch.float32, attn_implementation=attention)
-    model = TransformerWithHead(body, body.config.hidden_size).to(dev)
-    cuda = device == "cuda"
-    longest = max(data["ids"], key=len)
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=cuda):  # warm-up: kernels, allocator
-        model(torch.tensor([longest], device=dev)).float().sum().backward()
-    model.zero_grad(set_to_none=True)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    t = time.perf_counter()
-    soft = [[1.0 - y, float(y)] for y in data["labels"]]
-    out = train_reference(model, data["ids"], soft, dev, autocast=cuda)
-    sync(device)
-    return {**out, "seconds": time.perf_counter() - t, "minibatch": 1, "n_params": non_embedding_params(body)}
-
-
-def w2s_job(work: Path, minibatch: int, group: bool) -> dict:
-    train = {
-        "mode": "finetune",
-        "epochs": 1,
-        "lr": 5e-5,
-        "batch_size": 32,
-        "minibatch_size": minibatch,
-        "max_length": MAX_LENGTH,
-        "schedule": "cosine",
-        "lr_warmup_frac": 0.0,
-        "weight_decay": 0.0,
-        "lora": False,
-        "eval_every": 0,
-        "group_by_length": group,
-    }
-    model = {"name": "bench", "path": str(work / "model")}
-    return {"model": model, "data": {}, "train": train, "seed": 0, "loss": {"name": "xent", "params": {}}}
-
-
-def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
-    import torch
-    from accelerate import Accelerator
-
-    from w2s_core.jobdir import EventWriter
-    from w2s_core.training import loop as L
-    from w2s_core.training.evaluate import forward
-    from w2s_core.training.losses import make_loss
-    from w2s_core.training.setup import build_finetune
-
-    data = json.loads((work / "data.json").read_text())
-    job = w2s_job(work, minibatch, side == "w2s+group")
-    acc = Accelerator(cpu=device == "cpu")
-    acc.gradient_accumulation_steps = L.step_shape(job["train"], acc.num_processes)[1]
-    setup = build_finetune(job, {"train": data["texts"][:1]}, acc.device, 2)
-    setup.inputs = {"train": data["ids"]}  # the very ids the reference side reads
-    module, opt = L.prepare(acc, setup, job["train"])
-    counts = {"padded_tokens": 0, "event_s": 0.0, "emit_s": 0.0}
-    warm = sorted(data["ids"], key=len)[-minibatch:]  # warm-up: kernels, allocator
-    forward(setup, module, warm).float().sum().backward()
-    module.zero_grad(set_to_none=True)
-    inner_batch, inner_event = setup.batch, L.progress_event
-
-    def batch(items):
-        counts["padded_tokens"] += len(items) * max(map(len, items))
-        return inner_batch(items)
-
-    def progress_event(*args):
-        t = time.perf_counter()
-        event = inner_event(*args)
-        counts["event_s"] += time.perf_counter() - t
-        return event
-
-    setup.batch, L.progress_event = batch, progress_event
-    events = EventWriter(work / f"{side}.events.jsonl" if side != "w2s-noevents" else None)
-    inner_emit = events.emit
-
-    def emit(event):
-        t = time.perf_counter()
-        inner_emit(event)
-        counts["emit_s"] += time.perf_counter() - t
-
-    events.emit = emit
-    labels = torch.tensor([[1.0 - y, float(y)] for y in data["labels"]])
-    loop = L.Loop(
-        acc=acc, setup=setup, module=module, opt=opt, loss_fn=make_loss("xent", {}, 2), batch_target=None,
-        labels=labels, job=job, test_labels=[], events=events, n_classes=2,
-    )  # fmt: skip
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    t = time.perf_counter()
-    L.train_loop(loop)
-    sync(device)
-    seconds = time.perf_counter() - t
-    events.close()
-    fused = bool(opt.optimizer.defaults.get("fused")) if hasattr(opt, "optimizer") else False
-    return {
-        **counts,
-        "seconds": seconds,
-        "steps": loop.step,
-        "minibatch": minibatch,
-        "fused": fused,
-        "n_params": non_embedding_params(setup.module),
-    }
-
-
-def child(args) -> None:
-    work = Path(args.child_work)
-    if args.child == "reference":
-        out = reference_side(work, args.device, args.ref_attention)
-    else:
-        out = w2s_side(work, args.device, args.child, args.minibatch)
-    out["peak_mb"] = peak_memory_mb(args.device)
-    print("RESULT " + json.dumps(out), flush=True)
-
-
 # --- the parent: sides, ingest, table ---------------------------------------------------------
 
 
 def run_side(work: Path, side: str, args) -> dict:
     """One side in a fresh process (so each has its own memory high-water); its RESULT line."""
-    cmd = [sys.executable, __file__, "--child", side, "--child-work", str(work), "--device", args.device]
-    cmd += ["--minibatch", str(args.minibatch), "--ref-attention", args.ref_attention]
+    sides = Path(__file__).with_name("trainer_speed_sides.py")
+    cmd = [sys.executable, str(sides), side, str(work), args.device, str(args.minibatch), args.ref_attention]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
@@ -391,36 +248,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--configs", help="MODEL:DATA:N,... (default per device: " + "; ".join(DEFAULTS.values()) + ")")
-    parser.add_argument("--minibatch", type=int, default=32, help="the w2s sides' minibatch (the reference's is 1)")
-    parser.add_argument("--sides", default=",".join(SIDES))
+    parser.add_argument("--minibatch", type=int, help="the w2s sides' minibatch (default 8 on CPU, 32 on CUDA)")
+    parser.add_argument("--sides", help=f"default: {','.join(SIDES)} (the last for the first config only)")
     parser.add_argument("--ref-attention", default="eager", choices=("eager", "sdpa"))
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--child-work", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        return child(args)
+    args.minibatch = args.minibatch or (32 if args.device == "cuda" else 8)
     import torch
+
+    from w2s_core.training.batching import mega_steps
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="w2s-trainer-speed-"))
     corpus, labels = snippets()
     tok = tokenizer(corpus)
     peak, how = peak_flops(args.device)
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"device: {where}; torch {torch.__version__}; peak matmul {how}: {peak / 1e12:.3f} TFLOP/s")
-    header = f"{'model / data / examples':26} {'side':13} {'mb':>3} {'ex/s':>9} {'tokens/s':>10} {'vs ref':>7} "
-    rows, notes = [header + f"{'pad':>6} {'peak MiB':>9} {'MFU':>6}"], []
+    runs, notes = [], []
     for config in (args.configs or DEFAULTS[args.device]).split(","):
         model, data, n = config.split(":")
         work = root / f"{model}-{data}"
         prepare(work, model, data, int(n), args.device, corpus, labels, tok)
         ids = json.loads((work / "data.json").read_text())["ids"]
-        results = {side: run_side(work, side, args) for side in args.sides.split(",")}
-        tokens = sum(map(len, ids))
-        rows += table_rows(f"{model}/{data}/{len(ids)}", results, tokens, len(ids), peak)
+        sides = (args.sides or ",".join(SIDES if not runs else SIDES[:-1])).split(",")  # the no-events run: once
+        results = {}
+        for side in sides:
+            results[side] = run_side(work, side, args)
+            print(f"{model}/{data}: {side} {len(ids) / results[side]['seconds']:.1f} examples/s", flush=True)
+        runs.append((f"{model}/{data}/{len(ids)}", results, sum(map(len, ids)), len(ids)))
         notes += event_lines(f"{model}/{data}", results, work)
-        print(rows[-1], flush=True)  # progress; the whole table follows
-    print("\n" + "\n".join(rows) + "\n\nmonitoring overhead (issue 11, item 6):\n" + "\n".join(notes))
+        notes.append(f"  group_by_length: mega-batches of {mega_steps(len(ids), 32)} step(s) of 32 (batching.py)")
+    peak = max(peak, peak_flops(args.device)[0])  # measured at both ends, the higher kept: a busy CPU reads low
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"\ndevice: {where}; torch {torch.__version__}; peak matmul {how}: {peak / 1e12:.3f} TFLOP/s")
+    header = f"{'model / data / examples':26} {'side':13} {'mb':>3} {'ex/s':>9} {'tokens/s':>10} {'vs ref':>7} "
+    rows = [header + f"{'pad':>6} {'peak MiB':>9} {'MFU':>6}"]
+    for name, results, tokens, n in runs:
+        rows += table_rows(name, results, tokens, n, peak)
+    print("\n".join(rows) + "\n\nmonitoring overhead (issue 11, item 6):\n" + "\n".join(notes))
     print(f"(mb: minibatch; pad: padded share of positions; MFU: 6·N·tokens/s over the peak above; folder {root})")
 
 

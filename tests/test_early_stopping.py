@@ -242,10 +242,12 @@ def test_validation_under_ddp_selects_as_one_process(tmp_path):
         W2S_CACHE=str(tmp_path / "cache"),
     )
     results = []
-    for n, batch in ((1, 16), (2, 8)):  # the same 16 examples per step either way
+    # batch_size is the effective batch whatever the process count (training/world.py): the same 16
+    # examples per step either way, 8 per pass on one process, 4 per process and pass on two
+    for n, minibatch in ((1, 8), (2, 4)):
         job_dir = tmp_path / f"p{n}"
         JobDir(job_dir).write_spec(
-            {**weak.spec, "train": {**weak.spec["train"], "batch_size": batch, "minibatch_size": batch // 2}}
+            {**weak.spec, "train": {**weak.spec["train"], "batch_size": 16, "minibatch_size": minibatch}}
         )
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)] if n > 1 else []
         done = subprocess.run(

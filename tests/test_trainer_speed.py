@@ -3,7 +3,8 @@
 - Always on, so each must leave a tiny GPT-2 and a tiny BERT job's predictions equal within 1e-5
   to the path it replaced: SDPA attention (against eager), inference batched by length (against
   the items in their order), no attention mask for a minibatch without padding (against an
-  all-ones mask). Fused Adam only on CUDA: its decision function is tested here.
+  all-ones mask), each optimiser step's examples sorted by length before they are cut into
+  minibatches (against the drawn order). Fused Adam only on CUDA: its decision function is tested here.
 - Opt-in and hashed when on: `[train] group_by_length` (batches are permutations covering every
   example each epoch, pad less than random ones, depend only on the seed and the step size) and
   `[train] compile` (routed through `nn.Module.compile`; the same predictions).
@@ -30,6 +31,7 @@ from w2s_core.training.batching import (
     minibatches,
     optimiser_batches,
     padding_share,
+    training_steps,
 )
 from w2s_core.training.optimizers import fused_ok, make_optimizer
 
@@ -74,12 +76,9 @@ def gt_specs(extra: str = "") -> dict[str, dict]:
     return {j.model: j.spec for j in jobs if j.kind == "gt"}
 
 
-def test_probs(job_dir: Path, spec: dict) -> list[float]:
+def trained_probs(job_dir: Path, spec: dict) -> list[float]:
     train_in_process(job_dir, spec)
     return JobDir(job_dir).read_predictions()["test"]["probs"]
-
-
-test_probs.__test__ = False  # a helper, not a test
 
 
 def max_diff(a: list[float], b: list[float]) -> float:
@@ -97,7 +96,10 @@ def cache(tmp_path_factory):
 def baseline(cache, tmp_path_factory):
     """Each tiny model's test probabilities with every always-on speed change in place."""
     root = tmp_path_factory.mktemp("base")
-    return {name: test_probs(root / name, spec) for name, spec in gt_specs().items()}
+    probs = {name: trained_probs(root / name, spec) for name, spec in gt_specs().items()}
+    for p in probs.values():  # training moved them away from the zero-initialised head's 0.5
+        assert max(abs(x - 0.5) for x in p) > 0.02
+    return probs
 
 
 # --- always-on changes: the same predictions as the path each replaced ------------------------
@@ -115,11 +117,15 @@ def always_masked(monkeypatch):
     monkeypatch.setattr(setup, "unpadded", lambda seqs: False)
 
 
+def unsorted_steps(monkeypatch):
+    monkeypatch.setattr(batching, "sorted_step", lambda group, lengths: group)
+
+
 @pytest.mark.parametrize("model", ["gpt", "bert"])
-@pytest.mark.parametrize("old_path", [eager, unsorted_eval, always_masked], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("old_path", [eager, unsorted_eval, always_masked, unsorted_steps], ids=lambda f: f.__name__)
 def test_speed_changes_keep_predictions(baseline, tmp_path, monkeypatch, model, old_path):
     old_path(monkeypatch)
-    probs = test_probs(tmp_path / model, gt_specs()[model])
+    probs = trained_probs(tmp_path / model, gt_specs()[model])
     assert max_diff(probs, baseline[model]) < TOLERANCE
 
 
@@ -172,6 +178,7 @@ def test_item_lengths():
     assert item_length(([1, 2], [1, 2, 3, 4])) == 4  # a pair pads to its longer reply
     assert item_length(([1, 2, 3], [[4], [5, 6]])) == 5  # chess: context + longest candidate
     assert item_length(torch.zeros(7)) == 7
+    assert item_length((torch.zeros(7), torch.zeros(7))) == 7  # a pairwise probe's two feature vectors
 
 
 # --- fused Adam on CUDA only ------------------------------------------------------------------
@@ -188,6 +195,18 @@ def test_fused_adam_only_when_every_parameter_is_a_cuda_float():
     assert not fused_ok([])
     opt = make_optimizer("adamw", [torch.nn.Parameter(torch.zeros(3))], lr=1e-3, weight_decay=0.0)
     assert not opt.defaults.get("fused")  # a CPU job trains exactly as before
+
+
+def test_sorted_steps_keep_each_step_and_minibatch_size_and_pad_less():
+    lengths = lengths_of(640)
+    plain = list(training_steps([[0] * k for k in lengths], 8, 4, 640, torch.Generator().manual_seed(1), False, False))
+    ranked = list(training_steps([[0] * k for k in lengths], 8, 4, 640, torch.Generator().manual_seed(1), False, True))
+    for a, b in zip(plain, ranked, strict=True):
+        assert sorted(i for c in a for i in c) == sorted(i for c in b for i in c)  # the same examples share a step
+        assert [len(c) for c in a] == [len(c) for c in b]
+        assert [lengths[i] for c in b for i in c] == sorted((lengths[i] for c in a for i in c), reverse=True)
+    flat = lambda steps: [c for s in steps for c in s]  # noqa: E731
+    assert padding_share(flat(ranked), lengths) < 0.25 < 0.4 < padding_share(flat(plain), lengths)
 
 
 # --- group_by_length ----------------------------------------------------------------------------
@@ -259,10 +278,8 @@ def test_group_by_length_job_trains_on_grouped_steps(cache, tmp_path, monkeypatc
         calls.append(args[1:3])  # (step, minibatch size)
         return real(*args)
 
-    import w2s_core.training.loop as loop
-
-    monkeypatch.setattr(loop, "grouped_minibatches", spy)
-    probs = test_probs(tmp_path / "grouped", gt_specs("group_by_length = true\n")["bert"])
+    monkeypatch.setattr(batching, "grouped_minibatches", spy)
+    probs = trained_probs(tmp_path / "grouped", gt_specs("group_by_length = true\n")["bert"])
     assert calls == [(8, 2)] and len(probs) == 48
 
 
@@ -279,6 +296,6 @@ def test_compile_routes_through_module_compile_with_the_same_predictions(baselin
         return real(self, backend="eager")
 
     monkeypatch.setattr(torch.nn.Module, "compile", quick)
-    probs = test_probs(tmp_path / "compiled", gt_specs("compile = true\n")["bert"])
+    probs = trained_probs(tmp_path / "compiled", gt_specs("compile = true\n")["bert"])
     assert compiled == ["BinaryClassifier"]
     assert max_diff(probs, baseline["bert"]) < TOLERANCE

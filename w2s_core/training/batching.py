@@ -1,9 +1,12 @@
 """Which examples train together (`[train] group_by_length`), and the trainer's other opt-in speed setting.
 
 By default (`group_by_length = false`) the loop draws one random permutation per epoch and cuts it
-into minibatches (`loop.minibatches`); every optimiser step is `batch_size` consecutive examples of
+into minibatches (`minibatches`); every optimiser step is `batch_size` consecutive examples of
 that stream. A minibatch is padded to its longest input, so random steps pay for padding: on the
-movie snippets about half of a minibatch of 32 is padding.
+movie snippets about half of a minibatch of 32 is padding. When a step takes several minibatches,
+its examples are sorted by length before they are cut (`sorted_step`, always on but for logconf):
+the same examples still share the step, so only the padding changes (18% instead of 49% at
+minibatch 8 of 32 on the snippets), and predictions stay equal within float tolerance.
 
 With `group_by_length = true` (`grouped_minibatches`) each epoch is
 1. a fresh random permutation (the same generator as the default order),
@@ -84,7 +87,7 @@ def item_length(item) -> int:
         return int(item.shape[0]) if item.dim() else 1
     if isinstance(item, tuple):
         first, second = item
-        if second and isinstance(second[0], (list, tuple)):  # chess: (context ids, [candidate ids])
+        if isinstance(second, list) and second and isinstance(second[0], list):  # chess: (context, [candidates])
             return len(first) + max(len(c) for c in second)
         return max(item_length(first), item_length(second))  # pairwise: both replies share one padding
     return len(item)
@@ -139,8 +142,8 @@ def grouped_minibatches(
 ) -> Iterator[list[int]]:
     """Index lists of up to `size` examples, cut from length-grouped steps of `step` examples, until `total` are seen.
 
-    A drop-in for `loop.minibatches` (same `size` and `total`); `step` = size x accumulation steps,
-    so `loop.optimiser_batches` regroups exactly one grouped step per optimiser step.
+    A drop-in for `minibatches` (same `size` and `total`); `step` = size x accumulation steps,
+    so `optimiser_batches` regroups exactly one grouped step per optimiser step.
     """
     seen = 0
     for batch in grouped_steps(lengths, step, gen):
@@ -150,6 +153,40 @@ def grouped_minibatches(
             seen += len(chunk)
             if seen >= total:
                 return
+
+
+def sorted_step(group: list[list[int]], lengths: list[int]) -> list[list[int]]:
+    """The step's examples, longest first, re-cut into minibatches of the same sizes (see `training_steps`)."""
+    if len(group) < 2:
+        return group
+    flat = sorted((i for chunk in group for i in chunk), key=lambda i: -lengths[i])
+    out, start = [], 0
+    for chunk in group:
+        out.append(flat[start : start + len(chunk)])
+        start += len(chunk)
+    return out
+
+
+def training_steps(
+    inputs: list, size: int, accum: int, total: int, gen: torch.Generator, group: bool, sort: bool
+) -> Iterator[list[list[int]]]:
+    """The minibatches (index lists of up to `size`) of each optimiser step, `accum` per step, until `total`.
+
+    `group`: length-grouped steps (`grouped_minibatches`, opt-in) instead of `minibatches`' order.
+    `sort`: each step's examples sorted by length before they are cut into minibatches
+    (`sorted_step`). The same examples share the step and every minibatch keeps its size, so the
+    step's gradient is the same sum (float rounding aside; results never depend on how a step is
+    cut), while a minibatch holds inputs of similar length and pads less; always on, except for a
+    batch-level loss (logconf), whose hardening breaks exact ties in the student's probabilities by
+    the position in the batch, which the sort would tie to input length.
+    """
+    lengths = [item_length(x) for x in inputs] if group or sort else []
+    if group:
+        chunks = grouped_minibatches(lengths, size * accum, size, total, gen)
+    else:
+        chunks = minibatches(len(inputs), size, total, gen)
+    for step in optimiser_batches(chunks, accum):
+        yield sorted_step(step, lengths) if sort else step
 
 
 def padding_share(chunks: list[list[int]], lengths: list[int]) -> float:

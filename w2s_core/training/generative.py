@@ -44,9 +44,10 @@ from accelerate.utils import set_seed
 from w2s_core.data import make_splits, pair_text
 from w2s_core.errors import InputError, W2SError
 from w2s_core.jobdir import Event, EventWriter, JobDir, Result, read_json, write_json
+from w2s_core.training.batching import minibatches
 from w2s_core.training.choice import ChoiceLM, collate_choices, load_causal_lm, require_causal
 from w2s_core.training.lengths import drop_long_inputs
-from w2s_core.training.loop import environment, lr_factor, minibatches
+from w2s_core.training.loop import environment, lr_factor
 from w2s_core.training.models import _load_config, encode, load_tokenizer, pick_dtype
 from w2s_core.training.optimizers import make_optimizer
 

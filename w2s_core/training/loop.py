@@ -28,7 +28,7 @@ from w2s_core.analysis import stats as metrics
 from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event, EventWriter, JobDir, Result
-from w2s_core.training.batching import grouped_minibatches, item_length, minibatches, optimiser_batches
+from w2s_core.training.batching import training_steps
 from w2s_core.training.evaluate import (
     FINAL,
     Point,
@@ -212,12 +212,16 @@ def train_loop(loop: Loop) -> None:
     total = max(1, math.ceil(n * train["epochs"]))
     gen = torch.Generator().manual_seed(loop.job["seed"])
     size = step_shape(train, acc.num_processes)[0]
-    if train.get("group_by_length"):  # opt-in: changes which examples share a step (batching.py)
-        lengths = [item_length(x) for x in loop.setup.inputs["train"]]
-        chunks = grouped_minibatches(lengths, size * acc.gradient_accumulation_steps, size, total, gen)
-    else:
-        chunks = minibatches(n, size, total, gen)
-    for group in optimiser_batches(chunks, acc.gradient_accumulation_steps):
+    steps = training_steps(
+        loop.setup.inputs["train"],
+        size,
+        acc.gradient_accumulation_steps,
+        total,
+        gen,
+        group=bool(train.get("group_by_length")),  # opt-in: changes which examples share a step
+        sort=loop.batch_target is None,  # logconf's hardening breaks exact ties by batch position
+    )
+    for group in steps:
         step_frac = loop.seen / total
         # a step of one minibatch fixes its target from its own gradient pass: no extra pass needed
         targets = batch_targets(loop, group, step_frac) if loop.batch_target and len(group) > 1 else None
