@@ -7,4 +7,15 @@ bash scripts/install.sh
 if ! command -v tmux >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get install -y -qq tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux)) >/dev/null 2>&1 || true
 fi
+# A single-node Slurm for the `slurm` tests (tests/test_slurm.py), as root with apt; quick when it is
+# already up. Where it cannot start, the reason goes to the tests, which skip with it; the run goes on.
+if [ -z "${W2S_NO_SLURM:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if up="$(timeout 600 bash scripts/slurm-up.sh 2>&1)"; then
+    echo "$up"
+  else
+    W2S_SLURM_UP_ERROR="$(echo "$up" | tail -1)"
+    export W2S_SLURM_UP_ERROR
+    echo "scripts/slurm-up.sh failed, the slurm tests will skip: $W2S_SLURM_UP_ERROR"
+  fi
+fi
 exec "${W2S_VENV:-.venv}/bin/python" -m pytest -q "$@"

@@ -339,21 +339,19 @@ def test_ready_and_blocked_wait_for_the_generative_stage(tmp_path):
 
 
 def test_store_migration_adds_the_stage_kinds_keeping_rows_and_order(tmp_path):
-    with Store.open(tmp_path) as store:  # a database as the last schema before the stages wrote it
-        pass
+    # a database as the last schema before the stages (m001..m003) wrote it; later migrations run on open
     db = tmp_path / "w2s.db"
     conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE jobs")
-    conn.execute(schema._SCHEMA_V1[3].replace("'prompt', 'generative'", ""))  # v1's CHECK
-    for statement in schema._SCHEMA_V2[:7]:
-        conn.execute(statement)
+    stage_kinds = [m.__name__ for m in schema.MIGRATIONS.steps].index("m004_stage_job_kinds")
+    for migration in schema.MIGRATIONS.steps[:stage_kinds]:
+        migration(conn)
     for h in ("b", "a"):
         conn.execute(
             "INSERT INTO jobs (hash, kind, model, seed, spec, status) VALUES (?, 'gt', 'm', 0, '{}', 'done')", (h,)
         )
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO jobs (hash, kind, model, seed, spec) VALUES ('p', 'prompt', 'm', 0, '{}')")
-    conn.execute(f"PRAGMA user_version = {schema.schema_version() - 1}")
+    conn.execute(f"PRAGMA user_version = {stage_kinds}")
     conn.commit()
     conn.close()
     with Store.open(tmp_path) as store:

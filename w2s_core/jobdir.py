@@ -13,6 +13,12 @@ store, CLI, TUI) and the training process (`python -m w2s_core.training JOB_DIR`
     log.txt           both              the job's stdout and stderr (the wrapper redirects them)
     model/            child             a generative stage's finetuned checkpoint and tokenizer
                                         (`save_pretrained`), which its downstream jobs start from
+    checkpoints/      child             the newest training checkpoint, `step-NNNNNNNNN/` (its
+                                        `meta.json` says the step and the spec digest); kept across a
+                                        retry so the job resumes, removed when result.json is written
+                                        (`w2s_core.training.checkpoint`)
+    requeue.json      child             the trainer stopped on SIGTERM/SIGUSR1 after saving a
+                                        checkpoint, and should run again (it exits EXIT_REQUEUE)
     exit_status       wrapper           the shell exit status, written when the process ends
 
 Every other module names these files and event keys through this one; nothing else spells them.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +42,20 @@ RESULT = "result.json"
 LOG = "log.txt"
 EXIT_STATUS = "exit_status"
 MODEL_DIR = "model"  # a generative stage's checkpoint (w2s_core.training.generative)
+CHECKPOINTS = "checkpoints"  # training checkpoints (w2s_core.training.checkpoint)
+CHECKPOINT_PREFIX = "step-"  # one complete checkpoint: checkpoints/step-000000042/
+CHECKPOINT_META = "meta.json"  # inside a checkpoint, written last: {"step", "digest", ...}
+REQUEUE = "requeue.json"  # {"step", "signal"}: the trainer stopped on a signal and wants to run again
 
-# What a job writes: removed before a retry so a new attempt never mixes with the old one.
-OUTPUT_FILES = (EVENTS, PREDICTIONS, RESULT, ENV, LOG, EXIT_STATUS)
+# The trainer's exit status after it stopped on SIGTERM/SIGUSR1 and saved a checkpoint: sysexits'
+# EX_TEMPFAIL, "temporary failure", the job should run again (and will resume from the checkpoint).
+# `accelerate launch` turns any non-zero child status into 1, so a supervisor that watches the
+# launcher sees 1: it should also read `JobDir.wants_requeue()`.
+EXIT_REQUEUE = 75
+
+# What a job writes: removed before a retry so a new attempt never mixes with the old one
+# (events.jsonl survives, cut at the checkpoint's step, when there is a checkpoint to resume).
+OUTPUT_FILES = (EVENTS, PREDICTIONS, RESULT, ENV, LOG, EXIT_STATUS, REQUEUE)
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -121,6 +139,31 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def trim_events(path: Path, step: int) -> None:
+    """Keep the progress lines of events.jsonl up to optimiser step `step` (none for 0), atomically.
+
+    Used when a job resumes from the checkpoint of `step`: the lines an interrupted attempt wrote
+    after it (and any final line) go, so the resumed run's lines follow on and each step is there once.
+    A partial last line (the writer died mid-line) goes too.
+    """
+    try:
+        lines = path.read_bytes().split(b"\n")[:-1]  # the bytes after the last newline are no line
+    except FileNotFoundError:
+        return
+    kept = []
+    for raw in lines:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        at = event.get(Event.STEP) if isinstance(event, dict) else None
+        if isinstance(at, int) and at <= step and event.get(Event.KIND) != Event.FINAL:
+            kept.append(raw + b"\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(kept))
+    os.replace(tmp, path)
+
+
 def tail_lines(path: Path, lines: int = 50, max_bytes: int = LOG_TAIL_BYTES) -> list[str]:
     """The last `lines` lines of a text file, reading at most `max_bytes` from its end; [] if absent."""
     try:
@@ -170,6 +213,14 @@ class JobDir:
     def model(self) -> Path:
         return self.path / MODEL_DIR
 
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def requeue(self) -> Path:
+        return self.path / REQUEUE
+
     # -- the manager's side ------------------------------------------------------------------
 
     def write_spec(self, spec: dict) -> None:
@@ -177,8 +228,46 @@ class JobDir:
         write_json(self.job_json, spec, indent=1)
 
     def clear_outputs(self) -> None:
+        """Remove what an earlier attempt wrote, except its checkpoint (and the events up to its step).
+
+        A job folder holding a checkpoint resumes from it; events.jsonl keeps the lines up to the
+        checkpoint's step, so after the resumed run appends, the file has each step once (the store
+        re-reads it from the start after `reset_job_outputs`).
+        """
+        step = self.checkpoint_step()
         for name in OUTPUT_FILES:
-            (self.path / name).unlink(missing_ok=True)
+            if name == EVENTS and step is not None:
+                trim_events(self.events, step)
+            else:
+                (self.path / name).unlink(missing_ok=True)
+
+    def clear_checkpoints(self) -> None:
+        """Remove every checkpoint: the job finished, or its checkpoint is stale."""
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint (a `step-*` folder with its meta.json), or None."""
+        done = [p for p in self.checkpoints.glob(CHECKPOINT_PREFIX + "*") if (p / CHECKPOINT_META).is_file()]
+        return max(done, key=lambda p: p.name, default=None)  # zero-padded steps sort by name
+
+    def checkpoint_meta(self) -> dict | None:
+        """The newest checkpoint's meta.json ({"step", "digest", ...}), or None without a readable one."""
+        latest = self.latest_checkpoint()
+        try:
+            return read_json(latest / CHECKPOINT_META) if latest else None
+        except (OSError, ValueError):
+            return None
+
+    def checkpoint_step(self) -> int | None:
+        """The optimiser step of the newest checkpoint, or None without one."""
+        meta = self.checkpoint_meta()
+        step = meta.get("step") if isinstance(meta, dict) else None
+        return step if isinstance(step, int) else None
+
+    def wants_requeue(self) -> bool:
+        """Whether the trainer stopped on a signal after saving a checkpoint (it exited EXIT_REQUEUE):
+        the job should run again, and will resume. Cleared with the outputs when it starts again."""
+        return self.requeue.is_file()
 
     def succeeded(self) -> bool:
         return self.result.is_file()

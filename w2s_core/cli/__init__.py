@@ -88,6 +88,12 @@ def _add_work_commands(sub) -> None:
     run.add_argument("--dry-run", action="store_true", help="print the expanded plan and exit")
     run.add_argument("--force", action="store_true", help="re-run jobs even if already done")
     run.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        help="where the jobs run: processes on this machine, or Slurm jobs through submitit "
+        "(default: the recipe's [launch] executor, else local)",
+    )
+    run.add_argument(
         "--parallel",
         type=int,
         help="CPU jobs to run at once when there is no GPU (default: recipe [launch] parallel or 1)",

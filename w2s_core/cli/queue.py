@@ -28,6 +28,10 @@ def _job_line(j: dict) -> str:
     who = f"{j['kind']} {j['model']}" + (f" <- {j['weak_model']} ({j['loss']})" if j["weak_model"] else "")
     running = j["status"] == JobStatus.RUNNING
     where = f"{j['device']} pid {j['pid']} since {stamp(j['started_at'])}" if running else ""
+    if running and j.get("executor") == "slurm":  # Slurm runs it: its job id and state, not a pid
+        where = (
+            f"Slurm job {j['slurm_job_id']} {j['slurm_state'] or '?'} on {j['device']} since {stamp(j['started_at'])}"
+        )
     if j["status"] == JobStatus.QUEUED and j.get("wait_reason"):  # it cannot be placed yet (placement.py)
         where = f"waits: {j['wait_reason']}"
     return f"  {j['hash'][:10]}  {j['status']:<8} run {j['run_id']:<4} {who:<40} {where}"

@@ -18,6 +18,7 @@ from w2s_core.store import Store
 
 # The columns of each job in `w2s show RUN`.
 RUN_JOB_COLUMNS = ("hash", "kind", "model", "weak_model", "loss", "seed", "status", "device", "exit_code", "signal")
+SLURM_JOB_COLUMNS = ("executor", "slurm_job_id", "slurm_state")  # shown too for a job Slurm ran
 
 
 def cmd_runs(args: Namespace) -> int:
@@ -64,7 +65,8 @@ def _show_run(store: Store, run_id: int) -> None:
     if run is None:
         raise InputError(f"no run with id {run_id} in {store.path}; `w2s runs` lists them")
     jobs = [j for j in store.jobs() if j["run_id"] == run["id"]]
-    print(json_text({**run, "jobs": [{k: j[k] for k in RUN_JOB_COLUMNS} for j in jobs]}))
+    columns = RUN_JOB_COLUMNS + (SLURM_JOB_COLUMNS if any(j.get("executor") == "slurm" for j in jobs) else ())
+    print(json_text({**run, "jobs": [{k: j.get(k) for k in columns} for j in jobs]}))
 
 
 def _show_job(store: Store, prefix: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -20,8 +21,10 @@ from w2s_core.spec.recipe import Recipe, load_recipe
 from w2s_core.status import RETRYABLE, JobStatus
 from w2s_core.store import DB_NAME, Store
 from w2s_core.supervision import holder
+from w2s_core.supervision.executors import SLURM, job_launch
 from w2s_core.supervision.placement import check_launch
 from w2s_core.supervision.preflight import preflight
+from w2s_core.supervision.runner import JOBS_DIR
 
 
 def _done_jobs(results_dir: str) -> set[str]:
@@ -69,24 +72,63 @@ def _check_placement(root: Path, recipe: Recipe) -> None:
             print(f"warning: {warning}", file=sys.stderr)
 
 
+def _slurm_lines(plan: Plan, results_dir: str) -> list[str]:
+    """The dry run's Slurm part: for each job, the sbatch options submitit writes and the command each
+    of its nodes runs (a multi-node job's rendezvous included)."""
+    from w2s_core.supervision.executors.slurm import SlurmExecutor
+
+    executor = SlurmExecutor()
+    root = Path(results_dir).expanduser().resolve()
+    bound = plan.recipe.launch.get("parallel")
+    lines = [
+        "executor slurm (submitit AutoExecutor(cluster='slurm')): each job is submitted with sbatch once its "
+        f"upstream jobs are done; {f'at most {bound}' if bound else 'every ready job'} in Slurm at once"
+    ]
+    if shutil.which("sbatch") is None:
+        lines.append("  (note: there is no sbatch on PATH here; run w2s on a node that can submit jobs)")
+    for i, job in enumerate(plan.jobs, 1):
+        row = {"hash": job.key, "launch": {**plan.recipe.launch, **job_launch(plan.recipe, job)}}
+        described = executor.describe_command({**row, "dir": str(root / JOBS_DIR / job.key[:16])})
+        lines.append(f"{i:>3}. {job.short} {described}")
+    return lines
+
+
 def _dry_run(plan: Plan, args: Namespace) -> int:
     cached = set() if args.force else _done_jobs(args.results_dir)
     print("\n".join(describe_plan(plan, cached)), flush=True)
     print("\n".join(_check_data(plan.recipe)), flush=True)  # a missing column fails here, not at launch
     print("\n".join(dry_run_lines(plan)), flush=True)  # [data] long_inputs: what happens to too-long inputs
+    if plan.recipe.launch.get("executor") == SLURM:
+        print("\n".join(_slurm_lines(plan, args.results_dir)), flush=True)
     return 0
+
+
+def launch_overrides(args: Namespace, recipe: Recipe) -> dict:
+    """[launch] keys the command line overrides: `--executor`, and `--parallel` for a Slurm run (it then
+    bounds the jobs in Slurm at once, as `[launch] parallel` does)."""
+    overrides = {"executor": args.executor} if getattr(args, "executor", None) else {}
+    if args.parallel and overrides.get("executor", recipe.launch.get("executor")) == SLURM:
+        overrides["parallel"] = args.parallel
+    return overrides
 
 
 def cmd_run(args: Namespace) -> int:
     recipe = load_recipe(args.recipe or DEFAULT_RECIPE)
+    overrides = launch_overrides(args, recipe)
+    recipe.launch.update(overrides)
     plan = build_plan(recipe)
     if args.dry_run:
         return _dry_run(plan, args)
     preflight(recipe)
     root = writable_results_dir(args.results_dir)
-    _check_placement(root, recipe)
+    if recipe.launch.get("executor") == SLURM:
+        from w2s_core.supervision.executors.slurm import check_slurm
+
+        check_slurm("--executor slurm" if overrides.get("executor") else f'{recipe.path}: [launch] executor = "slurm"')
+    else:
+        _check_placement(root, recipe)
     parallel = args.parallel or recipe.launch.get("parallel", 1)
-    request = submit_request(root, recipe, args.force, parallel)
+    request = submit_request(root, recipe, args.force, parallel, overrides)
     what = f"run {recipe.path}"
     options = QueueOptions(args.detach, parallel, args.jobs_per_gpu, args.cancel_on_interrupt)
     outcome = supervise(root, what, request, options, name=recipe.name)

@@ -42,12 +42,14 @@ def _request(root: Path) -> dict:
     return {"argv": sys.argv, "cwd": os.getcwd(), "provenance": provenance(), "code": snapshot_code(root)}
 
 
-def submit_request(root: Path, recipe: Recipe, force: bool, parallel: int) -> sv.Submit:
+def submit_request(root: Path, recipe: Recipe, force: bool, parallel: int, launch: dict | None = None) -> sv.Submit:
+    """`launch`: [launch] keys the command line overrides (`--executor`), applied by the supervisor."""
     return sv.Submit(
         recipe_path=str(Path(recipe.path).resolve()),
         recipe_text=recipe.text,
         force=force,
         parallel=parallel,
+        launch=dict(launch or {}),
         **_request(root),
     )
 

@@ -5,6 +5,7 @@
     checks.py    value checks for recipe keys, and the collector that reports every problem at once
     methods.py   [[transfer]] and [[bootstrap]] tables: a loss, its parameters, its train overrides
     stages.py    [[prompt]] and [[generative]] tables: prompting jobs and generative-finetuning stages
+    launch.py    the [launch] keys that say where jobs run (local or Slurm): time and sbatch-line parsing
     registry.py  per-model defaults (learning rate, batch sizes, context) for known model names
     losses.py    loss names, their parameters and ranges, logconf's alpha schedule (the functions are in training)
     models.py    model identity without loading: tiny-model settings, local folders, fingerprints

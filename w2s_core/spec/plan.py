@@ -38,6 +38,7 @@ from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
 from w2s_core.spec.recipe import Recipe
 from w2s_core.spec.schema import (
+    NEVER_HASHED_TRAIN,
     TRAIN_KEYS,
     UNHASHED_DATA_DEFAULTS,
     UNHASHED_TRAIN_DEFAULTS,
@@ -182,7 +183,9 @@ def job_key(spec: JobSpec, upstream: str | None) -> str:
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
         **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss", "length_filter")},
         "loss": {**spec["loss"], "params": hashed_params(spec["loss"]["params"])},
-        "train": without_defaults(spec["train"], UNHASHED_TRAIN_DEFAULTS),
+        "train": without_defaults(
+            {k: v for k, v in spec["train"].items() if k not in NEVER_HASHED_TRAIN}, UNHASHED_TRAIN_DEFAULTS
+        ),
         "labels": "gt" if upstream is None else {"from": upstream, "split": spec["labels"]["split"]},
     }
     _stage_identity(spec, identity)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from w2s_core.errors import did_you_mean
+from w2s_core.spec import launch
 from w2s_core.spec.checks import (
     Check,
     boolean,
@@ -97,6 +98,9 @@ TRAIN_KEYS: dict[str, Check] = {
     # an optimiser step (group_by_length) or the kernels (compile), so each is hashed when on
     "group_by_length": boolean,
     "compile": boolean,
+    # issue 12: save a training checkpoint every N optimiser steps (0: only on SIGTERM/SIGUSR1);
+    # never hashed, as it changes no result (w2s_core.training.checkpoint)
+    "checkpoint_every": nonneg_int,
 }
 TRAIN_DEFAULTS = {
     "mode": "finetune",
@@ -121,7 +125,10 @@ UNHASHED_TRAIN_DEFAULTS = {
     "select": "final",
     "group_by_length": False,
     "compile": False,
+    "checkpoint_every": 0,
 }
+# Train keys that never enter a job key, whatever their value: how a job runs, not what it computes.
+NEVER_HASHED_TRAIN = ("checkpoint_every",)
 UNHASHED_DATA_DEFAULTS = {"long_inputs": "truncate_right", "kind": "classify"}
 
 
@@ -145,6 +152,7 @@ MODEL_KEYS: dict[str, Check] = {
     "arch": one_of("causal", "encoder"),
     "trust_remote_code": boolean,
     "tiny": table,
+    "nodes": pos_int,  # issue 12: nodes per job of this model on Slurm (w2s_core.spec.launch); no part of a key
     **TRAIN_KEYS,
 }
 TRANSFER_KEYS: dict[str, Check] = {"name": string, "loss": string, "lr": pos_num, "epochs": pos_num}
@@ -161,11 +169,22 @@ CHAIN_KEYS: dict[str, Check] = {
 # Launch settings say how and where jobs run, never what they compute: they are no part of a job key.
 # issue 11, placement (w2s_core.supervision.placement): GPUs a job gets at once (one process each), and
 # the memory (GiB) each must have free before it starts (0: no check).
+# issue 12, executors (w2s_core.spec.launch says what each key means): where jobs run, what a Slurm job
+# asks for (`parallel` also bounds the Slurm jobs submitted at once), and `nodes` per job.
 LAUNCH_KEYS: dict[str, Check] = {
     "accelerate_config": string,
     "parallel": pos_int,
     "gpus_per_job": pos_int,
     "min_free_gb": nonneg_num,
+    "executor": one_of(*launch.EXECUTORS),
+    "partition": string,
+    "cpus_per_task": pos_int,
+    "mem_gb": pos_num,
+    "time": launch.time_check,
+    "account": string,
+    "qos": string,
+    "sbatch": launch.sbatch_check,
+    "nodes": pos_int,
 }
 # Names users bring from other tools, mapped to ours for the did-you-mean hint.
 ALIASES = {
@@ -234,6 +253,7 @@ class ModelEntry(TypedDict, total=False):
     grad_checkpointing: bool
     optimizer: str
     lora: bool | dict
+    nodes: int
 
 
 class _MethodBase(TypedDict):

@@ -96,6 +96,31 @@ class Jobs(StoreBase):
             self._update_job(conn, job_hash, {"wait_reason": reason})
 
     @sqlite_errors
+    def requeue_job(self, job_hash: str, note: str) -> int:
+        """Queue a job that stopped early to run again (it resumes from its checkpoint), counting it;
+        `note` says why on the row (as `wait_reason`, until it starts). Returns its requeue count."""
+        with self.transaction() as conn:
+            self._update_job(conn, job_hash, {"status": JobStatus.QUEUED.value, "wait_reason": note})
+            conn.execute("UPDATE jobs SET requeues = requeues + 1 WHERE hash = ?", (job_hash,))
+            return conn.execute("SELECT requeues FROM jobs WHERE hash = ?", (job_hash,)).fetchone()[0]
+
+    @sqlite_errors
+    def count_requeue(self, job_hash: str) -> int:
+        """Count a requeue the executor did itself (Slurm ran the same job again); returns the count."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE jobs SET requeues = requeues + 1 WHERE hash = ?", (job_hash,))
+            return conn.execute("SELECT requeues FROM jobs WHERE hash = ?", (job_hash,)).fetchone()[0]
+
+    @sqlite_errors
+    def has_queued(self, executor: str) -> bool:
+        """Whether a queued job is to run on `executor` (its launch settings' `executor`, default local)."""
+        row = self.db.execute(
+            "SELECT 1 FROM jobs WHERE status = ? AND coalesce(json_extract(launch, '$.executor'), 'local') = ? LIMIT 1",
+            (JobStatus.QUEUED.value, executor),
+        ).fetchone()
+        return row is not None
+
+    @sqlite_errors
     def get_job(self, job_hash: str) -> JobRow | None:
         rows = list(self.db.query("SELECT * FROM jobs WHERE hash = ?", [job_hash]))
         return self._decode_job(rows[0]) if rows else None

@@ -64,7 +64,8 @@ def _where(text: str, status: str | None) -> tuple[str, list]:
 
 _FROM = " FROM jobs j LEFT JOIN recipes r ON r.hash = j.recipe_hash"
 _JOB_LIST_COLUMNS = (
-    "j.hash, j.kind, j.model, j.weak_model, j.loss, j.seed, j.status, j.wait_reason, j.pid, j.started_at, "
+    "j.hash, j.kind, j.model, j.weak_model, j.loss, j.seed, j.status, j.wait_reason, j.executor, j.slurm_job_id, "
+    "j.slurm_state, j.pid, j.started_at, "
     "j.finished_at, j.dir, j.recipe_hash, j.recipe, "
     "coalesce(json_extract(j.spec, '$.data.name'), json_extract(j.spec, '$.data.path')) AS dataset, "
     "json_extract(j.spec, '$.data.n_train') AS n_train, json_extract(j.spec, '$.train.epochs') AS epochs, "

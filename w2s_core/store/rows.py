@@ -67,6 +67,10 @@ class JobRow(TypedDict):
     launch: dict[str, Any] | None
     queued_at: float | None
     wait_reason: str | None  # why a queued job cannot start yet (placement); None: only its turn
+    executor: str | None  # "local" or "slurm" (w2s_core.supervision.executors); None: never started, or before issue 12
+    slurm_job_id: str | None  # the Slurm job id of its latest submission
+    slurm_state: str | None  # Slurm's last reported state of it ("PENDING", "RUNNING", "COMPLETED", ...)
+    requeues: int  # times it was queued again after stopping on a signal with a checkpoint
 
 
 class MetricRow(TypedDict):
@@ -119,6 +123,9 @@ class JobListRow(TypedDict):
     seed: int
     status: str  # a JobStatus value
     wait_reason: str | None  # why a queued job cannot start yet (placement)
+    executor: str | None  # "local" or "slurm"; None before it first started
+    slurm_job_id: str | None
+    slurm_state: str | None
     pid: int | None
     started_at: float | None
     finished_at: float | None

@@ -216,3 +216,22 @@ def m006_job_wait_reason(conn: sqlite3.Connection) -> None:
     """Why a queued job waits (issue 11: not enough free GPUs or GPU memory for its [launch] needs);
     NULL while it waits only for its turn, cleared when it starts."""
     conn.execute("ALTER TABLE jobs ADD COLUMN wait_reason TEXT")
+
+
+_SCHEMA_V7 = [
+    # issue 12, executors (w2s_core.supervision.executors): which one runs the job ("local", "slurm"; NULL:
+    # local, as every job before), its Slurm job id and last Slurm state ("PENDING", "RUNNING", ...)
+    "ALTER TABLE jobs ADD COLUMN executor TEXT",
+    "ALTER TABLE jobs ADD COLUMN slurm_job_id TEXT",
+    "ALTER TABLE jobs ADD COLUMN slurm_state TEXT",
+    # times the job was queued again after its trainer stopped on a signal with a checkpoint (EXIT_REQUEUE)
+    # or Slurm preempted it: bounded, so a job that never gets further is failed rather than run forever
+    "ALTER TABLE jobs ADD COLUMN requeues INTEGER NOT NULL DEFAULT 0",
+]
+
+
+@MIGRATIONS
+def m007_executor(conn: sqlite3.Connection) -> None:
+    """The executor of each job, its Slurm job id and state, and how often it was requeued (issue 12)."""
+    for statement in _SCHEMA_V7:
+        conn.execute(statement)

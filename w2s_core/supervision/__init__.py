@@ -5,6 +5,7 @@
     loop.py        Supervisor: the poll loop (its docstring lists the steps of a tick)
     supervisor.py  the supervisor process: spawn it, find it, serve a folder until idle, cancel through it, main
     follow.py      following a run from the store (w2s run in the foreground, w2s follow): read-only
+    executors/     where a job's command runs: LocalExecutor (processes here), SlurmExecutor (sbatch via submitit)
     runner.py      one job's life: start it detached, follow its events, record its end
     diagnosis.py   why a job failed, in one paragraph
     upstream.py    which queued job waits for which: ready and blocked jobs

@@ -2,14 +2,19 @@
 
 A job ends with the status `sh` or Popen reports (a shell status 128+N or Popen's -N for signal N),
 or under `accelerate launch` with exit code 1 and the trainer's signal named in the log; a job whose
-process ended while no supervisor watched, and that left no exit record, is LOST.
+process ended while no supervisor watched, and that left no exit record, is LOST. A Slurm job that
+Slurm ended itself has its end state as its status (SLURM_REASONS): each reads as the local executor's
+words for the same end ("out of memory", "killed by SIGTERM", "lost"), with Slurm's state named.
+
+Not every end is a failure: a trainer that stopped on SIGTERM/SIGUSR1 after saving a checkpoint, or a
+job Slurm preempted, should run again (`wants_requeue`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from w2s_core.jobdir import tail_lines
+from w2s_core.jobdir import EXIT_REQUEUE, JobDir, tail_lines
 from w2s_core.supervision import processes
 
 LOST = "lost"
@@ -22,6 +27,26 @@ OOM_MARKERS = (
     "MemoryError",
     "Cannot allocate memory",
 )
+# Slurm's end states (sacct's State) that are not an exit status of the job's own command
+SLURM_REASONS = {
+    "OUT_OF_MEMORY": (
+        "out of memory (Slurm: OUT_OF_MEMORY, the job went over its memory limit); lower minibatch_size "
+        "or max_length, or raise [launch] mem_gb"
+    ),
+    "TIMEOUT": (
+        "killed by SIGTERM at Slurm's time limit (Slurm: TIMEOUT) before it stopped with a checkpoint; "
+        "raise [launch] time, or set [train] checkpoint_every"
+    ),
+    "PREEMPTED": "killed by SIGTERM: Slurm preempted it (Slurm: PREEMPTED) and did not requeue it",
+    "CANCELLED": "killed by SIGTERM: cancelled in Slurm, not by w2s (Slurm: CANCELLED, e.g. `scancel`)",
+    "DEADLINE": "killed by SIGTERM: Slurm's deadline passed (Slurm: DEADLINE)",
+    "NODE_FAIL": "lost: its node failed (Slurm: NODE_FAIL); `w2s retry` runs it again",
+    "BOOT_FAIL": "lost: its node failed to boot (Slurm: BOOT_FAIL); `w2s retry` runs it again",
+    "FAILED": "failed in Slurm before its command recorded an exit status (Slurm: FAILED)",
+    "COMPLETED": "lost: Slurm reports it completed, but it left no exit record and no result",
+}
+REQUEUE_STATES = ("PREEMPTED",)  # Slurm took the job away: not its fault, so it runs again
+STOPPED_FOR_GOOD = ("CANCELLED", "DEADLINE")  # someone cancelled it in Slurm: never run again unasked
 TRAINER_ERROR = "error: "  # how the trainer starts the line that explains its own failure
 TAIL_HEADER = "\n--- log tail ---\n"
 
@@ -46,11 +71,13 @@ def exit_signal(status: int | str | None, log: str) -> int | None:
     return processes.signal_in_log(log) if status not in (0, None, LOST) else None
 
 
-def diagnose(status: int | str, sig: int | None, log_path: Path) -> str:
-    """One paragraph on why a job failed, then the last lines of its log."""
+def diagnose(status: int | str, sig: int | None, log_path: Path, hint: str = "") -> str:
+    """One paragraph on why a job failed (then `hint`: where else to look), then the last lines of its log."""
     tail = log_tail(log_path, SCAN_LINES)
     if any(marker in tail for marker in OOM_MARKERS):
         why = "out of memory (the log reports an allocation failure); lower minibatch_size or max_length"
+    elif isinstance(status, str) and status in SLURM_REASONS:
+        why = SLURM_REASONS[status]
     elif sig == 9:
         why = (
             "killed by SIGKILL (signal 9) that w2s did not send: most likely the kernel's out-of-memory "
@@ -65,9 +92,18 @@ def diagnose(status: int | str, sig: int | None, log_path: Path) -> str:
         )
     else:
         why = f"exited with code {status}: {failure_reason(log_path)}"
-    return f"{why}{TAIL_HEADER}{log_tail(log_path)}"
+    return f"{why}{hint}{TAIL_HEADER}{log_tail(log_path)}"
 
 
 def headline(error: str) -> str:
     """The paragraph of a diagnosis without its log tail."""
     return error.split(TAIL_HEADER)[0]
+
+
+def wants_requeue(status: int | str, folder: JobDir) -> bool:
+    """Whether an ended job should be queued again rather than recorded failed: its trainer stopped on
+    SIGTERM/SIGUSR1 after saving a checkpoint (exit EXIT_REQUEUE, which `accelerate launch` reports as 1:
+    hence the trainer's marker file, `JobDir.wants_requeue`), or Slurm preempted it without requeueing it."""
+    if status == 0 or status in STOPPED_FOR_GOOD:
+        return False
+    return status == EXIT_REQUEUE or status in REQUEUE_STATES or folder.wants_requeue()

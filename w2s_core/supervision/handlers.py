@@ -19,6 +19,7 @@ from w2s_core.errors import InputError
 from w2s_core.jobdir import JobDir
 from w2s_core.status import ACTIVE, RETRYABLE, JobStatus
 from w2s_core.supervision import placement, runner
+from w2s_core.supervision.executors import LOCAL, SLURM, job_launch
 from w2s_core.supervision.requests import Cancel, Request, Retry, Submit
 
 try:
@@ -50,8 +51,7 @@ def submit(sup: Supervisor, request: Submit) -> int:
     if existing is not None:
         return existing
     recipe, plan, specs = read_submission(request)
-    # a job that could never start on this supervisor's GPUs is refused now, not left waiting forever
-    for warning in placement.check_launch(recipe.launch, str(recipe.path), pool=sup.slots.gpus()):
+    for warning in check_executor(sup, recipe):
         sup.report.echo(warning)
     todo = 0
     with store.transaction():
@@ -63,9 +63,26 @@ def submit(sup: Supervisor, request: Submit) -> int:
     return run_id
 
 
+def check_executor(sup: Supervisor, recipe: Recipe) -> list[str]:
+    """Refuse a recipe whose jobs could never start here (InputError); return warnings to show.
+    Local: a job that could never start on this supervisor's GPUs is refused now, not left waiting
+    forever. Slurm: sbatch and submitit must be there (Slurm places the jobs, not this machine)."""
+    if recipe.launch.get("executor", LOCAL) == SLURM:
+        from w2s_core.supervision.executors.slurm import check_slurm
+
+        check_slurm(f'{recipe.path}: [launch] executor = "slurm"')
+        return []
+    warnings = placement.check_launch(recipe.launch, str(recipe.path), pool=sup.slots.gpus())
+    if recipe.launch.get("nodes", 1) > 1 or any(m.get("nodes", 1) > 1 for p in recipe.parts for m in p.models):
+        warnings.append(
+            f"{recipe.path}: `nodes` above 1 needs the slurm executor; the local executor runs each job on this machine"
+        )
+    return warnings
+
+
 def read_submission(request: Submit) -> tuple[Recipe, Plan, dict[str, dict]]:
-    """The submitted recipe text, parsed and planned as if in the submitter's folder, and each job's
-    spec to run (by job key) with local model folders made absolute."""
+    """The submitted recipe text, parsed and planned as if in the submitter's folder (with the command
+    line's [launch] overrides), and each job's spec to run (by job key) with local model folders made absolute."""
     # here, not at the top: `w2s queue` and `w2s cancel` import this package and never plan
     from w2s_core.spec.plan import build_plan
     from w2s_core.spec.recipe import parse_recipe
@@ -74,6 +91,11 @@ def read_submission(request: Submit) -> tuple[Recipe, Plan, dict[str, dict]]:
         raw = tomllib.loads(request.recipe_text)
     except tomllib.TOMLDecodeError as exc:  # the file was checked when submitted; this text may not have been
         raise InputError(f"{request.recipe_path} (as submitted): not valid TOML: {exc}") from None
+    if request.launch:  # checked with the recipe's own [launch] keys (a bad override is a bad key)
+        raw = {
+            **raw,
+            "launch": {**(raw.get("launch") if isinstance(raw.get("launch"), dict) else {}), **request.launch},
+        }
     with working_dir(request.cwd or "."):  # relative model and data paths mean the submitter's folder
         recipe = parse_recipe(raw, Path(request.recipe_path), request.recipe_text)
         plan = build_plan(recipe)
@@ -110,7 +132,7 @@ def queue_job(sup: Supervisor, job: Job, spec: dict, recipe: Recipe, run_id: int
             signal=None,
             queued_at=time.time(),
             code=request.code,
-            launch=launch_settings(recipe, request),
+            launch=launch_settings(recipe, request, job),
             provenance={**job_provenance(request.provenance), "recipe_hash": recipe.hash},
         )
     store.upsert_job(fields)
@@ -119,11 +141,17 @@ def queue_job(sup: Supervisor, job: Job, spec: dict, recipe: Recipe, run_id: int
     return active or not done or request.force
 
 
-def launch_settings(recipe: Recipe, request: Submit) -> dict:
+def launch_settings(recipe: Recipe, request: Submit, job: Job) -> dict:
     """What a queued job's row keeps of how to launch it: the accelerate config, the CPU slots it was
-    submitted with, and the placement keys the recipe sets (placement.py reads them from the row)."""
+    submitted with, the placement keys the recipe sets (placement.py reads them from the row), and its
+    executor's settings (executors.job_launch: nothing more for a local job)."""
     placed = {key: recipe.launch[key] for key in placement.PLACEMENT_KEYS if key in recipe.launch}
-    return {"accelerate_config": recipe.launch.get("accelerate_config"), "parallel": request.parallel, **placed}
+    return {
+        "accelerate_config": recipe.launch.get("accelerate_config"),
+        "parallel": request.parallel,
+        **placed,
+        **job_launch(recipe, job),
+    }
 
 
 @contextlib.contextmanager
@@ -193,9 +221,11 @@ def cancel(sup: Supervisor, request: Cancel) -> None:
         if row is None:
             continue
         if job_hash in sup.running:
-            runner.cancel(store, sup.release(job_hash))
+            attempt = sup.release(job_hash)
+            sup.executor(attempt).cancel(store, attempt)
         elif row["status"] == JobStatus.RUNNING:  # started by a supervisor that is gone
-            runner.cancel(store, runner.reattach(store, row))
+            executor = sup.executors.of(row)
+            executor.cancel(store, executor.reattach(store, row))
         elif row["status"] == JobStatus.QUEUED:
             store.set_job_status(job_hash, JobStatus.CANCELLED, error=runner.CANCELLED_BY_USER)
         else:

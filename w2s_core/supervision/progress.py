@@ -54,9 +54,14 @@ class Reporter:
     def cancelled(self, row: JobRow) -> None:
         self.echo(f"cancelled {describe_row(row)}")
 
-    def reattached(self, row: JobRow, pid: int, alive: bool) -> None:
+    def reattached(self, row: JobRow, pid: int, alive: bool, where: str | None = None) -> None:
+        """A job a previous supervisor started; `where`: how it is found (default: by its pid)."""
         state = "still running" if alive else "ended while unsupervised"
-        self.echo(f"re-attached {describe_row(row)} (pid {pid}, {state})")
+        self.echo(f"re-attached {describe_row(row)} ({where or f'pid {pid}'}, {state})")
+
+    def requeued(self, row: JobRow, count: int, where: str) -> None:
+        """A job that stopped on a signal after saving a checkpoint (or that Slurm preempted), queued again."""
+        self.echo(f"requeued {describe_row(row)}: it stopped on a signal and resumes from {where} (requeue {count})")
 
     def finished(self, row: JobRow, ok: bool, seconds: float, log: Path, run_id: int | None = None) -> None:
         """A job that ended; counted in `run_id` (default: the run that queued it)."""

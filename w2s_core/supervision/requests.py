@@ -45,6 +45,7 @@ class Submit:
     cwd: str | None = None  # the submitter's folder: relative model and data paths mean that folder
     force: bool = False  # run jobs again even if done
     parallel: int = 1  # CPU slots a supervisor taking over this work uses
+    launch: dict = field(default_factory=dict)  # [launch] keys the command line overrides (`--executor`)
     id: str = field(default_factory=new_request_id)
 
 
@@ -85,6 +86,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "force": (bool,),
     "parallel": (int,),
     "jobs": (list,),
+    "launch": (dict,),
 }
 
 

@@ -103,6 +103,7 @@ class Attempt:
     started: float
     device: str
     seen: dict = field(default_factory=dict)  # pid -> psutil.Process: every descendant seen while it ran
+    executor: str = "local"  # the executor that runs it (w2s_core.supervision.executors)
 
     def remember(self) -> None:
         """Note the job's processes now, so one that leaves the tree later is still killed with it."""
@@ -138,16 +139,31 @@ def launch_spec(store: Store, spec: dict) -> dict:
     return out
 
 
-def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
-    """Launch a queued job in its own session on `device`, running the code snapshot it was queued with."""
+def prepare(store: Store, row: JobRow) -> JobDir:
+    """A queued job's folder, ready for a new attempt: what an earlier one wrote is gone (its checkpoint
+    stays, to resume from), the store forgot its outputs, and job.json is written."""
     folder = JobDir(job_dir(store, row["hash"]))
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.clear_outputs()
     store.reset_job_outputs(row["hash"])
     folder.write_spec(launch_spec(store, row["spec"]))
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", **device_env)
+    return folder
+
+
+JOB_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}  # what every job's environment gains
+
+
+def code_path(store: Store, row: JobRow) -> str | None:
+    """The code snapshot a job was queued with (it comes first on the job's PYTHONPATH), if any."""
+    return str(store.root / row["code"]) if row.get("code") else None
+
+
+def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
+    """Launch a queued job in its own session on `device`, running the code snapshot it was queued with."""
+    folder = prepare(store, row)
+    env = dict(os.environ, **JOB_ENV, **device_env)
     if row.get("code"):  # the snapshot comes first on the path; cwd is the job folder, not a checkout
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(store.root / row["code"]), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_path(store, row), env.get("PYTHONPATH")]))
     accelerate_config = (row.get("launch") or {}).get("accelerate_config")
     n_gpus = gpu_count(device)  # one process per GPU placement gave the job
     more = (n_gpus,) if n_gpus > 1 else ()  # a one-process job's command is built as it always was
@@ -168,6 +184,9 @@ def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
         proc_start=ident.start,
         device=device,
         provenance=provenance,
+        executor="local",
+        slurm_job_id=None,
+        slurm_state=None,
     )
     return Attempt(row["hash"], folder, ident, popen, time.time(), device)
 
@@ -185,8 +204,9 @@ def follow(store: Store, attempt: Attempt) -> None:
     store.ingest_events(attempt.job_hash, attempt.folder.events)
 
 
-def finish(store: Store, attempt: Attempt, status: int | str) -> bool:
-    """Record an ended job: results and predictions on success, else a diagnosis. Returns success."""
+def finish(store: Store, attempt: Attempt, status: int | str, hint: str = "") -> bool:
+    """Record an ended job: results and predictions on success, else a diagnosis (and `hint`, where else
+    to look). Returns success."""
     follow(store, attempt)
     folder = attempt.folder
     if status == 0 and folder.succeeded():
@@ -207,7 +227,7 @@ def finish(store: Store, attempt: Attempt, status: int | str) -> bool:
         JobStatus.FAILED,
         exit_code=None if status == LOST else status,
         signal=sig,
-        error=diagnose(status, sig, folder.log),
+        error=diagnose(status, sig, folder.log, hint),
     )
     return False
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -55,6 +56,7 @@ import torch
 from w2s_core.analysis import stats as metrics
 from w2s_core.jobdir import Event, Result
 from w2s_core.training.batching import item_length
+from w2s_core.training.labels import label_view
 from w2s_core.training.losses import PAD_LOGIT, soft_ce_rows
 from w2s_core.training.setup import Setup
 
@@ -281,3 +283,31 @@ def figures(selection: Selection, chosen: Point, final: Point, n_val: int) -> di
         out[Result.N_VAL] = n_val
         out.update({key: chosen.figures[key] for key in VAL_FIGURES})
     return out
+
+
+def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstream: dict | None) -> dict:
+    """result.json: the kept checkpoint's test figures, how good the training labels were (`trained`: the
+    true labels of the examples trained on), agreement with the weak model; final and oracle figures."""
+    test, test_labels = chosen.probs["test"], loop.test_labels
+    result = {
+        Event.TEST_ACC: chosen.figures[Event.TEST_ACC],
+        Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
+        "train_label_acc": metrics.accuracy(label_view(loop.labels, loop.n_classes), trained),
+        "n_test": len(test_labels),
+        Result.CHANCE_ACC: chance_acc(loop),
+        "steps": loop.step,
+        "train_seconds": time.time() - loop.t0,
+    }
+    if upstream is not None:
+        weak = upstream["test"].get("dists") or upstream["test"]["probs"]
+        result.update(metrics.agreement(test, weak, test_labels))
+    result.update(figures(loop.selection, chosen, final, 0 if loop.val_labels is None else len(loop.val_labels)))
+    return result
+
+
+def chance_acc(loop: Loop) -> float:
+    """Mean of 1/C over the test examples: C classes, or each chess position's legal moves."""
+    widths = loop.setup.widths.get("test")
+    if widths:
+        return sum(1 / c for c in widths) / len(widths)
+    return 1 / loop.n_classes

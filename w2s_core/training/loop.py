@@ -2,7 +2,8 @@
 
 `run` tells the whole story in order: job.json -> data and labels (less a validation slice) ->
 model (or probe features) -> optimizer -> the loop -> the kept checkpoint's predictions -> outputs.
-Evaluation and which checkpoint is kept (`[train] select`) live in `evaluate.py`. The job folder's
+Evaluation and which checkpoint is kept (`[train] select`) live in `evaluate.py`; saving and resuming
+training state (`checkpoint_every`, SIGTERM/SIGUSR1, exit 75) in `checkpoint.py`. The job folder's
 files and event keys come from `w2s_core.jobdir`; result.json is written last, so its presence means
 success. The same code runs on a CPU, one GPU, or several under DDP/FSDP from an accelerate config.
 
@@ -24,24 +25,23 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from w2s_core.analysis import stats as metrics
 from w2s_core.data import make_splits, val_rows
 from w2s_core.errors import W2SError
-from w2s_core.jobdir import Event, EventWriter, JobDir, Result
+from w2s_core.jobdir import Event, EventWriter, JobDir
 from w2s_core.training.batching import training_steps
+from w2s_core.training.checkpoint import Checkpointer
 from w2s_core.training.evaluate import (
     FINAL,
-    Point,
     Selection,
     class1,
     eval_point,
-    figures,
     forward,
     offer_point,
     predictions,
+    summarize,
     to_width,
 )
-from w2s_core.training.labels import label_view, training_labels
+from w2s_core.training.labels import training_labels
 from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
 from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
 from w2s_core.training.models import to_device
@@ -55,10 +55,16 @@ def run(job_dir: Path) -> None:
     from w2s_core.training.generative import resolve_init  # the LM owner's module: it imports transformers
 
     folder = JobDir(job_dir)
-    job = resolve_init(folder.read_spec())  # a job after a generative stage starts from its checkpoint
-    train = job["train"]
+    spec = folder.read_spec()
     acc = Accelerator()
     check_world(acc)
+    # from here SIGTERM/SIGUSR1 stop the job at an optimiser step's end; a matching checkpoint resumes
+    with Checkpointer.open(folder, spec, acc) as ckpt:
+        train_job(folder, resolve_init(spec), acc, ckpt)  # a job after a generative stage starts from its model
+
+
+def train_job(folder: JobDir, job: dict, acc: Accelerator, ckpt: Checkpointer) -> None:
+    train = job["train"]
     acc.gradient_accumulation_steps = step_shape(train, acc.num_processes)[1]  # known once the group is
     set_seed(job["seed"])
 
@@ -90,7 +96,9 @@ def run(job_dir: Path) -> None:
         val_labels=val_labels,
         selection=Selection(train.get("select", FINAL)),
         n_classes=classes,
+        checkpointer=ckpt,
     )
+    ckpt.restore(loop)
     train_loop(loop)
 
     final = eval_point(loop, keep_predict=True)
@@ -102,6 +110,7 @@ def run(job_dir: Path) -> None:
         loop.events.emit({Event.STEP: loop.step, Event.KIND: Event.FINAL, **final.figures})
         loop.events.close()
         folder.write_outputs(environment(acc), indexed(predictions(chosen, loop, splits), splits), result)
+    ckpt.finish()
 
 
 # --- data and labels ------------------------------------------------------------------------
@@ -193,6 +202,7 @@ class Loop:
     # (loss, train acc) of each minibatch since the last step, left on the device: read once per step
     window: list[torch.Tensor] = field(default_factory=list)
     n_classes: int = 2  # the task's classes: 2 (binary, pairwise), K, or 0 for per-example candidates (chess)
+    checkpointer: Checkpointer | None = None  # saves at step ends and resumes (checkpoint.py); None: never
 
 
 def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
@@ -221,7 +231,8 @@ def train_loop(loop: Loop) -> None:
         group=bool(train.get("group_by_length")),  # opt-in: changes which examples share a step
         sort=loop.batch_target is None,  # logconf's hardening breaks exact ties by batch position
     )
-    for group in steps:
+    ckpt = loop.checkpointer
+    for group in ckpt.begin(loop, steps, gen) if ckpt else steps:  # a resumed job skips the steps it took
         step_frac = loop.seen / total
         # a step of one minibatch fixes its target from its own gradient pass: no extra pass needed
         targets = batch_targets(loop, group, step_frac) if loop.batch_target and len(group) > 1 else None
@@ -231,6 +242,10 @@ def train_loop(loop: Loop) -> None:
             if acc.sync_gradients:
                 loop.step += 1
                 loop.events.emit(progress_event(loop, n, step_frac))
+                if ckpt:
+                    ckpt.after_step(loop)  # saves when due; after SIGTERM/SIGUSR1 saves and exits 75
+    if ckpt:
+        ckpt.end()
 
 
 def train_minibatch(
@@ -361,34 +376,6 @@ def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
 
 
 # --- outputs --------------------------------------------------------------------------------
-
-
-def summarize(loop: Loop, chosen: Point, final: Point, trained: list[int], upstream: dict | None) -> dict:
-    """result.json: the kept checkpoint's test figures, how good the training labels were (`trained`: the
-    true labels of the examples trained on), agreement with the weak model; final and oracle figures."""
-    test, test_labels = chosen.probs["test"], loop.test_labels
-    result = {
-        Event.TEST_ACC: chosen.figures[Event.TEST_ACC],
-        Event.TEST_AUROC: chosen.figures[Event.TEST_AUROC],
-        "train_label_acc": metrics.accuracy(label_view(loop.labels, loop.n_classes), trained),
-        "n_test": len(test_labels),
-        Result.CHANCE_ACC: chance_acc(loop),
-        "steps": loop.step,
-        "train_seconds": time.time() - loop.t0,
-    }
-    if upstream is not None:
-        weak = upstream["test"].get("dists") or upstream["test"]["probs"]
-        result.update(metrics.agreement(test, weak, test_labels))
-    result.update(figures(loop.selection, chosen, final, 0 if loop.val_labels is None else len(loop.val_labels)))
-    return result
-
-
-def chance_acc(loop: Loop) -> float:
-    """Mean of 1/C over the test examples: C classes, or each chess position's legal moves."""
-    widths = loop.setup.widths.get("test")
-    if widths:
-        return sum(1 / c for c in widths) / len(widths)
-    return 1 / loop.n_classes
 
 
 def environment(acc: Accelerator) -> dict:

@@ -27,7 +27,7 @@ from w2s_core.store import queries as browse
 
 from .. import fmt
 from ..messages import Exported, Notice, SeriesLoaded
-from ..widgets import AppFooter, Column, CurvePlot, JobTable, status_text, training_fraction
+from ..widgets import AppFooter, Column, CurvePlot, JobTable, slurm_text, status_text, training_fraction
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 
@@ -102,7 +102,7 @@ class HistoryScreen(JobListScreen):
             fmt.role(row),
             row["model"],
             str(row["seed"]),
-            status_text(row["status"]),
+            status_text(row["status"], slurm=slurm_text(row)),
             fmt.num(row["final_acc"]),
             "" if row.get("gpu_peak_mb") is None else f"{row['gpu_peak_mb'] / 1024:.1f} GiB",
             "" if row.get("gpu_util_mean") is None else f"{row['gpu_util_mean']:.0f}%",

@@ -22,7 +22,7 @@ from w2s_core.store import queries as browse
 
 from .. import fmt
 from ..messages import JobEvents, LogTail, ReadFailed
-from ..widgets import AppFooter, CurvePlot, GpuPanel
+from ..widgets import AppFooter, CurvePlot, GpuPanel, slurm_text
 from ..workers import read_in_thread
 
 TICK_S = 0.5
@@ -119,6 +119,7 @@ class LiveScreen(Screen):
                 f" · {p['progress']} · ETA {p['eta']} · elapsed "
                 f"{p['elapsed']} · {p['speed']} ex/s · test acc {fmt.num(acc)}",
                 gpu_use(job),
+                f" · {slurm_text(job)}" if slurm_text(job) else "",
             )
         )
         error = self.query_one("#job-error", Static)

@@ -15,7 +15,7 @@ from w2s_core.store import queries as browse
 
 from .. import control, fmt
 from ..messages import Notice
-from ..widgets import AppFooter, Column, GpuPanel, JobTable, status_text
+from ..widgets import AppFooter, Column, GpuPanel, JobTable, slurm_text, status_text
 from ..workers import read_in_thread
 from .job_list import JobListScreen
 
@@ -76,7 +76,7 @@ class RunsScreen(JobListScreen):
     def cells(self, row: dict) -> tuple:
         p = fmt.progress(row)
         return (
-            status_text(row["status"], row.get("wait_reason")),
+            status_text(row["status"], row.get("wait_reason"), slurm_text(row)),
             row["model"],
             fmt.role(row),
             fmt.num(row["last_loss"]),

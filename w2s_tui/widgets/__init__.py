@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .app_footer import AppFooter
     from .curve_plot import CurvePlot, thin, training_fraction
     from .gpu_panel import GpuPanel
-    from .job_table import Column, JobTable, status_text
+    from .job_table import Column, JobTable, slurm_text, status_text
     from .pgr_grid import PgrGrid, heat
     from .pgr_table import PgrTable
 
@@ -27,6 +27,7 @@ MODULES = {
     "Column": "job_table",
     "JobTable": "job_table",
     "status_text": "job_table",
+    "slurm_text": "job_table",
     "PgrGrid": "pgr_grid",
     "heat": "pgr_grid",
     "PgrTable": "pgr_table",
@@ -41,6 +42,7 @@ __all__ = [
     "PgrGrid",
     "PgrTable",
     "heat",
+    "slurm_text",
     "status_text",
     "thin",
     "training_fraction",

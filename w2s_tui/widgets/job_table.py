@@ -45,12 +45,23 @@ PAD = 1  # blank cells either side of a column, as DataTable draws them
 MIN_WIDTH = 5  # a column is never squeezed below this (an ellipsis and a few characters)
 
 
-def status_text(status: str, wait_reason: str | None = None) -> Text:
+def slurm_text(row: dict) -> str:
+    """Where Slurm has a job: "slurm 1234 RUNNING" (its executor, Slurm job id and Slurm state); "" for
+    a local job, so a table of local jobs reads as before executors."""
+    if row.get("executor") != "slurm" or not row.get("slurm_job_id"):
+        return ""
+    return f"slurm {row['slurm_job_id']} {row.get('slurm_state') or '?'}"
+
+
+def status_text(status: str, wait_reason: str | None = None, slurm: str = "") -> Text:
     """A job's status cell; a queued job that cannot be placed yet says why after it ("queued: needs 2
-    GPUs at once ..."; w2s_core.supervision.placement), dimmed, so the cell alone explains the wait."""
+    GPUs at once ..."; w2s_core.supervision.placement), dimmed, so the cell alone explains the wait; a
+    job on Slurm says where (`slurm_text`: "running · slurm 1234 PENDING")."""
     text = Text(status, style=STATUS_STYLE.get(status, ""))
     if wait_reason and status == JobStatus.QUEUED:
         text.append(f": {wait_reason}", style="dim")
+    if slurm:
+        text.append(f" · {slurm}", style="dim")
     return text
 
 

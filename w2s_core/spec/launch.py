@@ -1,0 +1,78 @@
+"""The [launch] keys that say where jobs run: the executor (local or Slurm) and what a Slurm job asks for.
+
+Checks for the recipe schema (`schema.LAUNCH_KEYS`) and the parsing the supervisor's Slurm executor
+uses (w2s_core.supervision.executors): `time` in minutes, extra `sbatch` lines as sbatch options. None
+of these keys is part of a job key: they say how and where a job runs, never what it computes.
+
+    executor       "local" (default: processes on this machine) or "slurm" (submitit -> sbatch)
+    partition      sbatch --partition
+    cpus_per_task  sbatch --cpus-per-task
+    mem_gb         sbatch --mem (GB per node)
+    time           sbatch --time: minutes (an integer) or "HH:MM:SS" / "D-HH:MM:SS"
+    account, qos   sbatch --account, --qos
+    sbatch         extra sbatch options, one a line: "--constraint=a100", "--exclusive" ("#SBATCH" optional)
+    nodes          nodes per job (a model entry's own `nodes` wins): > 1 renders a multi-node launch
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from w2s_core.spec.checks import is_int
+
+EXECUTORS = ("local", "slurm")
+SLURM_KEYS = ("partition", "cpus_per_task", "mem_gb", "time", "account", "qos", "sbatch", "nodes")
+TIME_FORMATS = 'minutes (a positive integer) or a string "HH:MM:SS", "MM:SS", "D-HH:MM" or "D-HH:MM:SS"'
+_TIME = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)$")
+_OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$")
+
+
+def time_minutes(value: Any) -> int | None:
+    """Minutes of a `time` value (seconds rounded up), or None when it is not one of TIME_FORMATS."""
+    if is_int(value):
+        return value if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    match = _TIME.match(value.strip())
+    if match is None:
+        return None
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    if match.group(1) is not None and match.group(2) is None:  # Slurm's "D-HH:MM": with days, two fields
+        hours, minutes, seconds = minutes, seconds, 0
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return math.ceil(total / 60) or None
+
+
+def time_check(value: Any) -> str | None:
+    return None if time_minutes(value) is not None else TIME_FORMATS
+
+
+def sbatch_option(line: str) -> tuple[str, str | bool] | None:
+    """("constraint", "a100") for "--constraint=a100" or "#SBATCH --constraint=a100"; ("exclusive", True)
+    for a bare flag; None when the line is no long sbatch option."""
+    text = line.strip()
+    if text.upper().startswith("#SBATCH"):
+        text = text[len("#SBATCH") :].strip()
+    match = _OPTION.match(text)
+    if match is None:
+        return None
+    name, value = match.group(1), match.group(2)
+    return name, True if value is None else value
+
+
+def sbatch_check(value: Any) -> str | None:
+    """A list of long sbatch options ("--constraint=a100"); short ones ("-C a100") are refused, as
+    submitit writes each as `#SBATCH --name=value`."""
+    if isinstance(value, list) and all(isinstance(v, str) and sbatch_option(v) for v in value):
+        return None
+    bad = [v for v in value if not (isinstance(v, str) and sbatch_option(v))] if isinstance(value, list) else []
+    which = f" ({', '.join(repr(b) for b in bad)} is not)" if bad else ""
+    return f'a list of long sbatch options such as "--constraint=a100" or "--exclusive"{which}'
+
+
+def sbatch_options(lines: list[str]) -> dict[str, str | bool]:
+    """Extra sbatch lines as submitit's `slurm_additional_parameters` ({name: value}, True for a flag)."""
+    found = (sbatch_option(line) for line in lines)
+    return {name: value for name, value in (f for f in found if f is not None)}
