@@ -65,6 +65,11 @@ start_mariadb() {  # the accounting database: local socket only, a small buffer 
     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" || die "could not create the slurm_acct_db database"
 }
 
+MARK="# Written by w2s scripts/slurm-up.sh"
+ours_or_absent() {  # a configuration file this script may (over)write: absent, ours, or SLURM_UP_FORCE=1
+  [ ! -e "$1" ] || head -1 "$1" | grep -qF "$MARK" || [ -n "${SLURM_UP_FORCE:-}" ] ||
+    die "$1 exists and was not written by this script (a real cluster's?): not touching it (SLURM_UP_FORCE=1 overwrites it)"
+}
 write_if_changed() {  # write_if_changed FILE CONTENT: prints 1 when the file changed
   if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then echo 0; else printf '%s\n' "$2" > "$1"; echo 1; fi
 }
@@ -84,7 +89,7 @@ slurm_conf() {  # this machine's slurm.conf, on stdout
     layout="CPUs=$cpus Sockets=${BASH_REMATCH[2]} CoresPerSocket=${BASH_REMATCH[3]} ThreadsPerCore=${BASH_REMATCH[4]}"
   fi
   cat <<EOF
-# Written by w2s scripts/slurm-up.sh: a single-node cluster on $host ($cpus CPUs, $real_mem of $mem_mb MB).
+$MARK: a single-node cluster on $host ($cpus CPUs, $real_mem of $mem_mb MB).
 ClusterName=w2s
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=slurm
@@ -125,7 +130,7 @@ EOF
 
 slurmdbd_conf() {
   cat <<EOF
-# Written by w2s scripts/slurm-up.sh: accounting for the single-node cluster, in the local MariaDB.
+$MARK: accounting for the single-node cluster, in the local MariaDB.
 AuthType=auth/munge
 DbdHost=localhost
 DbdAddr=127.0.0.1
@@ -157,6 +162,8 @@ if command -v slurmd >/dev/null && alive "$run/slurmctld.pid" && alive "$run/slu
   echo "slurm-up: already running: $(summary)"
   exit 0
 fi
+ours_or_absent /etc/slurm/slurm.conf
+ours_or_absent /etc/slurm/slurmdbd.conf
 install_packages
 start_munge
 mkdir -p /etc/slurm "$run" "$log" /var/lib/slurm/slurmctld /var/lib/slurm/slurmd

@@ -405,3 +405,33 @@ def test_w2s_run_sigterm_mid_run_then_retry_resumes_and_matches_an_uninterrupted
     assert not folder.checkpoints.exists()
     assert baseline.wait(120) == 0
     assert comparable(weak) == comparable(whole)
+
+
+def test_ddp_workers_stop_together_and_resume(tmp_path, monkeypatch):
+    """Two processes (gloo): SIGTERM to one worker stops both at the same step's end (the flag is summed over
+    processes), and the resumed pair ends where one uninterrupted process does (results do not depend on the
+    process count, test_multiprocess.py)."""
+    import psutil
+
+    monkeypatch.setenv("W2S_CACHE", str(tmp_path / "cache"))
+    spec = gt_spec(lora=True)  # the frozen weights are left out by their unwrapped names, under DDP too
+    train_in_process(tmp_path / "one", spec)
+    env = dict(trainer_env(tmp_path), ACCELERATE_USE_CPU="1")
+    (tmp_path / "slow.py").write_text(SLOW_TRAINER)
+    job_dir = tmp_path / "ddp"
+    JobDir(job_dir).write_spec(spec)
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    launcher = subprocess.Popen([*ddp, str(tmp_path / "slow.py"), str(job_dir)], env=env, cwd=ROOT)
+    wait_until(lambda: last_step(job_dir) >= 2, what="step 2")
+    workers = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "slow.py" in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    workers[1].send_signal(signal.SIGTERM)
+    assert launcher.wait(60) == 1  # torch's launcher turns its workers' 75 into 1, as accelerate's does
+    folder = JobDir(job_dir)
+    # published only once both processes passed the save's barriers: both stopped at this step
+    assert folder.checkpoint_step() == last_step(job_dir) < STEPS and folder.wants_requeue()
+    again = subprocess.run([*ddp, "-m", "w2s_core.training", str(job_dir)], env=env, cwd=ROOT)
+    assert again.returncode == 0 and steps_of(job_dir) == list(range(1, STEPS + 1))
+    one, two = (JobDir(d).read_predictions()["test"]["probs"] for d in (tmp_path / "one", job_dir))
+    assert max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-5
+    assert not folder.checkpoints.exists()

@@ -1,5 +1,6 @@
 """Checkpoint and resume: a training job that stops mid-way goes on from its newest checkpoint and
-ends with the same predictions as a run that never stopped.
+ends with the same predictions as a run that never stopped. (A checkpoint here is the training
+state; the eval point `[train] select` keeps, `evaluate.py`'s "kept checkpoint", is only predictions.)
 
 When a checkpoint is taken:
 - every `[train] checkpoint_every` optimiser steps (0, the default: only on a signal); the key is
@@ -16,7 +17,8 @@ A checkpoint is only taken at an optimiser-step boundary, so no accumulated grad
 
 What a checkpoint holds (`checkpoints/step-NNNNNNNNN/`, `jobdir.JobDir.latest_checkpoint`), and why:
 - the model and the optimizer state: `Accelerator.save_state`, accelerate's own way, so DDP, FSDP
-  and DeepSpeed each save (and load) theirs. The whole state dict when every parameter trains (a
+  and DeepSpeed each save (and load) theirs (FSDP and DeepSpeed untested here; a sharded state only
+  resumes on as many processes). The whole state dict when every parameter trains (a
   full finetune, a probe's head); with frozen parameters (LoRA) only the trainable ones, as the
   frozen ones are loaded again from the model's files. The learning-rate schedule has no state of
   its own: the lr, like logconf's α, is a function of `step_frac` = examples seen / total, so the
@@ -45,11 +47,13 @@ state. events.jsonl is cut to the checkpoint's step (`jobdir.trim_events`; to no
 so the resumed run's lines follow on and each step is there once. When result.json is written the
 checkpoints are removed.
 
-The references do not resume: openai/weak-to-strong trains each model in one go; EleutherAI/w2s
-saves Hugging Face Trainer checkpoints, which restore the same kinds of state (model, optimizer,
-scheduler, RNG, the data position by skipping batches) as here. A resumed job's predictions equal
-the uninterrupted run's (`tests/test_checkpoint.py`: exactly on a CPU; GPU kernels may add float
-rounding). The generative stage (`generative.py`) and prompting jobs have no checkpoints: they rerun.
+The references: openai/weak-to-strong trains each model in one go (it reuses finished results, never
+a half-trained model); EleutherAI/w2s trains through Hugging Face's Trainer, whose checkpoints
+(`save_steps`, `resume_from_checkpoint`) hold the same kinds of state as ours (model, optimizer,
+scheduler, RNG, the data position by skipping batches). A resumed job's predictions equal
+the uninterrupted run's (`tests/test_checkpoint.py`: bit for bit on a CPU, one process or two under
+DDP; bit for bit on an H200 too in a one-off check, though GPU kernels may add float rounding). The
+generative stage (`generative.py`) and prompting jobs have no checkpoints: they start over.
 """
 
 from __future__ import annotations
@@ -225,14 +229,16 @@ class Checkpointer:
 
     def restore(self, loop: Loop) -> None:
         """Load the checkpoint into the prepared module, optimizer and loop; register the save hook."""
-        trainable = {n for n, p in loop.module.named_parameters() if p.requires_grad}
-        self.frozen = len(trainable) < sum(1 for _ in loop.module.parameters())
+        model = self.acc.unwrap_model(loop.module)  # accelerate saves the model by its unwrapped names
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        self.frozen = len(trainable) < sum(1 for _ in model.parameters())
         if self.frozen:
             self.acc.register_save_state_pre_hook(lambda models, weights, out: keep_only(weights, trainable))
         if self.source is None:
             return
         self.acc.load_state(str(self.source), **({"strict": False} if self.frozen else {}))
-        check_weights(self.source, trainable)
+        if self.frozen:
+            check_weights(self.source, trainable)
         rng = self.source / f"rng-{self.acc.process_index}.pt"
         set_rng_state(torch.load(rng if rng.is_file() else self.source / "rng-0.pt", weights_only=False))
         self.state = torch.load(self.source / LOOP_STATE, weights_only=False)
@@ -247,9 +253,10 @@ class Checkpointer:
         self.stopper.phase = TRAINING
         if self.state is None:
             return steps
-        done = list(islice(steps, loop.step))
-        seen = sum(len(chunk) for group in done for chunk in group)
-        if len(done) != loop.step or seen != loop.seen or not torch.equal(gen.get_state(), self.state["generator"]):
+        done = seen = 0
+        for group in islice(steps, loop.step):  # index lists only: no example is read
+            done, seen = done + 1, seen + sum(len(chunk) for chunk in group)
+        if done != loop.step or seen != loop.seen or not torch.equal(gen.get_state(), self.state["generator"]):
             raise W2SError(
                 f"{self.source}: the batch order replayed to step {loop.step} differs from the checkpoint's "
                 f"({seen} examples seen, the checkpoint says {loop.seen}); remove {self.folder.checkpoints} "

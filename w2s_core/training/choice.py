@@ -247,8 +247,25 @@ def build_choice(job: dict, splits: dict, device: torch.device):
     """
     from w2s_core.training.setup import Setup
 
-    spec, train = job["model"], job["train"]
+    spec = job["model"]
     require_causal(spec, "scoring chess moves")
+    module, _, autocast = trainable_choice_lm(job, device)
+    tok = load_tokenizer(spec)
+
+    def batch(items):
+        return tuple(t.to(device) for t in collate_choices(items, tok.pad_token_id))
+
+    return Setup(module, batch, split_items(job, splits, tok), device, autocast)
+
+
+def trainable_choice_lm(job: dict, device: torch.device) -> tuple[ChoiceLM, torch.nn.Module, bool]:
+    """(ChoiceLM over the job's causal LM, the LM itself, autocast), dtypes as `setup.build_finetune`.
+
+    "auto" bf16 on a full finetune keeps float32 master weights and autocasts; LoRA or an explicit
+    dtype loads the weights in it. With LoRA the adapters go on the body and the output head (tied to
+    or beside the frozen embeddings) stays frozen. Chess finetuning and the generative stage share it.
+    """
+    spec, train = job["model"], job["train"]
     lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
     dtype = pick_dtype(train.get("dtype", "auto"), device)
     autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
@@ -273,9 +290,4 @@ def build_choice(job: dict, splits: dict, device: torch.device):
                 target_modules=lora.get("target_modules") or "all-linear",
             ),
         )
-    tok = load_tokenizer(spec)
-
-    def batch(items):
-        return tuple(t.to(device) for t in collate_choices(items, tok.pad_token_id))
-
-    return Setup(module, batch, split_items(job, splits, tok), device, autocast)
+    return module, lm, autocast

@@ -1,4 +1,4 @@
-"""Evaluation: predictions, the figures of each eval point, and which checkpoint a job keeps.
+"""Evaluation: predictions, the figures of each eval point, which checkpoint a job keeps, and result.json.
 
 An *eval point* is every `eval_every`-th optimiser step, and the last step. At each, the job
 measures the test set (test_acc, test_auroc) and, with `[train] val_size`, its validation slice

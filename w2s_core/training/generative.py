@@ -45,10 +45,10 @@ from w2s_core.data import make_splits, pair_text
 from w2s_core.errors import InputError, W2SError
 from w2s_core.jobdir import Event, EventWriter, JobDir, Result, read_json, write_json
 from w2s_core.training.batching import minibatches
-from w2s_core.training.choice import ChoiceLM, collate_choices, load_causal_lm, require_causal
+from w2s_core.training.choice import collate_choices, require_causal, trainable_choice_lm
 from w2s_core.training.lengths import drop_long_inputs
 from w2s_core.training.loop import environment, lr_factor
-from w2s_core.training.models import _load_config, encode, load_tokenizer, pick_dtype
+from w2s_core.training.models import _load_config, encode, load_tokenizer
 from w2s_core.training.optimizers import make_optimizer
 
 Item = tuple[list[int], list[list[int]]]
@@ -195,31 +195,7 @@ class Context:
 
 def build(job: dict, acc: Accelerator):
     """(ChoiceLM over the LM in training mode, the LM to save, autocast), dtypes as `setup.build_finetune`."""
-    spec, train = job["model"], job["train"]
-    lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
-    dtype = pick_dtype(train.get("dtype", "auto"), acc.device)
-    autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
-    lm = load_causal_lm(
-        spec,
-        torch.float32 if autocast else dtype,
-        dropout=bool(train.get("train_with_dropout")),
-        grad_checkpointing=bool(train.get("grad_checkpointing")),
-    )
-    module = ChoiceLM(lm, spec)
-    if lora is not None:
-        from peft import LoraConfig, get_peft_model
-
-        for p in module.head.parameters():
-            p.requires_grad_(False)
-        module.body = get_peft_model(
-            module.body,
-            LoraConfig(
-                r=lora.get("r", 8),
-                lora_alpha=lora.get("alpha", 16),
-                lora_dropout=lora.get("dropout", 0.0),
-                target_modules=lora.get("target_modules") or "all-linear",
-            ),
-        )
+    module, lm, autocast = trainable_choice_lm(job, acc.device)
     module.train()
     return module, lm, autocast
 
