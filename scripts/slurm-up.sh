@@ -6,7 +6,8 @@
 # Configured for this machine's CPUs (nproc) and memory (MemTotal less a margin); one partition, `debug`.
 # Job accounting goes through slurmdbd to a local MariaDB because `sacct` (which submitit reads job states
 # from) answers nothing without it. Prints one line; exits non-zero with the reason when something fails.
-# Stop it with scripts/slurm-down.sh. Environment: SLURM_UP_TIMEOUT (seconds to wait for the node, 60).
+# Stop it with scripts/slurm-down.sh. Environment: SLURM_UP_TIMEOUT (seconds to wait for the node, 60);
+# SLURM_UP_FORCE=1 overwrites a slurm.conf/slurmdbd.conf this script did not write (refused otherwise).
 set -euo pipefail
 
 die() { echo "slurm-up: $*" >&2; exit 1; }

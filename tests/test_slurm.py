@@ -115,9 +115,12 @@ def results_json(results: Path) -> list[dict]:
 
 @pytest.fixture(scope="module", autouse=True)
 def environment(tmp_path_factory):
-    os.environ.setdefault("W2S_CACHE", str(tmp_path_factory.mktemp("cache")))
-    # Ask Slurm every second, not every 5 s: a dependent job is submitted sooner after its upstream ends.
-    os.environ.setdefault("W2S_SLURM_POLL_S", "1")
+    """What the w2s subprocesses (and the Slurm jobs, which inherit it) see; restored after the module."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("W2S_CACHE", os.environ.get("W2S_CACHE") or str(tmp_path_factory.mktemp("cache")))
+        # Ask Slurm every second, not every 5 s: a dependent job is submitted sooner after its upstream ends.
+        env.setenv("W2S_SLURM_POLL_S", os.environ.get("W2S_SLURM_POLL_S", "1"))
+        yield
 
 
 @pytest.fixture(scope="module")

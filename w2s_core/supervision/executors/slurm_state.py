@@ -1,8 +1,10 @@
-"""Slurm's state of a submitted job: submitit's `job.state` (sacct), else squeue's, else scontrol's.
+"""Slurm's state of a submitted job: squeue's while it is queued or running, else submitit's `job.state`
+(sacct), else scontrol's.
 
 submitit reads every followed job's state with one `sacct` call, at most every `poll_s` here (its own
 watcher waits up to ten minutes between calls on a long job). sacct may not know a job (just
-submitted, or a cluster without accounting storage): then `squeue` says the state of a job still in
+submitted, or a cluster without accounting storage), and lags squeue by a few seconds (slurmdbd records
+a start late): so `squeue` says the state of a job still in
 the queue, and `scontrol show job` that of one that ended in the last few minutes (Slurm's MinJobAge).
 A job none of them knows has left Slurm: the executor then reads its exit record (slurm.py).
 
@@ -91,11 +93,15 @@ class SlurmStates:
             state = base_state(job.state)
         except Exception:  # submitit bypasses sacct's errors itself; anything else must not stop the loop
             state = UNKNOWN
-        if state in ACTIVE_STATES or (state in ENDED_STATES and state != "PREEMPTED"):
+        if state in ENDED_STATES and state != "PREEMPTED":
             return state, _nodes(job)
+        # A job still in the queue: squeue is authoritative. sacct lags it (slurmdbd records a start a
+        # few seconds late), so sacct's PENDING after squeue's RUNNING would read as a requeue.
         queued = self.squeue(job_id)
         if queued is not None:
             return queued
+        if state in ACTIVE_STATES:
+            return self.scontrol(job_id) or (state, _nodes(job))
         return self.scontrol(job_id) or (state, None)
 
     def squeue(self, job_id: str) -> tuple[str, str | None] | None:
