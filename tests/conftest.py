@@ -241,3 +241,12 @@ async def settle_pilot(pilot) -> None:
 @pytest.fixture
 def settle():
     return settle_pilot
+
+
+@pytest.fixture(scope="module")
+def w2s_cache(tmp_path_factory):
+    """One w2s cache ($W2S_CACHE) for a test module, so each tiny model is generated once per module."""
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("w2s-cache")
+        mp.setenv("W2S_CACHE", str(root))
+        yield root

@@ -116,13 +116,6 @@ def interrupt_at(monkeypatch, step: int, how: str = "signal") -> None:
     monkeypatch.setattr(loop, "progress_event", progress_event)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("W2S_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 CASES = {
     # name: (train overrides, loss, stop at, how)
     "accumulation": ({}, None, 3, "signal"),  # two minibatches per optimiser step
@@ -135,7 +128,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_resumed_job_equals_an_uninterrupted_one(case, cache, tmp_path, monkeypatch):
+def test_resumed_job_equals_an_uninterrupted_one(case, w2s_cache, tmp_path, monkeypatch):
     train, loss, stop, how = CASES[case]
     spec = gt_spec(**train)
     if loss:
@@ -167,7 +160,7 @@ def test_resumed_job_equals_an_uninterrupted_one(case, cache, tmp_path, monkeypa
         assert result["selected_step"] <= stop < result["steps"], result
 
 
-def test_stale_checkpoint_is_removed_and_not_resumed(cache, tmp_path, monkeypatch, capfd):
+def test_stale_checkpoint_is_removed_and_not_resumed(w2s_cache, tmp_path, monkeypatch, capfd):
     spec = gt_spec()
     job_dir = tmp_path / "job"
     with monkeypatch.context() as mp:
@@ -183,7 +176,7 @@ def test_stale_checkpoint_is_removed_and_not_resumed(cache, tmp_path, monkeypatc
     assert not JobDir(job_dir).checkpoints.exists()
 
 
-def test_checkpoint_every_keeps_only_the_newest_and_all_go_on_success(cache, tmp_path, monkeypatch):
+def test_checkpoint_every_keeps_only_the_newest_and_all_go_on_success(w2s_cache, tmp_path, monkeypatch):
     from w2s_core.training import checkpoint
 
     seen: list[list[str]] = []

@@ -29,12 +29,7 @@ from w2s_core.training.models import load_backbone, load_tokenizer
 CHARS = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "seed": 0, "tokenizer": "chars"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    """One w2s cache for the module, so each tiny model is generated once."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("W2S_CACHE", str(tmp_path_factory.mktemp("w2s-cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("w2s_cache")  # one w2s cache for the module (conftest)
 
 
 def gpt2_spec(**tiny) -> dict:

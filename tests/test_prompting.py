@@ -53,11 +53,7 @@ path = "tiny-random-bert"
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("W2S_CACHE", str(tmp_path_factory.mktemp("w2s-cache")))
-        yield
+pytestmark = pytest.mark.usefixtures("w2s_cache")  # one w2s cache for the module (conftest)
 
 
 def gt_spec() -> dict:

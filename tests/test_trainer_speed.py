@@ -86,14 +86,7 @@ def max_diff(a: list[float], b: list[float]) -> float:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("W2S_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def baseline(cache, tmp_path_factory):
+def baseline(w2s_cache, tmp_path_factory):
     """Each tiny model's test probabilities with every always-on speed change in place."""
     root = tmp_path_factory.mktemp("base")
     probs = {name: trained_probs(root / name, spec) for name, spec in gt_specs().items()}
@@ -129,7 +122,7 @@ def test_speed_changes_keep_predictions(baseline, tmp_path, monkeypatch, model, 
     assert max_diff(probs, baseline[model]) < TOLERANCE
 
 
-def test_backbones_load_with_sdpa_and_agree_with_eager(cache):
+def test_backbones_load_with_sdpa_and_agree_with_eager(w2s_cache):
     ids, mask = models.collate([[5, 6, 7, 8], [9, 10]], 0)  # the second row is padded
     for spec in (gt_specs()["gpt"]["model"], gt_specs()["bert"]["model"]):
         sdpa = models.load_backbone(spec, torch.float32)
@@ -140,7 +133,7 @@ def test_backbones_load_with_sdpa_and_agree_with_eager(cache):
         assert (a - b).abs()[mask.bool()].max() < TOLERANCE
 
 
-def test_unpadded_minibatches_skip_the_mask_and_match_an_all_ones_mask(cache, tmp_path):
+def test_unpadded_minibatches_skip_the_mask_and_match_an_all_ones_mask(w2s_cache, tmp_path):
     """The always_masked comparison above proves something only if some minibatches had no padding."""
     seen = []
     real = setup.unpadded
@@ -270,7 +263,7 @@ def test_group_by_length_and_compile_are_hashed_only_when_on():
     assert gt_specs("group_by_length = true\ncompile = true\n")["gpt"]["train"]["group_by_length"] is True
 
 
-def test_group_by_length_job_trains_on_grouped_steps(cache, tmp_path, monkeypatch):
+def test_group_by_length_job_trains_on_grouped_steps(w2s_cache, tmp_path, monkeypatch):
     calls = []
     real = batching.grouped_minibatches
 
