@@ -1,11 +1,15 @@
 """The headless CLI: `w2s run | follow | queue | cancel | retry | runs | results | show | assets | datasets |
-prefetch | gpus`, plus the commands other packages register (`w2s tui`). Thin: parse the command line, call the
-library, print.
+prefetch | gpus | tag | untag | note | plot | export`, plus the commands other packages register (`w2s tui`).
+Thin: parse the command line, call the library, print.
 
     run.py        w2s run (and --dry-run), w2s retry
     follow.py     w2s follow, and the end of a followed run (PGR table, which jobs failed)
     queue.py      w2s queue, w2s cancel
-    reports.py    w2s runs, results, show, assets
+    runs.py       w2s runs (with tags and notes, --tag)
+    reports.py    w2s results, show, assets
+    tags.py       w2s tag, untag, note
+    plot.py       w2s plot: the paper's figures as PNG/SVG/PDF files (matplotlib)
+    export.py     w2s export: Parquet files, and an optional W&B mirror
     supervise.py  handing work to the background supervisor, then following it (or not: --detach)
     hubdata.py    w2s datasets, w2s prefetch
     gpus.py       w2s gpus: each GPU's use through NVML, and which w2s job holds its memory
@@ -39,13 +43,18 @@ COMMANDS = {
     "follow": "follow",
     "queue": "queue",
     "cancel": "queue",
-    "runs": "reports",
+    "runs": "runs",
     "results": "reports",
     "show": "reports",
     "assets": "reports",
     "datasets": "hubdata",
     "prefetch": "hubdata",
     "gpus": "gpus",
+    "tag": "tags",
+    "untag": "tags",
+    "note": "tags",
+    "plot": "plot",
+    "export": "export",
 }
 
 
@@ -119,8 +128,11 @@ def _add_work_commands(sub) -> None:
 
 def _add_report_commands(sub) -> None:
     """Commands that only read: runs, results, show, assets, datasets, prefetch, gpus."""
-    runs = sub.add_parser("runs", help="list runs")
+    runs = sub.add_parser("runs", help="list runs, with their tags and notes")
     runs.add_argument("--json", action="store_true")
+    runs.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="only runs carrying TAG (repeat: all of them)"
+    )
     res = sub.add_parser("results", help="the PGR table")
     res.add_argument("recipe", nargs="?", help="recipe file or name (default: the latest run's)")
     res.add_argument("--all", action="store_true", help="every recipe in the store")
@@ -130,9 +142,15 @@ def _add_report_commands(sub) -> None:
         action="store_true",
         help="with --json/--csv: one row per method, the paper's median PGR over all pairs",
     )
+    res.add_argument(
+        "--by",
+        metavar="KEY",
+        help="pivot PGR by a key a grid sweeps (lr, alpha, epochs, ...): one row per value",
+    )
     fmt = res.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--latex", action="store_true", help="a booktabs LaTeX table with the 95%% intervals")
     show = sub.add_parser("show", help="one run (by id) or job (by hash prefix)")
     show.add_argument("id")
     assets = sub.add_parser("assets", help="offline models and data for the demo recipe")
@@ -151,6 +169,41 @@ def _add_report_commands(sub) -> None:
         "gpus", help="each GPU's utilisation, memory, temperature and power, and the w2s jobs holding its memory"
     )
     gpus.add_argument("--json", action="store_true")
+    _add_annotation_commands(sub)
+    _add_output_commands(sub)
+
+
+def _add_annotation_commands(sub) -> None:
+    """Commands that label what is recorded: tag, untag, note (kept in the store, exported with results)."""
+    for name, verb in (("tag", "add tags to"), ("untag", "remove tags from")):
+        command = sub.add_parser(name, help=f"{verb} a run (id), a job (hash prefix) or a recipe (file or name)")
+        command.add_argument("target", help="a run id, a job hash prefix, or a recipe file or name")
+        command.add_argument("tags", nargs="+", metavar="TAG")
+    note = sub.add_parser("note", help="add a note to a run (shown by `w2s runs` and `w2s show RUN`)")
+    note.add_argument("run", help="run id")
+    note.add_argument("text", help="the note (quote it)")
+
+
+def _add_output_commands(sub) -> None:
+    """Commands that write files from the results: plot, export."""
+    plot = sub.add_parser("plot", help="write the paper's figures (PNG/SVG/PDF, one file each) and print their paths")
+    plot.add_argument("recipe", nargs="?", help="recipe file or name (default: the latest run's)")
+    plot.add_argument("--all", action="store_true", help="every recipe in the store")
+    plot.add_argument("--out", metavar="DIR", help="where to write (default: RESULTS_DIR/figures/RECIPE)")
+    plot.add_argument("--format", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
+    plot.add_argument("--metric", choices=["acc", "auroc"], default="acc")
+    plot.add_argument("--job", metavar="HASH", help="also the training curves of this job (hash prefix)")
+    export = sub.add_parser("export", help="results, per-job metrics and predictions as Parquet; or a W&B mirror")
+    export.add_argument("recipe", nargs="?", help="recipe file or name (default: the latest run's)")
+    export.add_argument("--all", action="store_true", help="every recipe in the store")
+    export.add_argument("--parquet", metavar="DIR", help="write Parquet files into DIR")
+    export.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log every job as a W&B run with its config and event stream (pip install 'w2s[wandb]'; "
+        "offline with WANDB_MODE=offline)",
+    )
+    export.add_argument("--project", default="w2s", help="W&B project (default w2s)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The commands that only read: `w2s runs`, `w2s results`, `w2s show`, and `w2s assets`."""
+"""The commands that only read: `w2s results`, `w2s show`, and `w2s assets` (`w2s runs` is in runs.py)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,15 @@ from w2s_core import assets
 from w2s_core.analysis.pgr import pgr_summary, pgr_table
 from w2s_core.analysis.table import format_table
 from w2s_core.cli.long_inputs import dropped_in_results, results_note
-from w2s_core.cli.output import csv_text, json_text, stamp
-from w2s_core.cli.queue import resume_and_say
-from w2s_core.cli.targets import ordered, recipe_hashes
+from w2s_core.cli.output import csv_text, json_text
+from w2s_core.cli.targets import recipe_hashes
 from w2s_core.errors import InputError
 from w2s_core.jobdir import Result
-from w2s_core.status import ACTIVE
 from w2s_core.store import Store
 
 # The columns of each job in `w2s show RUN`.
 RUN_JOB_COLUMNS = ("hash", "kind", "model", "weak_model", "loss", "seed", "status", "device", "exit_code", "signal")
 SLURM_JOB_COLUMNS = ("executor", "slurm_job_id", "slurm_state")  # shown too for a job Slurm ran
-
-
-def cmd_runs(args: Namespace) -> int:
-    with Store.open(args.results_dir, readonly=True) as store:
-        names = {r["hash"]: r["name"] for r in store.recipes()}
-        runs = [{**r, "recipe": names.get(r["recipe_hash"])} for r in store.runs()]
-        resume_and_say(store.root, store.jobs(status=ordered(ACTIVE)))
-    if args.json:
-        print(json_text(runs))
-        return 0
-    print(f"{'id':>4}  {'recipe':<24} {'started':<19}  {'status':<11}")
-    for r in runs:
-        print(f"{r['id']:>4}  {str(r['recipe']):<24} {stamp(r['started_at']):<19}  {r['status']:<11}")
-    return 0
 
 
 def cmd_results(args: Namespace) -> int:
