@@ -308,3 +308,37 @@ def test_processes_that_never_joined_one_group_are_refused(monkeypatch):
     check_world(SimpleNamespace(num_processes=2))
     monkeypatch.delenv("WORLD_SIZE")
     check_world(SimpleNamespace(num_processes=1))
+
+
+# --- a per-example loss (xent) over uneven shards (issue 14) --------------------------------------
+
+# 35 examples per half: each epoch's minibatches of 16 end on one of 3, which two processes split 2 and 1.
+# The pass is the same for one process and two (minibatch_size = batch_size), so the steps are too.
+XENT_RECIPE = (
+    RECIPE.replace("n_train = 256", "n_train = 70")
+    .replace("minibatch_size = 8", "minibatch_size = 16")
+    .replace('loss = "logconf"\nwarmup_frac = 0.1', 'loss = "xent"')
+    .replace("lr = 0.001", "lr = 0.01")
+    .replace("epochs = 6", "epochs = 3")
+)
+
+
+def test_xent_two_processes_match_one_when_an_epoch_ends_on_an_uneven_minibatch(tmp_path):
+    """Before issue 14 the process holding 1 of a minibatch's 3 examples weighed it as much as the other
+    process's 2 together (a mean per process, then over processes): the predictions moved by 0.017 here."""
+    plan = build_plan(parse_recipe(tomllib.loads(XENT_RECIPE), Path("test.toml"), XENT_RECIPE))
+    job = next(j for j in plan.jobs if j.kind == "transfer")
+    spec = {**job.spec, "upstream_dir": str(tmp_path / "weak")}
+    assert spec["loss"]["name"] == "xent"
+    write_weak_labels(tmp_path / "weak", spec)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for p in (1, 2):
+        launch(tmp_path / f"p{p}", spec, p, hooks, tmp_path / "cache")
+    one, two = (JobDir(tmp_path / f"p{p}").read_predictions() for p in (1, 2))
+    assert JobDir(tmp_path / "p2").read_env()["num_processes"] == 2
+    for split in one:
+        diff = max(abs(a - b) for a, b in zip(one[split]["probs"], two[split]["probs"], strict=True))
+        assert diff < TOLERANCE, (split, diff)
+    assert JobDir(tmp_path / "p1").read_result()["steps"] == JobDir(tmp_path / "p2").read_result()["steps"] == 9
+    assert max(one["test"]["probs"]) - min(one["test"]["probs"]) > 0.05  # it trained

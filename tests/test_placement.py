@@ -112,7 +112,10 @@ def test_two_gpu_job_gets_two_slots_waits_with_reason_and_starts_once_freed(stor
     command, env = launched[first[:16]]
     assert env["CUDA_VISIBLE_DEVICES"] == "1,3" and row["provenance"]["cuda_visible_devices"] == "1,3"
     assert command[command.index("--num_processes") + 1] == "2" and "--multi_gpu" in command
-    assert command[command.index("--main_process_port") + 1] == "0"  # two such jobs never share a port
+    # two such jobs never share a port: each gets its own, picked free and recorded (issue 14; "0", which
+    # left the pick to accelerate, is resolved by accelerate only from 1.7 on: tests/test_launch_render.py)
+    port = int(command[command.index("--main_process_port") + 1])
+    assert port > 0 and row["provenance"]["main_process_port"] == port
     assert store.get_job(second)["status"] == JobStatus.QUEUED  # no slot free at all: no reason, only its turn
 
     sup.slots.release("other0")  # one GPU free: not enough

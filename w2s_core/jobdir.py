@@ -103,6 +103,9 @@ class Result:
     CHANCE_ACC = "chance_acc"
     STEPS = "steps"
     TRAIN_SECONDS = "train_seconds"
+    # the trained model's parameters (a probe: the frozen backbone's plus its head's; LoRA adapters not
+    # counted): the x axis of `w2s plot`; absent from results recorded before it existed
+    N_PARAMS = "n_params"
     # a prompt job (w2s_core.training.prompt): its demonstrations, and how many prompts (test and
     # the predict split) were cut on the left to fit max_length
     SHOTS = "shots"

@@ -6,7 +6,8 @@ never writes the database: runs it launches are separate processes (see control.
 stops nothing. No toast interprets Rich markup: messages carry recipe, model and error text as written.
 
 Screens live in screens/, shared widgets in widgets/, the layout in app.tcss; workers read off the UI
-thread and post the Messages of messages.py (see workers.py).
+thread and post the Messages of messages.py (see workers.py). Whatever the screen, the app rings the
+terminal bell and shows a toast when a run finishes or fails or a job crashes while it is open (alerts.py).
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from w2s_core.errors import W2SError
 from w2s_core.store import DB_NAME, Store
 
 from . import screens
+from .alerts import RunWatch
 from .keymap import DEFAULT_PATH
-from .messages import Notice, ReadFailed
+from .messages import Notice, ReadFailed, RunsEnded
+from .workers import read_in_thread
 
 if TYPE_CHECKING:
     from .screens.help import HelpRow
@@ -42,6 +46,7 @@ MODE_SCREENS = {
     "history": "HistoryScreen",
 }
 LAUNCH_LOG_LINES = 12  # lines of a failed launch's output kept on the Recipes screen
+WATCH_S = 2.0  # how often the app looks for runs that ended and jobs that crashed (alerts.py)
 
 
 @dataclass
@@ -82,6 +87,8 @@ class W2SApp(App):
         self.launches: list[tuple[subprocess.Popen, Path]] = []  # `w2s run`s started here, and their output
         self.launch_error: LaunchError | None = None  # the last failed launch, until dismissed
         self._exited: set[int] = set()
+        self.run_watch = RunWatch()  # what ended since the last look: the bell and a toast (issue 13)
+        self._watching = None  # the worker of the look under way
 
     def where(self, screen: str = "") -> str:
         """A header subtitle: the screen and the results folder open (~ for the home folder)."""
@@ -97,6 +104,8 @@ class W2SApp(App):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.check_launches)
+        self.watch_runs()  # the first look only learns what already ended
+        self.set_interval(WATCH_S, self.watch_runs)
         self.set_keymap(self._user_keymap)
         self.switch_mode(self._start or ("runs" if self.has_database() else "recipes"))
 
@@ -125,6 +134,28 @@ class W2SApp(App):
                 )
                 if hasattr(self.screen, "show_launch_error"):  # the Recipes screen is showing
                     self.screen.show_launch_error()
+
+    def watch_runs(self) -> None:
+        """Look, off the UI thread, for runs that finished or failed and jobs that crashed since the last look."""
+        if self._watching is not None and not self._watching.is_finished:
+            return  # one look at a time: a cancelled look would lose what it found
+        watch, reading = self.run_watch, self.reading
+
+        def read():
+            try:
+                with reading() as store:
+                    alerts = watch.look(store)
+            except (W2SError, OSError):  # the screens say what is wrong with the database; no toast every look
+                return
+            if alerts:
+                yield RunsEnded(alerts)
+
+        self._watching = read_in_thread(self, read, group="run-watch")  # type: ignore[arg-type]  # the app posts too
+
+    def on_runs_ended(self, message: RunsEnded) -> None:
+        self.bell()
+        for text, severity in message.alerts:
+            self.notify(text, severity=severity, timeout=10)
 
     def has_database(self) -> bool:
         return (self.results_dir / DB_NAME).is_file()

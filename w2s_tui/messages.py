@@ -106,3 +106,11 @@ class ReadFailed(Message):
     """A worker's read failed with a W2SError or OSError; `text` says what and where."""
 
     text: str
+
+
+@dataclass
+class RunsEnded(Message):
+    """Runs that finished or failed, and jobs that crashed, since the app's previous look (alerts.py):
+    (text, severity) each. The app rings the terminal bell and shows each as a toast."""
+
+    alerts: list[tuple[str, str]]

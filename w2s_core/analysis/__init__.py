@@ -3,6 +3,7 @@
     pgr.py         the PGR table (weak, w2s, ceiling, PGR and its interval per setup), the per-method
                    summary, chain steps
     estimators.py  the two PGR estimators: ours (mean of per-seed PGR) and the paper's (median)
+    pivot.py       a grid's PGR by one swept key (`w2s results --by`): the best point per value
     figures.py     a job's final, selected and oracle figures (older results too)
     stats.py       accuracy, AUROC, agreement, PGR, seed aggregation, sanity warnings (numpy only)
     table.py       the table as text for the CLI, and the labels the TUI shares

@@ -11,6 +11,11 @@ Each row carries both PGR estimators (`estimators.py`: ours, the mean of per-see
 interval; the paper's, the median against seed-averaged models) and the final, selected and oracle
 figures of every role (`figures.py`). `pgr_summary` gives the paper's per-method figure.
 
+A grid recipe (list values, `w2s_core.spec.grid`) has a row per grid point: each row carries `grid`,
+its point's {swept key: value} ({} without a grid), and a column of the same name per swept key, and
+is computed from that point's jobs alone (its weak and ceiling too: a GT job two points share serves
+both). `pgr_table(..., by=KEY)` pivots by one swept key (`pivot.py`: the best point per value).
+
 Built from the store alone (roles recorded at planning, results recorded at ingest), so the CLI and
 the TUI show the same numbers, and a results directory can be browsed without its recipes. The
 rows come from `w2s_core.store.queries.recipe_rows`; this module reads roles, never SQL.
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from w2s_core.analysis import estimators, stats
+from w2s_core.analysis import estimators, pivot, stats
 from w2s_core.analysis.figures import FIGURES, METRICS, figure
 from w2s_core.jobdir import Result
 from w2s_core.status import JobStatus
@@ -34,10 +39,12 @@ if TYPE_CHECKING:
     from w2s_core.store import Store
     from w2s_core.store.rows import PlannedJob, Role
 
-__all__ = ["chain_steps", "pgr_summary", "pgr_table", "task_of"]
+__all__ = ["chain_steps", "grid_keys", "pgr_summary", "pgr_table", "task_of"]
 
-# (task, kind, weak, strong, method, chain or None): one table row
-GroupKey = tuple[str | None, str, str, str, str, tuple[str, ...] | None]
+# A grid point as a hashable key: its (swept key, value) pairs, sorted; () without a grid.
+Point = tuple[tuple[str, Any], ...]
+# (task, grid point, kind, weak, strong, method, chain or None): one table row
+GroupKey = tuple[str | None, Point, str, str, str, str, tuple[str, ...] | None]
 ROLES = ("weak", "w2s", "ceiling")
 KIND_ORDER = {"transfer": 0, "bootstrap": 1, "prompt": 2}  # the table's order of row kinds
 
@@ -45,6 +52,18 @@ KIND_ORDER = {"transfer": 0, "bootstrap": 1, "prompt": 2}  # the table's order o
 def _mean(values: list[float]) -> float:
     values = [v for v in values if not math.isnan(v)]
     return sum(values) / len(values) if values else float("nan")
+
+
+def point_of(role: Role) -> Point:
+    """The grid point a role was planned for (roles of a recipe without lists have none)."""
+    return tuple(sorted(role.get("grid", {}).items()))  # type: ignore[attr-defined]
+
+
+def grid_keys(store: Store, recipe_hash: str) -> list[str]:
+    """The keys the recipe's grid sweeps (as its roles name them), [] for a recipe without lists."""
+    return list(
+        dict.fromkeys(k for job in queries.recipe_rows(store, recipe_hash) for k in job["role"].get("grid", {}))
+    )
 
 
 def task_of(job: PlannedJob) -> str | None:
@@ -60,10 +79,12 @@ def task_of(job: PlannedJob) -> str | None:
 class _Collected:
     """A recipe's finished results, sorted into GT results and transfer/bootstrap/prompt groups, by task."""
 
-    # (task, model, seed) -> results; a prompting job's too, by its name ("gpt2:0-shot"): a weak supervisor
-    gt: dict[tuple[str | None, str, int], dict] = field(default_factory=dict)
+    # (task, point, model, seed) -> results; a prompting job's too, by its name ("gpt2:0-shot"): a weak supervisor
+    gt: dict[tuple[str | None, Point, str, int], dict] = field(default_factory=dict)
     order: dict[tuple[str | None, str], int] = field(default_factory=dict)  # models in recipe order, per task
     tasks: dict[str | None, int] = field(default_factory=dict)  # tasks in recipe order
+    points: dict[Point, int] = field(default_factory=dict)  # grid points in planning order
+    hashes: dict[tuple, str] = field(default_factory=dict)  # the job behind each gt key and (group, seed)
     groups: dict[GroupKey, dict[int, tuple[Role, dict]]] = field(default_factory=lambda: defaultdict(dict))
     n_test: dict[str | None, int] = field(default_factory=dict)  # per task: each has its own test set
     chance: dict[str | None, float] = field(default_factory=dict)  # per task: a uniform guess's accuracy
@@ -76,6 +97,7 @@ def _collect(planned: list[PlannedJob], key: str) -> _Collected:
     for job in planned:
         role, res, task = job["role"], job["results"], task_of(job)
         out.tasks.setdefault(task, len(out.tasks))
+        out.points.setdefault(point_of(role), len(out.points))
         out.data_kind.setdefault(task, job.get("data_kind") or "classify")
         if role["role"] == "gt":
             out.order.setdefault((task, role["model"]), len(out.order))
@@ -83,7 +105,7 @@ def _collect(planned: list[PlannedJob], key: str) -> _Collected:
             out.staged.add((task, job_model(role)))
         if job["status"] != JobStatus.DONE or key not in res:
             continue
-        _add_result(out, task, role, res)
+        _add_result(out, task, role, res, job["job_hash"])
         if Result.N_TEST in res:
             out.n_test[task] = int(res[Result.N_TEST])
         if Result.CHANCE_ACC in res:
@@ -98,26 +120,30 @@ def job_model(role: Role) -> str:
     return role["strong"] if role["role"] == "transfer" else role["model"]
 
 
-def _add_result(out: _Collected, task: str | None, role: Role, res: dict) -> None:
-    if role["role"] == "gt":
-        out.gt[(task, role["model"], role["seed"])] = res
-    elif role["role"] == "prompt":
-        out.gt[(task, role["model"], role["seed"])] = res  # the weak figure of a transfer it supervises
-        group = (task, "prompt", role["weak"], role["base"], f"{role['shots']}-shot", None)
-        out.groups[group][role["seed"]] = (role, res)
+def _add_result(out: _Collected, task: str | None, role: Role, res: dict, job_hash: str) -> None:
+    point, seed = point_of(role), role["seed"]
+    group: GroupKey | None = None
+    if role["role"] in ("gt", "prompt"):  # a prompting job is also the weak figure of a transfer it supervises
+        out.gt[(task, point, role["model"], seed)] = res
+        out.hashes[(task, point, role["model"], seed)] = job_hash
+    if role["role"] == "prompt":
+        group = (task, point, "prompt", role["weak"], role["base"], f"{role['shots']}-shot", None)
     elif role["role"] == "transfer":
-        out.groups[(task, "transfer", role["weak"], role["strong"], role["method"], None)][role["seed"]] = (role, res)
+        group = (task, point, "transfer", role["weak"], role["strong"], role["method"], None)
     elif role["role"] == "bootstrap":
         chain = tuple(role["chain"])
-        seed_steps = out.groups[(task, "bootstrap", chain[0], chain[-1], role["method"], chain)]
-        prev = seed_steps.get(role["seed"])
-        if prev is None or prev[0]["step"] < role["step"]:  # a chain's row uses its last step
-            seed_steps[role["seed"]] = (role, res)
+        group = (task, point, "bootstrap", chain[0], chain[-1], role["method"], chain)
+        prev = out.groups[group].get(seed)
+        if prev is not None and prev[0]["step"] >= role["step"]:  # a chain's row uses its last step
+            return
+    if group is not None:
+        out.groups[group][seed] = (role, res)
+        out.hashes[(group, seed)] = job_hash
 
 
 def _finished(group: GroupKey, by_seed: dict[int, tuple[Role, dict]]) -> dict[int, dict]:
     """{seed: results} of the group's runs that reached the end (a chain: its last model)."""
-    chain = group[5]
+    chain = group[6]
     return {seed: res for seed, (role, res) in sorted(by_seed.items()) if not chain or role["step"] == len(chain) - 1}
 
 
@@ -135,11 +161,11 @@ def _seed_entry(seed: int, weak: dict, w2s: dict, ceiling: dict, metric: str) ->
 def _per_seed(group: GroupKey, runs: dict[int, dict], gt: dict, metric: str) -> list[dict[str, Any]]:
     """Each seed whose weak and strong GT jobs (or weak prompting job) are done, with its own weak, w2s
     and ceiling."""
-    task, _, weak, strong, _, _ = group
+    task, point, _, weak, strong, _, _ = group
     return [
-        _seed_entry(seed, gt[(task, weak, seed)], res, gt[(task, strong, seed)], metric)
+        _seed_entry(seed, gt[(task, point, weak, seed)], res, gt[(task, point, strong, seed)], metric)
         for seed, res in runs.items()
-        if (task, weak, seed) in gt and (task, strong, seed) in gt
+        if (task, point, weak, seed) in gt and (task, point, strong, seed) in gt
     ]
 
 
@@ -155,13 +181,13 @@ def _figure_columns(per_seed: list[dict], metric: str) -> dict[str, float]:
 
 
 def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimators.MedianPgr, metric: str,
-         found: _Collected) -> dict:  # fmt: skip
-    task, kind, weak, strong, method, chain = group
+         found: _Collected, grid: dict) -> dict:  # fmt: skip
+    task, _, kind, weak, strong, method, chain = group
     n_test = found.n_test.get(task)
     agg = estimators.mean_of_seed_pgrs([p["pgr"] for p in per_seed])
     figure_columns = _figure_columns(per_seed, metric)
     weak_m, w2s_m, ceil_m = (figure_columns[f"{role}_{metric}_selected"] for role in ROLES)
-    return {
+    row = {
         "recipe": recipe_name,
         "task": task,  # the suite's task, or the data's name
         "data_kind": found.data_kind.get(task, "classify"),
@@ -172,6 +198,7 @@ def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimat
         "method": method,
         "chain": list(chain) if chain else None,
         "metric": metric,
+        "grid": grid,  # the grid point's swept values ({} without a grid); flat columns below
         f"weak_{metric}": weak_m,
         f"w2s_{metric}": w2s_m,
         f"ceiling_{metric}": ceil_m,
@@ -193,6 +220,7 @@ def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimat
             else []
         ),
     }
+    return pivot.with_flat_columns(row)
 
 
 def _rows_with_paper(store: Store, recipe_hash: str, metric: str) -> list[tuple[dict, estimators.MedianPgr]]:
@@ -200,70 +228,110 @@ def _rows_with_paper(store: Store, recipe_hash: str, metric: str) -> list[tuple[
     key = METRICS[metric]
     recipe = next((r for r in store.recipes() if r["hash"] == recipe_hash), {"name": recipe_hash[:10]})
     found = _collect(queries.recipe_rows(store, recipe_hash), key)
-    # keyed (task, model): a model's GT mean is per task (a prompting job's too, as a weak supervisor)
+    # keyed (task, point, model): a model's GT mean is per task and grid point (a prompting job's too)
     means = estimators.base_means(  # type: ignore[arg-type]
-        ((task, model), figure(res, metric, "selected")) for (task, model, _), res in found.gt.items()
+        ((task, point, model), figure(res, metric, "selected")) for (task, point, model, _), res in found.gt.items()
     )
     out = []
-    for group, by_seed in found.groups.items():
-        runs = _finished(group, by_seed)
+    for groups in _shared(found).values():
+        group = groups[0]
+        runs = _finished(group, found.groups[group])
         per_seed = _per_seed(group, runs, found.gt, metric)
         if per_seed:
             # The paper counts every finished run of the pair, against GT means over all seeds.
-            task, weak, strong = group[0], group[2], group[3]
+            task, point, weak, strong = group[0], group[1], group[3], group[4]
             selected = (figure(r, metric, "selected") for r in runs.values())
-            paper = estimators.median_pgr((task, weak), (task, strong), selected, means)  # type: ignore[arg-type]
-            out.append((_row(recipe["name"], group, per_seed, paper, metric, found), paper))
-
-    def place(row: dict) -> tuple:
-        task, last = row["task"], len(found.order)
-        where = [found.order.get((task, row[side]), last) for side in ("weak", "strong")]
-        return (found.tasks.get(task, 0), KIND_ORDER.get(row["kind"], 3), *where, row["method"])
-
-    out.sort(key=lambda rp: place(rp[0]))
-    return out
+            weak_key, strong_key = (task, point, weak), (task, point, strong)
+            paper = estimators.median_pgr(weak_key, strong_key, selected, means)  # type: ignore[arg-type]
+            grid = dict(set.intersection(*(set(g[1]) for g in groups)))  # what every point it stands for has
+            row = _row(recipe["name"], group, per_seed, paper, metric, found, dict(sorted(grid.items())))
+            out.append((row, paper, _place(group, found)))
+    out.sort(key=lambda rpp: rpp[2])
+    return [(row, paper) for row, paper, _ in out]
 
 
-def pgr_table(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
-    """One row per transfer (weak, strong, method), per bootstrap chain and per prompting baseline, and
-    per task of a suite, over the recipe's seeds."""
-    return [row for row, _ in _rows_with_paper(store, recipe_hash, metric)]
+def _shared(found: _Collected) -> dict[tuple, list[GroupKey]]:
+    """The groups of each row: grid points whose weak, w2s and ceiling jobs are the same jobs (an xent
+    transfer under an alpha sweep) make one row, whose `grid` keeps the values they all have."""
+    rows: dict[tuple, list[GroupKey]] = defaultdict(list)
+    for group, by_seed in found.groups.items():
+        task, point, _, weak, strong = group[:5]
+        jobs = tuple(
+            (
+                seed,
+                *(found.hashes.get(k) for k in ((task, point, weak, seed), (group, seed), (task, point, strong, seed))),
+            )
+            for seed in sorted(_finished(group, by_seed))
+        )
+        rows[(task, *group[2:], jobs)].append(group)
+    return rows
+
+
+def _place(group: GroupKey, found: _Collected) -> tuple:
+    """A row's place: by task, kind, weak and strong model in recipe order, method, then grid point."""
+    task, point, kind, weak, strong, method, _ = group
+    last = len(found.order)
+    where = [found.order.get((task, model), last) for model in (weak, strong)]
+    return (found.tasks.get(task, 0), KIND_ORDER.get(kind, 3), *where, method, found.points.get(point, 0))
+
+
+def pgr_table(store: Store, recipe_hash: str, metric: str = "acc", by: str | None = None) -> list[dict]:
+    """One row per transfer (weak, strong, method), per bootstrap chain and per prompting baseline, per
+    task of a suite and per grid point, over the recipe's seeds. `by` (a key the grid sweeps): one row
+    per value of it and setup, the best over the other swept keys' values (`pivot.pivot`)."""
+    rows = [row for row, _ in _rows_with_paper(store, recipe_hash, metric)]
+    if by is None:
+        return rows
+    recipe = next((r["name"] for r in store.recipes() if r["hash"] == recipe_hash), recipe_hash[:10])
+    return pivot.pivot(rows, by, grid_keys(store, recipe_hash), recipe)
 
 
 def pgr_summary(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
     """The paper's per-method figure: per (kind, method), the median PGR over every valid run of every
     pair (transfers as the notebook's per-loss table; bootstrap chains apart, by their last step)."""
-    pooled: dict[tuple[str, str], list[estimators.MedianPgr]] = defaultdict(list)
-    names: dict[tuple[str, str], str] = {}
+    pooled: dict[tuple[str, str, Point], list[estimators.MedianPgr]] = defaultdict(list)
+    names: dict[tuple[str, str, Point], str] = {}
     for row, paper in _rows_with_paper(store, recipe_hash, metric):
-        pooled[(row["kind"], row["method"])].append(paper)
-        names[(row["kind"], row["method"])] = row["recipe"]
+        key = (row["kind"], row["method"], point_of(row))  # a grid's: per point (its lr, alpha...)
+        pooled[key].append(paper)
+        names[key] = row["recipe"]
     return [
-        {"recipe": names[k], "kind": k[0], "method": k[1], "metric": metric, **estimators.summarize(papers)}
+        pivot.with_flat_columns(
+            {"recipe": names[k], "kind": k[0], "method": k[1], "metric": metric, **estimators.summarize(papers)}
+            | ({"grid": dict(k[2])} if k[2] else {})
+        )
         for k, papers in pooled.items()
     ]
 
 
 def chain_steps(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
-    """Each bootstrap chain of a recipe (per task of a suite) as its models and the mean metric of each
-    step over seeds (step 0 is the first model's GT job), shown while the chain is still running too."""
+    """Each bootstrap chain of a recipe (per task of a suite and grid point) as its models and the mean
+    metric of each step over seeds (step 0 is the first model's GT job), shown while the chain is still
+    running too. A grid's chains name their point (`grid`); points whose chain jobs are the same jobs
+    (a chain under a sweep of a transfer's alpha) share one entry, named by the values they all have."""
     key = METRICS[metric]
-    gt: dict[tuple, list[float]] = defaultdict(list)
-    steps: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    gt: dict[tuple, list[tuple[str, float]]] = defaultdict(list)
+    steps: dict[tuple, dict[int, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
     for job in queries.recipe_rows(store, recipe_hash):
         role, res, task = job["role"], job["results"], task_of(job)
         if job["status"] != JobStatus.DONE or key not in res:
             continue
+        found = (job["job_hash"], res[key])
         if role["role"] == "gt":
-            gt[(task, role["model"])].append(res[key])
+            gt[(task, point_of(role), role["model"])].append(found)
         elif role["role"] == "bootstrap":
-            steps[(task, tuple(role["chain"]), role["method"])][role["step"]].append(res[key])
+            steps[(task, point_of(role), tuple(role["chain"]), role["method"])][role["step"]].append(found)
+    shared: dict[tuple, list[Point]] = defaultdict(list)
+    for (task, point, chain, method), by_step in steps.items():
+        runs = [gt[(task, point, chain[0])], *(by_step.get(i, []) for i in range(1, len(chain)))]
+        shared[(task, chain, method, tuple(tuple(sorted(step)) for step in runs))].append(point)
     return [
         {
             "task": task,
             "chain": list(chain),
             "method": method,
-            "steps": [_mean(gt[(task, chain[0])])] + [_mean(by_step.get(i, [])) for i in range(1, len(chain))],
+            "steps": [_mean([value for _, value in step]) for step in runs],
+            **({"grid": dict(sorted(set.intersection(*(set(p) for p in points))))} if points[0] else {}),
         }
-        for (task, chain, method), by_step in steps.items()
+        for (task, chain, method, runs), points in shared.items()
     ]

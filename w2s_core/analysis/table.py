@@ -2,11 +2,16 @@
 
 A suite's table (rows of more than one task) gains a first `task` column; a prompting baseline's
 method reads "<k>-shot prompt", and a strong model started from a generative stage is marked "+gen".
+A grid's table gains a column per swept key after the method (a row that does not depend on a key,
+such as an xent transfer under an alpha sweep, shows "*" there); pivoted by a key (`--by`), that key's
+column and "best of", the other keys' values that gave the row's PGR.
 """
 
 from __future__ import annotations
 
 import math
+
+from w2s_core.spec.grid import point_label, value_text
 
 
 def ci_text(row: dict) -> str:
@@ -46,12 +51,27 @@ def has_other_figures(rows: list[dict]) -> bool:
     return any(not math.isnan(r["pgr_oracle"]) or _num(r["pgr_final"]) != _num(r["pgr_selected"]) for r in rows)
 
 
-def _cells(row: dict, metric: str, figures: bool, tasks: bool) -> list[str]:
+def grid_columns(rows: list[dict]) -> list[str]:
+    """The swept keys shown as columns: the pivot's key alone (`--by`), else every key the rows sweep."""
+    if rows and "by" in rows[0]:
+        return [rows[0]["by"]]
+    return list(dict.fromkeys(name for row in rows for name in row.get("grid", {})))
+
+
+def grid_cells(row: dict, keys: list[str]) -> list[str]:
+    """A row's swept values ("*": it does not depend on that key), then "best of" when pivoted."""
+    grid = row.get("grid", {})
+    cells = [value_text(grid[k]) if k in grid else "*" for k in keys]
+    return cells + ([point_label(row["best_of"]) or "-"] if "best_of" in row else [])
+
+
+def _cells(row: dict, metric: str, figures: bool, tasks: bool, keys: list[str]) -> list[str]:
     cells = [
         *([str(row.get("task"))] if tasks else []),
         row["weak"],
         strong_label(row),
         method_label(row),
+        *grid_cells(row, keys),
         f"{row[f'weak_{metric}']:.3f}",
         f"{row[f'w2s_{metric}']:.3f}",
         f"{row[f'ceiling_{metric}']:.3f}",
@@ -69,7 +89,8 @@ def _summary_lines(summary: list[dict]) -> list[str]:
     if not summary:
         return []
     marks = {"bootstrap": " (chain)", "prompt": " (prompt)"}
-    names = [f"{s['method']}{marks.get(s['kind'], '')}" for s in summary]
+    names = [f"{s['method']}{marks.get(s['kind'], '')}" + (f" ({point_label(s['grid'])})" if s.get("grid") else "")
+             for s in summary]  # fmt: skip
     width = max(len(n) for n in names)
     lines = [
         "",
@@ -92,8 +113,11 @@ def format_table(rows: list[dict], summary: list[dict] | None = None) -> str:
     metric = rows[0]["metric"]
     figures = has_other_figures(rows)
     tasks = len({r.get("task") for r in rows}) > 1  # a suite: which task each row is
-    head = (["task"] if tasks else []) + HEAD + (FIGURE_HEAD if figures else [])
-    cells = [_cells(r, metric, figures, tasks) for r in rows]
+    keys = grid_columns(rows)
+    swept = keys + (["best of"] if "best_of" in rows[0] else [])
+    head = (["task"] if tasks else []) + HEAD[:LEFT_ALIGNED] + swept + HEAD[LEFT_ALIGNED:]
+    head += FIGURE_HEAD if figures else []
+    cells = [_cells(r, metric, figures, tasks, keys) for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *cells)]
     left = LEFT_ALIGNED + tasks
 

@@ -9,8 +9,9 @@ import math
 import time
 from typing import Any
 
-# Nested columns of a PGR row that a CSV cell cannot hold (they are in --json).
-NESTED_COLUMNS = ("per_seed", "warnings")
+# Nested columns of a PGR row that a CSV cell cannot hold (they are in --json); a grid's `grid` is also
+# one flat column per swept key (`lr`, `alpha`), so a recipe without lists keeps its CSV columns.
+NESTED_COLUMNS = ("per_seed", "warnings", "grid")
 
 
 def json_safe(obj: Any) -> Any:
@@ -33,7 +34,8 @@ def csv_text(rows: list[dict]) -> str:
     """Rows as CSV with a header, nested columns left out."""
     out = io.StringIO()
     flat = [{k: v for k, v in r.items() if k not in NESTED_COLUMNS} for r in rows]
-    writer = csv.DictWriter(out, fieldnames=list(flat[0]) if flat else ["recipe"])
+    # every row's columns, in the order first seen: grid rows may differ (an xent row has no alpha)
+    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in flat for k in r)) or ["recipe"])
     writer.writeheader()
     writer.writerows(flat)
     return out.getvalue()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from argparse import Namespace
 
 from w2s_core import assets
-from w2s_core.analysis.pgr import pgr_summary, pgr_table
+from w2s_core.analysis.pgr import grid_keys, pgr_summary, pgr_table
 from w2s_core.analysis.table import format_table
 from w2s_core.cli.long_inputs import dropped_in_results, results_note
 from w2s_core.cli.output import csv_text, json_text
@@ -20,13 +20,20 @@ SLURM_JOB_COLUMNS = ("executor", "slurm_job_id", "slurm_state")  # shown too for
 
 
 def cmd_results(args: Namespace) -> int:
+    """The PGR table. `--by KEY` (a key a grid sweeps, as `w2s run --dry-run` names it) pivots it to
+    answer "which value of KEY is best": one row per setup (weak, strong, method...) and value of KEY,
+    each the grid point with the best PGR over the other swept keys' values, which it names in
+    `best_of` (w2s_core.analysis.pivot). A key no recipe shown sweeps is an error naming the swept keys."""
+    by = getattr(args, "by", None)
     with Store.open(args.results_dir, readonly=True) as store:
         hashes = recipe_hashes(store, args.recipe, args.all)
+        if by and len(hashes) > 1:  # --all: the recipes whose grid sweeps KEY
+            hashes = _sweeping(store, hashes, by)
         dropped = {h: dropped_in_results(store, h) for h in hashes}  # [data] long_inputs = "drop"
         rows = [
             {**row, Result.n_dropped("test"): (dropped[h] or {}).get("test")}
             for h in hashes
-            for row in pgr_table(store, h, args.metric)
+            for row in pgr_table(store, h, args.metric, by=by)
         ]
         summary = [entry for h in hashes for entry in pgr_summary(store, h, args.metric)]
         names = {r["hash"]: r["name"] for r in store.recipes()}
@@ -36,12 +43,27 @@ def cmd_results(args: Namespace) -> int:
         print(json_text(rows))
     elif args.csv:
         print(csv_text(rows), end="")
+    elif getattr(args, "latex", False):  # a booktabs table for a paper (issue 13)
+        from w2s_core.analysis.latex import latex_table
+
+        print(latex_table(rows, [] if by else summary), end="")  # as the text table below
     else:
-        print(format_table(rows, summary))
+        print(format_table(rows, [] if by else summary))  # the summary is per grid point, not pivoted
         for h, counts in dropped.items():
             if counts is not None:
                 print(results_note(names.get(h, h[:10]), counts))
     return 0
+
+
+def _sweeping(store: Store, hashes: list[str], by: str) -> list[str]:
+    """The recipes among `hashes` whose grid sweeps `by`; none is an InputError naming the swept keys."""
+    keys = {h: grid_keys(store, h) for h in hashes}
+    found = [h for h in hashes if by in keys[h]]
+    if not found:
+        swept = sorted({k for ks in keys.values() for k in ks})
+        have = f"the swept keys are {', '.join(swept)}" if swept else "none has a grid (list values)"
+        raise InputError(f"--by {by}: no recipe in {store.path} sweeps {by!r}; {have}")
+    return found
 
 
 def _show_run(store: Store, run_id: int) -> None:
@@ -50,7 +72,11 @@ def _show_run(store: Store, run_id: int) -> None:
         raise InputError(f"no run with id {run_id} in {store.path}; `w2s runs` lists them")
     jobs = [j for j in store.jobs() if j["run_id"] == run["id"]]
     columns = RUN_JOB_COLUMNS + (SLURM_JOB_COLUMNS if any(j.get("executor") == "slurm" for j in jobs) else ())
-    print(json_text({**run, "jobs": [{k: j.get(k) for k in columns} for j in jobs]}))
+    annotations = {  # issue 13: `w2s tag` / `w2s note`
+        "tags": store.tags_of(run=run["id"], recipe=run["recipe_hash"]),
+        "notes": [{k: n[k] for k in ("id", "text", "created_at")} for n in store.notes(run["id"])],
+    }
+    print(json_text({**run, **annotations, "jobs": [{k: j.get(k) for k in columns} for j in jobs]}))
 
 
 def _show_job(store: Store, prefix: str) -> None:
@@ -69,6 +95,7 @@ def _show_job(store: Store, prefix: str) -> None:
                 "results": store.results(job["hash"]),
                 "recipe": recipe,
                 "run_provenance": run and run["provenance"],
+                "tags": store.tags_of(job=job["hash"], run=job["run_id"], recipe=job["recipe_hash"]),  # `w2s tag`
             }
         )
     )

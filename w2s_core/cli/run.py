@@ -20,11 +20,12 @@ from w2s_core.spec.plan import Plan, build_plan, describe_plan
 from w2s_core.spec.recipe import Recipe, load_recipe
 from w2s_core.status import RETRYABLE, JobStatus
 from w2s_core.store import DB_NAME, Store
-from w2s_core.supervision import holder
+from w2s_core.supervision import holder, planning
 from w2s_core.supervision.executors import SLURM, job_launch
 from w2s_core.supervision.placement import check_launch
 from w2s_core.supervision.preflight import preflight
 from w2s_core.supervision.runner import JOBS_DIR
+from w2s_core.supervision.slots import visible_gpus
 
 
 def _done_jobs(results_dir: str) -> set[str]:
@@ -63,13 +64,23 @@ def _check_data(recipe: Recipe) -> list[str]:
     return lines
 
 
-def _check_placement(root: Path, recipe: Recipe) -> None:
-    """[launch] gpus_per_job / min_free_gb that no job could ever start with fail here, before anything
-    is queued, when the supervisor will be started from this shell (and so see its GPUs); a running
-    supervisor checks against its own GPUs when it applies the request."""
+def _check_placement(root: Path, plan: Plan) -> None:
+    """[launch] gpus_per_job / min_free_gb that no job could ever start with, and jobs the memory plan
+    says cannot fit the GPUs (planning.check_memory), fail here, before anything is queued, when the
+    supervisor will be started from this shell (and so see its GPUs); a running supervisor checks
+    against its own GPUs when it applies the request."""
+    recipe = plan.recipe
     if holder(root) is None:
-        for warning in check_launch(recipe.launch, str(recipe.path)):
+        pool = visible_gpus()
+        for warning in check_launch(recipe.launch, str(recipe.path), pool=pool):
             print(f"warning: {warning}", file=sys.stderr)
+        planning.check_memory(plan.jobs, recipe.launch, str(recipe.path), pool)
+
+
+def _memory_lines(plan: Plan) -> list[str]:
+    """The dry run's memory plan: each job's estimate per GPU, strategy and accelerate config."""
+    slurm = plan.recipe.launch.get("executor") == SLURM
+    return planning.dry_run_lines(plan.jobs, plan.recipe.launch, [] if slurm else visible_gpus())
 
 
 def _slurm_lines(plan: Plan, results_dir: str) -> list[str]:
@@ -98,6 +109,7 @@ def _dry_run(plan: Plan, args: Namespace) -> int:
     print("\n".join(describe_plan(plan, cached)), flush=True)
     print("\n".join(_check_data(plan.recipe)), flush=True)  # a missing column fails here, not at launch
     print("\n".join(dry_run_lines(plan)), flush=True)  # [data] long_inputs: what happens to too-long inputs
+    print("\n".join(_memory_lines(plan)), flush=True)  # issue 14: per-job memory per GPU, strategy, accelerate
     if plan.recipe.launch.get("executor") == SLURM:
         print("\n".join(_slurm_lines(plan, args.results_dir)), flush=True)
     return 0
@@ -125,8 +137,9 @@ def cmd_run(args: Namespace) -> int:
         from w2s_core.supervision.executors.slurm import check_slurm
 
         check_slurm("--executor slurm" if overrides.get("executor") else f'{recipe.path}: [launch] executor = "slurm"')
+        planning.check_memory(plan.jobs, recipe.launch, str(recipe.path), [], slurm=True)
     else:
-        _check_placement(root, recipe)
+        _check_placement(root, plan)
     parallel = args.parallel or recipe.launch.get("parallel", 1)
     request = submit_request(root, recipe, args.force, parallel, overrides)
     what = f"run {recipe.path}"

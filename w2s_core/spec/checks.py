@@ -95,6 +95,27 @@ def lora_value(v: Any) -> str | None:
     return "true, false or a table {r, alpha, dropout, target_modules}"
 
 
+# Where a list can be a grid (w2s_core.spec.grid), and why it cannot elsewhere, by table (or by key).
+GRID_KEYS = "[train] keys, a [[models]] entry's training settings and [[transfer]]/[[bootstrap]] parameters"
+UNSWEPT = {
+    "data": "[data] is shared by every grid point (write one recipe per data setting)",
+    "launch": "[launch] says where jobs run, not what they compute",
+    "prompt": "a [[prompt]] table takes lists only for `models` and `shots`",
+    "generative": "a [[generative]] stage takes a list only for `models`",
+    "transfer": "give each variant its own [[transfer]] table",
+    "bootstrap": "give each variant its own [[bootstrap]] table",
+    "models": "a model's identity and placement do not sweep: give each variant its own [[models]] entry",
+    "checkpoint_every": "`checkpoint_every` changes no result",
+}
+
+
+def grid_hint(where: str, key: str) -> str:
+    """Why a list at `where`+`key` (a key that takes one value there) is not a grid, for its message."""
+    section = where.split(".")[0].split("[")[0]
+    reason = UNSWEPT.get(key) or UNSWEPT.get(section) or "this key takes one value"
+    return f"; a list here is no grid: {reason} (grids sweep only {GRID_KEYS})"
+
+
 class Problems:
     """Collects problems so the user sees all of them in one message, each naming its key."""
 
@@ -139,7 +160,9 @@ class Problems:
                 continue
             expected = schema[key](value)
             if expected:
-                self.add(f"{where}{key}", f"expected {expected}, got {value!r}")
+                # a list where one value is expected reads like a grid; keys that take lists are left be
+                hint = grid_hint(where, key) if isinstance(value, list) and "list" not in expected else ""
+                self.add(f"{where}{key}", f"expected {expected}, got {value!r}{hint}")
 
     def raise_if_any(self) -> None:
         if self.items:

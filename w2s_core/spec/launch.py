@@ -12,6 +12,14 @@ of these keys is part of a job key: they say how and where a job runs, never wha
     account, qos   sbatch --account, --qos
     sbatch         extra sbatch options, one a line: "--constraint=a100", "--exclusive" ("#SBATCH" optional)
     nodes          nodes per job (a model entry's own `nodes` wins): > 1 renders a multi-node launch
+
+Issue 14, the memory plan (w2s_core.spec.memory, w2s_core.supervision.planning):
+
+    gpu_memory_gb  the memory (GiB) of one GPU a job gets, for the plan when NVML cannot say: planning
+                   offline (`w2s run --dry-run` on a laptop), a Slurm partition's GPUs, MIG instances
+    fsdp           how a multi-GPU job (`gpus_per_job` > 1) without its own accelerate_config shares its
+                   model: "auto" (default: a replica per GPU (DDP) unless it would not fit and FSDP shards
+                   would), true (always FSDP), false (always DDP)
 """
 
 from __future__ import annotations
@@ -76,3 +84,8 @@ def sbatch_options(lines: list[str]) -> dict[str, str | bool]:
     """Extra sbatch lines as submitit's `slurm_additional_parameters` ({name: value}, True for a flag)."""
     found = (sbatch_option(line) for line in lines)
     return {name: value for name, value in (f for f in found if f is not None)}
+
+
+def fsdp_check(value: Any) -> str | None:
+    """`[launch] fsdp`: true, false or "auto"."""
+    return None if isinstance(value, bool) or value == "auto" else 'true, false or "auto"'

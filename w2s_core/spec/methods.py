@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from w2s_core.errors import InputError
-from w2s_core.spec.checks import Problems, str_list
+from w2s_core.spec.checks import Problems, grid_hint, str_list
 from w2s_core.spec.losses import LOSS_CHOICES, LOSS_DEFAULTS, loss_defaults, resolve_loss
 from w2s_core.spec.schema import CHAIN_KEYS, METHOD_TRAIN_KEYS, RELABEL, TRANSFER_KEYS, Chain, Method
 
@@ -20,6 +20,11 @@ def _method(entry: dict, where: str, err: Problems) -> Method | None:
     err.check_table(where, {k: entry[k] for k in ("name", *METHOD_TRAIN_KEYS) if k in entry}, TRANSFER_KEYS)
     train = {k: entry[k] for k in METHOD_TRAIN_KEYS if k in entry}
     loss = entry.get("loss", "xent")
+    if isinstance(loss, list):  # reads like a grid, but a loss is what a table is: one table per loss
+        table = "[[bootstrap]]" if "chain" in entry else "[[transfer]]"
+        err.add(f"{where}loss", f"expected one loss name, got {loss!r}; a list here is no grid: give each loss "
+                                f"its own {table} table (grids sweep a loss's parameters, lr and epochs)")  # fmt: skip
+        return None
     params = {k: v for k, v in entry.items() if k not in TRANSFER_KEYS and k not in CHAIN_KEYS}
     # a key that is neither the table's own nor the loss's: report it with every allowed key
     if isinstance(loss, str) and loss in LOSS_DEFAULTS:
@@ -77,7 +82,8 @@ def _chain(entry: dict, where: str, names: list[str], err: Problems) -> Chain | 
         return None
     relabel = entry.get("relabel", "alternate")
     if relabel not in RELABEL:
-        err.add(f"{where}relabel", f"expected 'alternate' or 'same', got {relabel!r}")
+        hint = grid_hint(where, "relabel") if isinstance(relabel, list) else ""
+        err.add(f"{where}relabel", f"expected 'alternate' or 'same', got {relabel!r}{hint}")
     method = _method(entry, where, err)
     if method is None:
         return None

@@ -18,6 +18,9 @@ Which split each job trains on and labels (halves A and B come from `data.make_s
   B (never test) or a text file; every GT, transfer and bootstrap job of M starts from it (`init`,
   hashed with them, and a dep). Prompting jobs read the pre-trained model.
 - A suite (`[[task]]` tables) plans each task as a recipe of its own; every role names its task.
+- A grid (list values, `spec/grid.py`) plans each point as a recipe of its own, into the same DAG: a job
+  a point does not change (a GT job under an `alpha` sweep) has one key and runs once; every role of a
+  grid recipe names its point (`grid`: {name: value}). A recipe without lists plans as it always did.
 
 A job's spec (written to job.json and the store) and its roles (why a recipe wants it, stored in
 `recipe_jobs`) are plain JSON-able dicts; the TypedDicts below only name their keys.
@@ -33,6 +36,7 @@ from enum import Enum
 from typing import TypedDict
 
 from w2s_core.data import dataset_fingerprint
+from w2s_core.spec import grid
 from w2s_core.spec.checks import without_defaults
 from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
@@ -108,7 +112,8 @@ class GenerativeRole(TypedDict):
 
 
 # Why a recipe wants a job; one job can have several (a chain's first step is also a pair's transfer).
-# A suite's roles also carry "task": the name of the [[task]] that wants the job.
+# A suite's roles also carry "task": the name of the [[task]] that wants the job; a grid's carry "grid":
+# its point's {swept key: value} (absent without a grid, so older roles read the same).
 Role = GtRole | TransferRole | BootstrapRole | PromptRole | GenerativeRole
 
 # Where a non-GT job's labels come from: the upstream job's key and the split it predicted.
@@ -242,10 +247,14 @@ class _Planner:
         self.recipe = recipe  # the part being planned
         self.jobs: dict[str, Job] = {}
         self.init: dict[str, str] = {}  # model -> its generative stage's job key (this part and seed)
+        self.grid: dict | None = None  # the grid point being planned; None without a grid
 
     def add(self, job: Job, role: dict) -> Job:
         existing = self.jobs.setdefault(job.key, job)
-        existing.roles.append({**role, "task": self.recipe.task} if self.suite else role)  # type: ignore[arg-type]
+        role = {**role, "task": self.recipe.task} if self.suite else role
+        if self.grid is not None:
+            role = {**role, "grid": dict(self.grid)}
+        existing.roles.append(role)  # type: ignore[arg-type]
         return existing
 
     def spec(
@@ -365,17 +374,24 @@ class _Planner:
 
 
 def build_plan(recipe: Recipe) -> Plan:
-    """Per seed and part: generative stages and prompting jobs, every GT job, then transfers, then
-    bootstrap steps: a valid dependency order."""
+    """Per seed, grid point and part: generative stages and prompting jobs, every GT job, then transfers,
+    then bootstrap steps: a valid dependency order."""
     planner = _Planner(recipe)
     for seed in recipe.seeds:
-        for part in recipe.parts:
-            planner.part(part, seed)
+        for point in recipe.grid_points:
+            planner.grid = point.grid if recipe.axes else None
+            for part in point.parts:
+                planner.part(part, seed)
     return Plan(recipe, list(planner.jobs.values()))
 
 
-def describe(job: Job) -> str:
-    """One line saying what a job trains on, for --dry-run and progress output."""
+def describe(job: Job, axes: list | None = None) -> str:
+    """One line saying what a job trains on, for --dry-run and progress output; a grid's job ends with
+    the swept values it was planned for (`grid.job_note`: `axes` names every value of each key)."""
+    return _describe(job) + grid.job_note(job.roles, axes)
+
+
+def _describe(job: Job) -> str:
     spec = job.spec
     if job.kind == JobKind.GENERATIVE:
         text = spec["generative"]["text"]
@@ -399,10 +415,14 @@ def describe_plan(plan: Plan, cached: Collection[str] = ()) -> list[str]:
     recipe = plan.recipe
     tasks = f", tasks {', '.join(p.name for p in recipe.parts)}" if recipe.is_suite else ""
     lines = [f"recipe {recipe.name} ({recipe.path}): {len(plan.jobs)} jobs, seeds {recipe.seeds}{tasks}"]
+    if recipe.axes:  # what the grid costs over a single point (build_plan of a point plans it alone)
+        lines.append(
+            grid.cost_line(recipe.axes, len(recipe.points), len(plan.jobs), len(build_plan(recipe.points[0]).jobs))
+        )
     for i, job in enumerate(plan.jobs, 1):
         state = "cached" if job.key in cached else "to run"
         deps = ",".join(d[:10] for d in job.deps) or "-"
         remote = "  [trust_remote_code: runs the model repo's own code]" if job.runs_remote_code else ""
         task = f"{job.roles[0].get('task')}: " if recipe.is_suite and job.roles else ""
-        lines.append(f"{i:>3}. {job.short} [{state:6}] {task}{describe(job)}  (after {deps}){remote}")
+        lines.append(f"{i:>3}. {job.short} [{state:6}] {task}{describe(job, recipe.axes)}  (after {deps}){remote}")
     return lines

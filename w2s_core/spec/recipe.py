@@ -12,6 +12,10 @@ pairs, [[task.transfer]], [[task.bootstrap]], [[task.prompt]], [[task.generative
 It inherits the suite's [train] (its own keys win), seeds, [launch] and, unless it has its own,
 [[transfer]]. A suite's top level holds no data, models, pairs, chains or stages of its own: each
 belongs to one task, so nothing is shared by accident between tasks with different data.
+
+A list where a training setting takes one value (`lr = [1e-5, 5e-5]`) makes the recipe a grid
+(`grid.py` says which keys sweep and how they are named): each point is parsed as the recipe with its
+values, and the Recipe returned is the first point's with every point in `points`.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from w2s_core.config import recipe_notify_refusal
 from w2s_core.data import DATASETS, kind_problem
 from w2s_core.errors import InputError, did_you_mean
-from w2s_core.spec import stages
+from w2s_core.spec import grid, stages
 from w2s_core.spec.checks import (
     Problems,
     is_int,
@@ -84,6 +89,11 @@ class Recipe:
     generative: dict[str, GenerativeStage] = field(default_factory=dict)  # by model name
     tasks: list[Recipe] = field(default_factory=list)  # a suite's sub-recipes
     task: str = ""  # a part's task name: the [[task]]'s name, or the data's name for a plain recipe
+    # A grid (list values, spec/grid.py): its swept keys, and each point as a recipe of its own with its
+    # values in `grid` ({name: value}); none of them for a recipe without lists.
+    axes: list[grid.Axis] = field(default_factory=list)
+    points: list[Recipe] = field(default_factory=list)
+    grid: dict[str, Any] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelEntry:
         return next(m for m in self.models if m["name"] == name)
@@ -91,6 +101,16 @@ class Recipe:
     @property
     def is_suite(self) -> bool:
         return bool(self.tasks)
+
+    @property
+    def grid_points(self) -> list[Recipe]:
+        """The recipes to plan, one per grid point: each point of a grid, or this recipe alone."""
+        return self.points or [self]
+
+    @property
+    def swept(self) -> list[str]:
+        """The names of the keys a grid sweeps ("lr", "transfer.logconf.alpha"); [] without a grid."""
+        return [a.name for a in self.axes]
 
     @property
     def parts(self) -> list[Recipe]:
@@ -116,8 +136,23 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def parse_recipe(raw: dict, path: Path, text: str) -> Recipe:
-    """Validate a parsed recipe (`path` resolves its relative paths and names it in errors)."""
+    """Validate a parsed recipe (`path` resolves its relative paths and names it in errors); a grid's
+    every point, each as the recipe with its values."""
+    if "notify" in raw:  # issue 13: a recipe never runs commands; the user's own config does (w2s_core.config)
+        raise InputError(recipe_notify_refusal(path, str(raw.get("name") or path.stem), raw["notify"]))
     err = Problems(path, ALIASES)
+    axes = grid.axes_of(raw, err)
+    if not axes:
+        recipe = _parse(raw, path, text, err)
+        err.raise_if_any()
+        return recipe
+    points = grid.expand(raw, axes, err, lambda point, found: _parse(point, path, text, found))
+    err.raise_if_any()
+    return grid.joined(points, axes)
+
+
+def _parse(raw: dict, path: Path, text: str, err: Problems) -> Recipe:
+    """One recipe (or grid point), its problems left in `err` for the caller to raise."""
     suite = "task" in raw
     for key in raw:
         if key not in TOP_KEYS:
@@ -142,12 +177,10 @@ def parse_recipe(raw: dict, path: Path, text: str) -> Recipe:
     name = raw.get("name") or path.stem
     if suite:
         tasks = _tasks(raw, train, common, err)
-        err.raise_if_any()
         suite_train = {**TRAIN_DEFAULTS, **train}
         return Recipe(name=name, data={}, train=suite_train, models=[], pairs=[], transfers=[], chains=[],
                       tasks=tasks, task=name, **common)  # fmt: skip
     part = _part(raw, train, path, err, transfers_of(raw.get("transfer"), err))
-    err.raise_if_any()
     return Recipe(name=name, **common, **part)
 
 
@@ -299,7 +332,8 @@ def _models(value: Any, train: dict, err: Problems) -> list[ModelEntry]:
             err.add(f"models[{i}]", f"expected a model name or a table with a `name`, got {entry!r}")
             continue
         err.check_table(f"models[{i}].", entry, MODEL_KEYS)
-        spec = model_defaults(entry.get("path", entry["name"]))
+        path = entry.get("path", entry["name"])
+        spec = model_defaults(path if isinstance(path, str) else entry["name"])  # a bad path: reported above
         spec.update({k: train[k] for k in MODEL_TRAIN_KEYS if k in train})
         spec.update(entry)
         models.append(spec)  # type: ignore[arg-type]

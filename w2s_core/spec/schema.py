@@ -185,6 +185,9 @@ LAUNCH_KEYS: dict[str, Check] = {
     "qos": string,
     "sbatch": launch.sbatch_check,
     "nodes": pos_int,
+    # issue 14, the memory plan (w2s_core.spec.launch says what each means)
+    "gpu_memory_gb": pos_num,
+    "fsdp": launch.fsdp_check,
 }
 # Names users bring from other tools, mapped to ours for the did-you-mean hint.
 ALIASES = {

@@ -9,6 +9,7 @@ All SQL of w2s lives in this package, one module per concern:
     ingest.py      events file -> metrics table, by byte offset
     outputs.py     results and predictions tables
     gpus.py        GPU samples (per GPU, per running job) and each job's peak memory and mean utilisation
+    annotations.py tags on runs, jobs and recipes, and notes on runs (`w2s tag`, `w2s note`)
     queries.py     read-only queries across tables (the TUI's pages, analysis's input)
     rows.py        the TypedDicts the methods and queries return
 
@@ -17,6 +18,7 @@ All SQL of w2s lives in this package, one module per concern:
 
 from __future__ import annotations
 
+from w2s_core.store.annotations import Annotations
 from w2s_core.store.connection import DB_NAME, DEFAULT_RESULTS_DIR, sqlite_errors
 from w2s_core.store.gpus import Gpus
 from w2s_core.store.ingest import Ingest
@@ -27,5 +29,5 @@ from w2s_core.store.recipes import RecipesAndRuns
 __all__ = ["DB_NAME", "DEFAULT_RESULTS_DIR", "Store", "sqlite_errors"]
 
 
-class Store(RecipesAndRuns, Jobs, Ingest, Outputs, Gpus):
+class Store(RecipesAndRuns, Jobs, Ingest, Outputs, Gpus, Annotations):
     """One results directory's database. Build it with `Store.open`."""

@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from w2s_core.jobdir import Event, Result
+from w2s_core.store.annotations import JOB_TAG_CLAUSE, JOB_TAGS_SQL, TAG_PREFIX
 from w2s_core.store.connection import sqlite_errors
 from w2s_core.store.ingest import nan_if_none
 from w2s_core.store.rows import JobListRow, PlannedJob, RecipeSummary
@@ -54,6 +55,10 @@ _SEARCHED = (
 def _where(text: str, status: str | None) -> tuple[str, list]:
     clauses, params = [], []
     for word in text.split():
+        if word.startswith(TAG_PREFIX) and len(word) > len(TAG_PREFIX):  # `tag:NAME` (issue 13)
+            clauses.append(JOB_TAG_CLAUSE)
+            params.append(word[len(TAG_PREFIX) :])
+            continue
         clauses.append("(" + " OR ".join(f"{col} LIKE ?" for col in _SEARCHED) + ")")
         params += [f"%{word}%"] * len(_SEARCHED)
     if status:
@@ -74,6 +79,7 @@ _JOB_LIST_COLUMNS = (
     # GPU use of the job's latest attempt (store/gpus.py keeps these aggregates as the supervisor samples)
     "(SELECT g.peak_mb FROM gpu_job_stats g WHERE g.job_hash = j.hash) AS gpu_peak_mb, "
     "(SELECT g.util_sum / g.util_n FROM gpu_job_stats g WHERE g.job_hash = j.hash AND g.util_n > 0) AS gpu_util_mean, "
+    f"{JOB_TAGS_SQL}, "  # its own, its run's and its recipes' tags (store/annotations.py)
 )
 
 
@@ -87,7 +93,8 @@ def count_jobs(store: Store, text: str = "", status: str | None = None) -> int:
 def job_rows(
     store: Store, text: str = "", status: str | None = None, sort: str = "recent", offset: int = 0, limit: int = 200
 ) -> list[JobListRow]:
-    """One page of jobs matching every word of `text` (hash, model, method, kind, recipe, dataset)."""
+    """One page of jobs matching every word of `text` (hash, model, method, kind, recipe, dataset; a word
+    `tag:NAME` keeps the jobs that carry tag NAME, their own or their run's or recipe's)."""
     where, params = _where(text, status)
     # Sort and page the bare row ids first (a narrow sort: a third of the time of sorting whole rows at
     # 10,000 jobs), then read those jobs, so the per-job lookups below run for one page only.
@@ -106,6 +113,7 @@ def job_rows(
     rows = [dict(r) for r in store.db.query(sql, [*params, limit, offset])]
     for row in rows:
         row["role"] = json.loads(row["role"]) if row["role"] else None
+        row["tags"] = sorted(row["tags"].split(",")) if row["tags"] else []
         epochs = row["epochs"] or 1
         row["total_examples"] = math.ceil((row["n_train"] or 0) // 2 * epochs) or None
     return rows  # type: ignore[return-value]

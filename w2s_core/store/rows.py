@@ -144,3 +144,22 @@ class JobListRow(TypedDict):
     total_examples: int | None
     gpu_peak_mb: float | None  # the most GPU memory its processes held at one sample (MiB), None if never sampled
     gpu_util_mean: float | None  # the mean utilisation of the GPUs it held memory on, over its samples
+    tags: list[str]  # its own tags, its run's and those of the recipes that planned it (`w2s tag`)
+
+
+class TagRow(TypedDict):
+    """A tag on a run (target: its id as text), a job (its full hash) or a recipe (its hash)."""
+
+    kind: str  # run, job or recipe
+    target: str
+    tag: str
+    created_at: float
+
+
+class NoteRow(TypedDict):
+    """A note on a run (`w2s note`)."""
+
+    id: int
+    run_id: int
+    text: str
+    created_at: float

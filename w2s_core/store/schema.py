@@ -235,3 +235,26 @@ def m007_executor(conn: sqlite3.Connection) -> None:
     """The executor of each job, its Slurm job id and state, and how often it was requeued (issue 12)."""
     for statement in _SCHEMA_V7:
         conn.execute(statement)
+
+
+_SCHEMA_V8 = [
+    # issue 13: labels a user puts on what is recorded. `target` is the run id (as text), the full job hash or
+    # the recipe hash, by `kind`; a tag is one word (store/annotations.py checks it). No foreign keys: a tag
+    # outlives nothing it names, as nothing recorded is ever deleted.
+    """CREATE TABLE tags (
+        kind TEXT NOT NULL CHECK (kind IN ('run', 'job', 'recipe')), target TEXT NOT NULL, tag TEXT NOT NULL,
+        created_at REAL NOT NULL, PRIMARY KEY (kind, target, tag)) WITHOUT ROWID""",
+    "CREATE INDEX tags_tag ON tags (tag)",
+    # free-text notes on a run, oldest first by id ("notes" would collide with tables tests create)
+    """CREATE TABLE run_notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, text TEXT NOT NULL,
+        created_at REAL NOT NULL)""",
+    "CREATE INDEX run_notes_run ON run_notes (run_id, id)",
+]
+
+
+@MIGRATIONS
+def m008_tags_and_notes(conn: sqlite3.Connection) -> None:
+    """Tags on runs, jobs and recipes, and notes on runs (issue 13: `w2s tag`, `w2s untag`, `w2s note`)."""
+    for statement in _SCHEMA_V8:
+        conn.execute(statement)

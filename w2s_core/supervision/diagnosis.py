@@ -12,6 +12,7 @@ job Slurm preempted, should run again (`wants_requeue`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from w2s_core.jobdir import EXIT_REQUEUE, JobDir, tail_lines
@@ -20,13 +21,22 @@ from w2s_core.supervision import processes
 LOST = "lost"
 LOG_TAIL_LINES = 15  # shown with every failure
 SCAN_LINES = 200  # searched for an out-of-memory report
+# How an allocation failure reads in a job's log (host memory, CUDA, its libraries, NCCL), as recorded
+# from real logs (tests/test_oom_markers.py): torch's allocator ("CUDA out of memory. Tried to allocate"),
+# a kernel or a CUDA API call ("CUDA error: out of memory"), cuBLAS/cuDNN/cuSOLVER failing to get their
+# workspace ("CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), NCCL's buffers
+# ("NCCL WARN Cuda failure 'out of memory'", "Cuda failure 2 'out of memory'", and a host-side
+# "ncclSystemError ... Cannot allocate memory"), Python's MemoryError and the C library's ENOMEM.
 OOM_MARKERS = (
     "CUDA out of memory",
+    "CUDA error: out of memory",
     "OutOfMemoryError",
+    "STATUS_ALLOC_FAILED",
     "can't allocate memory",
     "MemoryError",
     "Cannot allocate memory",
 )
+OOM_PATTERNS = (re.compile(r"Cuda failure (\d+ )?'out of memory'"),)  # NCCL quotes CUDA's error string
 # Slurm's end states (sacct's State) that are not an exit status of the job's own command
 SLURM_REASONS = {
     "OUT_OF_MEMORY": (
@@ -71,10 +81,15 @@ def exit_signal(status: int | str | None, log: str) -> int | None:
     return processes.signal_in_log(log) if status not in (0, None, LOST) else None
 
 
+def out_of_memory(log: str) -> bool:
+    """Whether `log` reports an allocation failure (OOM_MARKERS, OOM_PATTERNS)."""
+    return any(marker in log for marker in OOM_MARKERS) or any(p.search(log) for p in OOM_PATTERNS)
+
+
 def diagnose(status: int | str, sig: int | None, log_path: Path, hint: str = "") -> str:
     """One paragraph on why a job failed (then `hint`: where else to look), then the last lines of its log."""
     tail = log_tail(log_path, SCAN_LINES)
-    if any(marker in tail for marker in OOM_MARKERS):
+    if out_of_memory(tail):
         why = "out of memory (the log reports an allocation failure); lower minibatch_size or max_length"
     elif isinstance(status, str) and status in SLURM_REASONS:
         why = SLURM_REASONS[status]

@@ -1,4 +1,4 @@
-"""One handler per request type: what applying a Submit, a Retry or a Cancel does.
+"""One handler per request type: what applying a Submit, a Retry, a Cancel or an Annotate does.
 
 `handle` looks the handler up by the request's class (HANDLERS), so a new request type is a new
 dataclass in requests.py and a new function here. Submit and Retry apply once per request id (the
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from w2s_core.errors import InputError
 from w2s_core.jobdir import JobDir
 from w2s_core.status import ACTIVE, RETRYABLE, JobStatus
-from w2s_core.supervision import placement, runner
+from w2s_core.supervision import placement, planning, runner
 from w2s_core.supervision.executors import LOCAL, SLURM, job_launch
-from w2s_core.supervision.requests import Cancel, Request, Retry, Submit
+from w2s_core.supervision.requests import Annotate, Cancel, Request, Retry, Submit
 
 try:
     import tomllib
@@ -30,6 +30,7 @@ except ModuleNotFoundError:  # Python 3.10
 if TYPE_CHECKING:
     from w2s_core.spec.plan import Job, Plan
     from w2s_core.spec.recipe import Recipe
+    from w2s_core.store import Store
     from w2s_core.supervision.loop import Supervisor
 
 
@@ -53,6 +54,8 @@ def submit(sup: Supervisor, request: Submit) -> int:
     recipe, plan, specs = read_submission(request)
     for warning in check_executor(sup, recipe):
         sup.report.echo(warning)
+    slurm = recipe.launch.get("executor", LOCAL) == SLURM  # issue 14: jobs that cannot fit are refused
+    planning.check_memory(plan.jobs, recipe.launch, str(recipe.path), sup.slots.gpus(), slurm=slurm)
     todo = 0
     with store.transaction():
         store.add_recipe(recipe.hash, recipe.name, str(recipe.path), request.recipe_text)
@@ -235,4 +238,24 @@ def cancel(sup: Supervisor, request: Cancel) -> None:
     sup.close_runs()
 
 
-HANDLERS: dict[type, Callable[[Supervisor, Request], int | None]] = {Submit: submit, Retry: retry, Cancel: cancel}
+def annotate(sup: Supervisor, request: Annotate) -> None:
+    """Tag, untag or note (issue 13): the store checks the tags and the target."""
+    apply_annotation(sup.store, request)
+
+
+def apply_annotation(store: Store, request: Annotate) -> int:
+    """Write one Annotate request; returns what the store method returned (tags changed, or the note's id)."""
+    if request.op == "note":
+        return store.add_note(int(request.target), request.text)
+    if request.op not in ("tag", "untag"):
+        raise ValueError(f"annotate op {request.op!r} must be tag, untag or note")
+    write = store.add_tags if request.op == "tag" else store.remove_tags
+    return write(request.target_kind, request.target, request.tags)
+
+
+HANDLERS: dict[type, Callable[[Supervisor, Request], int | None]] = {
+    Submit: submit,
+    Retry: retry,
+    Cancel: cancel,
+    Annotate: annotate,
+}

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from w2s_core.errors import W2SError
 from w2s_core.status import ACTIVE, RETRYABLE, JobStatus, RunStatus
 from w2s_core.store import Store
-from w2s_core.supervision import diagnosis, handlers, placement, requests, runner, sampling, upstream
+from w2s_core.supervision import diagnosis, handlers, notify, placement, requests, runner, sampling, upstream
 from w2s_core.supervision.executors import LOCAL, SLURM, Executor, Executors, SubmitError, executor_name
 from w2s_core.supervision.progress import Reporter
 from w2s_core.supervision.slots import Slot, SlotTable
@@ -47,7 +47,9 @@ class Supervisor:
     5. start ready jobs: queued jobs whose upstream is done, oldest run first, a local job per free slot,
        a Slurm job (submitted) while fewer than its `[launch] parallel` are in Slurm (`start_ready`);
     6. close runs that have nothing queued or running left (`close_runs`);
-    7. stop when nothing is queued, running or requested (`busy`).
+    7. reap the user's notification commands (started, never waited for, when a run ends in step 6 or a
+       job crashes in step 2: notify.py), killing those past their timeout (`notifier.tick`);
+    8. stop when nothing is queued, running or requested and no notification command runs (`busy`).
 
     Ctrl-C cancels what this supervisor runs and what is queued (`interrupt`).
     """
@@ -61,6 +63,7 @@ class Supervisor:
         self.running: dict[str, runner.Attempt] = {}  # job hash -> the attempt running it
         self.gpus = sampling.GpuSampler(store, echo)
         self.executors = executors or Executors(echo)
+        self.notifier = notify.Notifier(store, echo)  # the user's [notify] command (w2s_core.config)
 
     def run(self) -> None:
         """Re-attach, then tick (the steps in the class docstring) until idle. Ctrl-C cancels what this runs."""
@@ -73,6 +76,7 @@ class Supervisor:
                 self.skip_blocked()
                 self.start_ready()
                 self.close_runs()
+                self.notifier.tick()
                 if not self.busy():
                     return
                 time.sleep(runner.POLL_S)
@@ -143,6 +147,8 @@ class Supervisor:
             return
         ok = executor.finish(self.store, attempt, status)
         self.report.finished(self.store.get_job(job_hash), ok, time.time() - attempt.started, attempt.folder.log)
+        if not ok:
+            self.notifier.job_crashed(job_hash)
 
     def sample_gpus(self) -> None:
         """Each GPU and each running job's memory on it, every GPU_SAMPLE_S (nothing without NVML)."""
@@ -194,11 +200,17 @@ class Supervisor:
         for run in self.store.runs(status=RunStatus.RUNNING):  # every poll: read only the open runs
             statuses = [j["status"] for j in self.store.jobs(run_id=run["id"])]
             if not any(s in ACTIVE for s in statuses):
-                failed = any(s in RETRYABLE for s in statuses)
-                self.store.finish_run(run["id"], RunStatus.FAILED if failed else RunStatus.DONE)
+                status = RunStatus.FAILED if any(s in RETRYABLE for s in statuses) else RunStatus.DONE
+                self.store.finish_run(run["id"], status)
+                self.notifier.run_ended(run["id"], status)
 
     def busy(self) -> bool:
-        return bool(self.running or self.store.jobs(status=JobStatus.QUEUED) or requests.pending(self.store.root))
+        return bool(
+            self.running
+            or self.store.jobs(status=JobStatus.QUEUED)
+            or requests.pending(self.store.root)
+            or self.notifier.busy()
+        )
 
     def interrupt(self) -> None:
         for attempt in list(self.running.values()):
@@ -208,3 +220,4 @@ class Supervisor:
             self.store.set_job_status(row["hash"], JobStatus.CANCELLED, error=INTERRUPTED)
         for run in self.store.runs(status=RunStatus.RUNNING):
             self.store.finish_run(run["id"], RunStatus.INTERRUPTED)
+            self.notifier.run_ended(run["id"], RunStatus.INTERRUPTED)

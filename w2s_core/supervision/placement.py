@@ -25,10 +25,18 @@ MIG instance is unknown, and a job asking for memory on one waits, saying so.
 Without a GPU, jobs take today's CPU slots (`parallel`); `gpus_per_job` and `min_free_gb` are then
 set aside with a warning, not an error: the recipe written for the GPU box still runs on a laptop,
 one process per job, and its results do not depend on the process count.
+
+Issue 14: a GPU that no w2s job holds but other processes do (at least BUSY_GIB of its memory in use,
+as NVML reads it) is passed over while `min_free_gb` is 0, and the job waits saying so; with
+`min_free_gb` set, its free memory decides as above. Without an NVML reading nothing is passed over.
+A multi-GPU job is never placed on MIG instances (CUDA shows a process one of them), and is refused
+when the pool has too few whole GPUs. A placed job's slot carries its GPUs' smallest total memory
+(for the memory plan's FSDP choice, planning.py) and, on several GPUs, its own rendezvous port.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
     from w2s_core.supervision.loop import Supervisor
 
 MB_PER_GB = 1024.0
+BUSY_GIB = 1.0  # memory in use by processes of no w2s job that makes a GPU busy (min_free_gb unset)
 MEMORY_READ_S = 1.0  # NVML's reading is reused this long: the loop ticks five times a second
 PLACEMENT_KEYS = ("gpus_per_job", "min_free_gb")
 Reader = Callable[[], "list[Any] | None"]  # () -> nvml.read_gpus(): GpuState list, None without NVML
@@ -135,14 +144,25 @@ def free_mb(gpu: str, state: Any, table: SlotTable, pids: dict[str, set[int]]) -
 # -- deciding --------------------------------------------------------------------------------------
 
 
+def is_mig(gpu: str) -> bool:
+    return gpu.lower().startswith("mig-")
+
+
 def never_fits(need: Need, pool: list[str], states: list[Any] | None = None) -> str | None:
-    """Why a job with `need` can never start in `pool` (too few GPUs; with NVML's `states`, too few
-    GPUs with that much memory in all), or None."""
+    """Why a job with `need` can never start in `pool` (too few GPUs, or whole GPUs for a multi-GPU job;
+    with NVML's `states`, too few GPUs with that much memory in all), or None."""
     if need.gpus > len(pool):
         return (
             f"[launch] gpus_per_job = {need.gpus} needs {need.gpus} GPUs at once, but w2s may use "
             f"{len(pool)} ({', '.join(pool)}: $CUDA_VISIBLE_DEVICES, else every GPU nvidia-smi lists); "
             f"lower gpus_per_job or make more GPUs visible"
+        )
+    whole = [g for g in pool if not is_mig(g)]
+    if need.gpus > 1 and need.gpus > len(whole):
+        return (
+            f"[launch] gpus_per_job = {need.gpus} needs {need.gpus} whole GPUs at once, but {len(pool) - len(whole)} "
+            f"of the {len(pool)} w2s may use are MIG instances, and CUDA shows a process only one of those; "
+            "lower gpus_per_job to 1, or make whole GPUs visible"
         )
     if not need.min_free_mb or states is None:
         return None
@@ -163,19 +183,19 @@ def place(
     table: SlotTable, job_hash: str, need: Need, pids: dict[str, set[int]] | None = None, read: Reader | None = None
 ) -> Placement:
     """Place one job: hold its slots and return them as one `Slot`, or say why it waits or never fits.
-    `read` gives NVML's GPUs (default: `nvml.read_gpus`, reused briefly); it is called only when the
-    job asks for memory."""
+    `read` gives NVML's GPUs (default: `nvml.read_gpus`, reused briefly): free memory when the job asks
+    for some, else which GPUs other processes use."""
     pool = table.gpus()
     if not pool:  # no GPU: today's CPU slots; the GPU keys were warned about at submission
         slot = table.take(job_hash)
         return Placement(slot)
     if never := never_fits(need, pool):
         return Placement(never=never)
-    free = table.free_gpus()
+    free = [g for g in table.free_gpus() if need.gpus == 1 or not is_mig(g)]
     if len(free) < need.gpus:
         return Placement(wait=_too_few(need, free, pool) if need.gpus > 1 else None)
+    states = read() if read is not None else _cached_read(table)
     if need.min_free_mb:
-        states = read() if read is not None else _cached_read(table)
         if states is None:
             return Placement(wait=f"[launch] min_free_gb: cannot read GPU memory ({nvml_problem()})")
         if never := never_fits(need, pool, states):  # refused at submission; here one odd reading must not fail a job
@@ -183,7 +203,40 @@ def place(
         free, short = _with_memory(free, need, states, table, pids or {})
         if len(free) < need.gpus:
             return Placement(wait=_short_of_memory(need, short))
-    return Placement(table.take_gpus(job_hash, free[: need.gpus], need.min_free_mb))
+    elif states is not None:
+        free, busy = _not_busy(free, states, table)
+        if len(free) < need.gpus:
+            return Placement(wait=_busy(need, busy))
+    slot = table.take_gpus(job_hash, free[: need.gpus], need.min_free_mb)
+    return Placement(_with_total(slot, states))
+
+
+def _not_busy(free: list[str], states: list[Any], table: SlotTable) -> tuple[list[str], list[str]]:
+    """The free GPUs that no other process uses, and a phrase for each busy one: a GPU no w2s job holds
+    with BUSY_GIB or more in use (a GPU a w2s job holds is judged by its slots alone: in a container
+    NVML's pids are the host's, and its own jobs would look like strangers)."""
+    idle, busy = [], []
+    for gpu in free:
+        state = gpu_state(gpu, states)
+        if state is not None and not table.holders(gpu) and state.mem_used_mb >= BUSY_GIB * MB_PER_GB:
+            count = f", {len(state.processes)} process(es)" if state.processes else ""
+            busy.append(f"GPU {gpu} has {state.mem_used_mb / MB_PER_GB:.1f} GB in use by others{count}")
+        else:
+            idle.append(gpu)
+    return idle, busy
+
+
+def _busy(need: Need, busy: list[str]) -> str:
+    on = "a GPU" if need.gpus == 1 else f"{need.gpus} GPUs"
+    return f"waits for {on} no other process uses: {', '.join(busy)} (set [launch] min_free_gb to share them)"
+
+
+def _with_total(slot: Slot, states: list[Any] | None) -> Slot:
+    """The slot with its GPUs' smallest total memory (GiB), when NVML read all of them."""
+    totals = [s.mem_total_mb for g in slot.gpus if (s := gpu_state(g, states or [])) and s.mem_total_mb > 0]
+    if not slot.gpus or len(totals) < len(slot.gpus):
+        return slot
+    return dataclasses.replace(slot, memory_gib=min(totals) / MB_PER_GB)
 
 
 def _with_memory(

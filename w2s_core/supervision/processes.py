@@ -3,6 +3,13 @@
 A job is identified by pid *and* process start time, so a recycled pid is never mistaken for it.
 The job runs under a tiny `sh` wrapper that writes its exit status to a file: a manager that
 restarts after the job ended still learns how it ended (no file: the job was lost).
+
+Cost (issue 14): finding a job's tree reads every process on the machine (its process group is not
+indexed), so the supervisor's poll must not do it every tick for every job: whether a job runs is
+`Popen.poll` (or one pid and start-time check, `alive`) per tick, and its tree is walked every
+TREE_WALK_S (`Attempt.remember`), and in full whenever it is killed. The walk itself asks the kernel
+for each pid's group (`os.getpgid`, one syscall) and builds psutil objects only for the job's own.
+`benchmarks/supervision.py --tick` measures a tick before and after.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ WRAPPER = (
     'exit_file="$1"; shift; "$@"; code=$?; '
     'echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"; exit "$code"'
 )
+
+
+TREE_WALK_S = 5.0  # how often a running job's process tree is walked (module docstring)
 
 
 def kill_grace() -> float:
@@ -77,9 +87,12 @@ def alive(ident: Identity) -> bool:
 def group_members(pgid: int) -> list[psutil.Process]:
     """Every live process still in the job's process group (children the launcher orphaned included)."""
     members = []
-    for proc in psutil.process_iter():
+    for pid in psutil.pids():
         try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+            if os.getpgid(pid) != pgid:  # one syscall; a psutil object only for the group's own
+                continue
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
                 members.append(proc)
         except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied, PermissionError):
             continue

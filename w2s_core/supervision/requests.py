@@ -1,9 +1,9 @@
 """Requests to a supervisor: the typed messages other processes drop into a results folder's `inbox/`.
 
 While a supervisor holds the writer lock it is the only writer of the store, so `w2s run --detach`,
-`w2s retry` and `w2s cancel` ask it instead, one JSON file per request:
+`w2s retry`, `w2s cancel` and `w2s tag/untag/note` ask it instead, one JSON file per request:
 
-    inbox/<id>.json    {"kind": "submit" | "cancel" | "retry", "id": ..., <the fields of that class>}
+    inbox/<id>.json    {"kind": "submit" | "cancel" | "retry" | "annotate", "id": ..., <the fields of that class>}
 
 Ids sort by time, so requests apply in the order they were made. A file is written atomically
 (temp file + rename), so the supervisor never reads half of one. A file that is not a request
@@ -71,8 +71,21 @@ class Retry:
     id: str = field(default_factory=new_request_id)
 
 
-Request = Submit | Cancel | Retry
-KINDS: dict[str, type] = {cls.kind: cls for cls in (Submit, Cancel, Retry)}
+@dataclass
+class Annotate:
+    """Tag or untag a run, job or recipe, or add a note to a run (`w2s tag`, `untag`, `note`; issue 13)."""
+
+    kind: ClassVar[str] = "annotate"
+    op: str  # "tag", "untag" or "note"
+    target_kind: str  # "run", "job" or "recipe"
+    target: str  # the run id, the full job hash or the recipe hash
+    tags: list = field(default_factory=list)
+    text: str = ""  # the note
+    id: str = field(default_factory=new_request_id)
+
+
+Request = Submit | Cancel | Retry | Annotate
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Submit, Cancel, Retry, Annotate)}
 
 # What each field may hold, for every kind (JSON gives no more than this to check).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -87,6 +100,11 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "parallel": (int,),
     "jobs": (list,),
     "launch": (dict,),
+    "op": (str,),
+    "target_kind": (str,),
+    "target": (str,),
+    "tags": (list,),
+    "text": (str,),
 }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 from w2s_core.jobdir import JobDir
 from w2s_core.status import JobStatus
 from w2s_core.store import Store
-from w2s_core.supervision import processes
+from w2s_core.supervision import launch_config, processes
 from w2s_core.supervision.diagnosis import LOST, diagnose, exit_signal, log_tail
 from w2s_core.supervision.processes import Identity
 from w2s_core.supervision.slots import gpu_count
@@ -33,61 +32,28 @@ JOBS_DIR = "jobs"
 CANCELLED_BY_USER = "cancelled by `w2s cancel`"
 
 
-def launch_command(job_dir: Path, accelerate_config: str | None, processes: int = 1) -> list[str]:
-    """`accelerate launch` with the user's config if any, else one local process.
-
-    `processes` > 1: a job placement gave that many GPUs (`[launch] gpus_per_job`), one process per
-    GPU. With the recipe's config, `--num_processes` fills in (placement.check_launch refused a config
-    that disagrees); without one, a plain multi-GPU (DDP) launch over the job's GPUs, whatever the
-    machine's default config says about the distributed type or GPU ids (name a config in the recipe
-    for DeepSpeed or FSDP). Two such jobs may run side by side, so each rendezvous on a free port
-    (`--main_process_port 0`) unless the config names one.
-    """
-    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
-    if accelerate_config:
-        cmd += ["--config_file", accelerate_config]
-        if processes > 1:
-            cmd += ["--num_processes", str(processes)]
-            if "main_process_port" not in accelerate_settings(accelerate_config):
-                cmd += ["--main_process_port", "0"]
-    elif processes > 1:
-        cmd += ["--multi_gpu", "--num_processes", str(processes), "--gpu_ids", "all", "--main_process_port", "0"]
-        if default_accelerate_config() is None:
-            cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    elif default_accelerate_config() is None:
-        cmd += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    return cmd + ["-m", "w2s_core.training", str(job_dir)]
+def launch_command(
+    job_dir: Path, accelerate_config: str | None, processes: int = 1, port: int | None = None, fsdp: dict | None = None
+) -> list[str]:
+    """`accelerate launch` of the job: the user's config if any, else w2s's own flags or rendered config,
+    never accelerate's default config (launch_config.py says how). `processes` > 1: a job placement gave
+    that many GPUs (`[launch] gpus_per_job`), one process per GPU, rendezvous on `port` (its own);
+    `fsdp`: the FSDP settings of a sharded job (launch_config.fsdp_config)."""
+    return launch_config.command(job_dir, accelerate_config, processes, port, fsdp)
 
 
-def accelerate_settings(accelerate_config: str | Path) -> dict:
-    """An accelerate config file's settings (YAML, or JSON, which YAML reads too); {} when it cannot
-    be read or is not a mapping (accelerate itself then says what is wrong, in the job's log)."""
-    import yaml  # accelerate's own dependency; imported here, as only multi-GPU launches read configs
+accelerate_settings = launch_config.accelerate_settings
+default_accelerate_config = launch_config.default_accelerate_config
 
+
+def accelerate_config_text(accelerate_config: str | None, job_dir: Path | None = None) -> str | None:
+    """The accelerate config a job runs with, for its provenance: the user's, else the one w2s rendered
+    into `job_dir` (None: flags only, no config file read)."""
+    path = Path(accelerate_config) if accelerate_config else None
+    if path is None and job_dir is not None:
+        path = Path(job_dir) / launch_config.CONFIG_NAME
     try:
-        settings = yaml.safe_load(Path(accelerate_config).read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return settings if isinstance(settings, dict) else {}
-
-
-def default_accelerate_config() -> Path | None:
-    """The default config `accelerate config` writes, if there is one.
-
-    Found as accelerate finds it (accelerate/commands/config/config_args.py) rather than by importing
-    it: that import brings in torch, a second or more, and the supervisor and CLI never need torch.
-    tests/test_supervision.py checks that both agree.
-    """
-    hf_home = os.environ.get("HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"))
-    path = Path(os.path.expanduser(hf_home)) / "accelerate" / "default_config.yaml"
-    return path if path.is_file() else None
-
-
-def accelerate_config_text(accelerate_config: str | None) -> str | None:
-    """The accelerate config a job runs with, for its provenance (None: one local process)."""
-    path = Path(accelerate_config) if accelerate_config else default_accelerate_config()
-    try:
-        return path.read_text() if path else None
+        return path.read_text() if path and path.is_file() else None
     except OSError as exc:
         return f"(unreadable: {exc})"
 
@@ -104,9 +70,16 @@ class Attempt:
     device: str
     seen: dict = field(default_factory=dict)  # pid -> psutil.Process: every descendant seen while it ran
     executor: str = "local"  # the executor that runs it (w2s_core.supervision.executors)
+    walked: float = 0.0  # when its process tree was last walked (remember)
 
     def remember(self) -> None:
-        """Note the job's processes now, so one that leaves the tree later is still killed with it."""
+        """Note the job's processes, so one that leaves the tree later is still killed with it. The walk
+        reads every process on the machine, so it runs every processes.TREE_WALK_S, not every poll; more
+        often while the job is young (a quarter of its age), when its launcher starts its processes."""
+        now = time.time()
+        if now - self.walked < min(processes.TREE_WALK_S, (now - self.started) / 4):
+            return
+        self.walked = now
         self.seen.update({p.pid: p for p in processes.tree(self.ident)})
 
     def poll(self) -> int | str | None:
@@ -158,8 +131,11 @@ def code_path(store: Store, row: JobRow) -> str | None:
     return str(store.root / row["code"]) if row.get("code") else None
 
 
-def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
-    """Launch a queued job in its own session on `device`, running the code snapshot it was queued with."""
+def start(
+    store: Store, row: JobRow, device: str, device_env: dict, port: int | None = None, fsdp: dict | None = None
+) -> Attempt:
+    """Launch a queued job in its own session on `device`, running the code snapshot it was queued with;
+    a multi-GPU job rendezvous on `port` and, with `fsdp`, shards its model (launch_config.py)."""
     folder = prepare(store, row)
     env = dict(os.environ, **JOB_ENV, **device_env)
     if row.get("code"):  # the snapshot comes first on the path; cwd is the job folder, not a checkout
@@ -167,14 +143,16 @@ def start(store: Store, row: JobRow, device: str, device_env: dict) -> Attempt:
     accelerate_config = (row.get("launch") or {}).get("accelerate_config")
     n_gpus = gpu_count(device)  # one process per GPU placement gave the job
     more = (n_gpus,) if n_gpus > 1 else ()  # a one-process job's command is built as it always was
-    command = launch_command(folder.path.resolve(), accelerate_config, *more)
+    extra = {"port": port, "fsdp": fsdp} if n_gpus > 1 else {}
+    command = launch_command(folder.path.resolve(), accelerate_config, *more, **extra)
     popen, ident = processes.launch(command, folder.log, folder.exit_status, env, folder.path)
     provenance = {
         **(row.get("provenance") or {}),
         "command": command,
         "device": device,
         "cuda_visible_devices": device_env.get("CUDA_VISIBLE_DEVICES"),
-        "accelerate_config": accelerate_config_text(accelerate_config),
+        "accelerate_config": accelerate_config_text(accelerate_config, folder.path),
+        **({"main_process_port": port} if n_gpus > 1 else {}),
     }
     store.set_job_status(
         row["hash"],

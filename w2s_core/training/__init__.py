@@ -8,6 +8,8 @@ predictions and result back there; it never touches the database. Reading order:
     labels.py    the soft training labels [N, C]: ground truth or the upstream job's predictions
     setup.py     what is trained: a K-way classifier or a pairwise reward model, finetuned or probed
     models.py    loading a backbone and tokenizer, pooling, the K-way/scalar head, dtypes
+    precision.py weights' dtype, autocast and float16 loss scaling; non-finite loss/predictions fail the job
+    world.py     what the process count changes (the step's shape, each process's shard) and must not
     losses.py    the training losses (names and parameters: the torch-free `w2s_core.spec.losses`)
     optimizers.py  `[train] optimizer`: adam, adamw, the reference's adafactor
     features.py  frozen-backbone features for probes, cached on disk

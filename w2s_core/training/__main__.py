@@ -16,6 +16,9 @@ STAGES = ("prompt", "generative")
 
 def run(job_dir: Path) -> None:
     """Dispatch on job.json's `stage`; each stage's module is imported only when it runs."""
+    from w2s_core.training.device import check_device  # issue 14: a GPU slot without CUDA fails here
+
+    check_device()
     stage = JobDir(job_dir).read_spec().get("stage")
     if stage is None:
         from w2s_core.training.loop import run as train

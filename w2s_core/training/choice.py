@@ -41,10 +41,10 @@ from w2s_core.training.models import (
     causal_lm_body,
     load_tokenizer,
     model_arch,
-    pick_dtype,
     resolve_path,
     token_limit,
 )
+from w2s_core.training.precision import Precision, job_precision
 
 Item = tuple[list[int], list[list[int]]]  # (context ids, candidate ids per candidate)
 
@@ -108,6 +108,7 @@ class ChoiceLM(nn.Module):
         super().__init__()
         self.body = causal_lm_body(spec or {"path": type(lm).__name__}, lm)
         self.head = lm.get_output_embeddings()
+        self._no_split_modules = getattr(lm, "_no_split_modules", None)  # FSDP per layer (models.BinaryClassifier)
         config = lm.config
         # Logit transforms some LMs apply after the head (Gemma 2's soft cap, Cohere's scale).
         self.softcap = getattr(config, "final_logit_softcapping", None)
@@ -241,37 +242,36 @@ def split_items(job: dict, splits: dict, tok) -> dict[str, list[Item]]:
 def build_choice(job: dict, splits: dict, device: torch.device):
     """The chess finetune `Setup`: a ChoiceLM over the model, inputs = encoded (position, legal moves) items.
 
-    dtype and autocast as `setup.build_finetune`: "auto" bf16 on a full finetune keeps float32
-    master weights and autocasts; LoRA or an explicit dtype loads the weights in it. With LoRA the
-    adapters go on the body; the output head is tied to (or beside) the frozen embeddings and stays frozen.
+    dtype and autocast as `setup.build_finetune` (`precision.job_precision`). With LoRA the adapters go
+    on the body; the output head is tied to (or beside) the frozen embeddings and stays frozen.
     """
     from w2s_core.training.setup import Setup
 
     spec = job["model"]
     require_causal(spec, "scoring chess moves")
-    module, _, autocast = trainable_choice_lm(job, device)
+    module, _, precision = trainable_choice_lm(job, device)
     tok = load_tokenizer(spec)
 
     def batch(items):
         return tuple(t.to(device) for t in collate_choices(items, tok.pad_token_id))
 
-    return Setup(module, batch, split_items(job, splits, tok), device, autocast)
+    return Setup(module, batch, split_items(job, splits, tok), device, precision)
 
 
-def trainable_choice_lm(job: dict, device: torch.device) -> tuple[ChoiceLM, torch.nn.Module, bool]:
-    """(ChoiceLM over the job's causal LM, the LM itself, autocast), dtypes as `setup.build_finetune`.
+def trainable_choice_lm(job: dict, device: torch.device) -> tuple[ChoiceLM, torch.nn.Module, Precision]:
+    """(ChoiceLM over the job's causal LM, the LM itself, its Precision), dtypes as `setup.build_finetune`.
 
-    "auto" bf16 on a full finetune keeps float32 master weights and autocasts; LoRA or an explicit
-    dtype loads the weights in it. With LoRA the adapters go on the body and the output head (tied to
-    or beside the frozen embeddings) stays frozen. Chess finetuning and the generative stage share it.
+    Weights' dtype and autocast from `precision.job_precision` ("auto" bf16 on a full finetune and
+    float16 keep float32 master weights and autocast). With LoRA the adapters go on the body and the
+    output head (tied to or beside the frozen embeddings) stays frozen. Chess finetuning and the
+    generative stage share it.
     """
     spec, train = job["model"], job["train"]
     lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
-    dtype = pick_dtype(train.get("dtype", "auto"), device)
-    autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
+    precision = job_precision(train, device, lora is not None)
     lm = load_causal_lm(
         spec,
-        torch.float32 if autocast else dtype,
+        precision.weights,
         dropout=bool(train.get("train_with_dropout")),
         grad_checkpointing=bool(train.get("grad_checkpointing")),
     )
@@ -290,4 +290,4 @@ def trainable_choice_lm(job: dict, device: torch.device) -> tuple[ChoiceLM, torc
                 target_modules=lora.get("target_modules") or "all-linear",
             ),
         )
-    return module, lm, autocast
+    return module, lm, precision

@@ -58,6 +58,7 @@ from w2s_core.jobdir import Event, Result
 from w2s_core.training.batching import item_length
 from w2s_core.training.labels import label_view
 from w2s_core.training.losses import PAD_LOGIT, soft_ce_rows
+from w2s_core.training.precision import autocast
 from w2s_core.training.setup import Setup
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ VAL_FIGURES = (Event.VAL_LOSS, Event.VAL_ACC, Event.VAL_AUROC)
 
 
 def forward(setup: Setup, module, items: list) -> torch.Tensor:
-    """Logits through `module`: the accelerate-prepared wrapper, so DDP/FSDP hooks run."""
-    with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=setup.autocast):
+    """Logits through `module`: the accelerate-prepared wrapper, so DDP/FSDP hooks run; under the job's
+    autocast (bf16 or fp16, `precision.job_precision`), where the classification head opts out."""
+    with autocast(setup.device, setup.autocast):
         return module(*setup.batch(items))
 
 

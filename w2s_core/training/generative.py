@@ -50,6 +50,7 @@ from w2s_core.training.lengths import drop_long_inputs
 from w2s_core.training.loop import environment, lr_factor
 from w2s_core.training.models import _load_config, encode, load_tokenizer
 from w2s_core.training.optimizers import make_optimizer
+from w2s_core.training.precision import Precision, autocast, check_loss, grad_scaler
 
 Item = tuple[list[int], list[list[int]]]
 
@@ -92,7 +93,7 @@ def run(job_dir: Path) -> None:
     items = lm_items(encode(tok, texts, train["max_length"]))
     if not items:
         raise InputError("generative finetuning found no text of two tokens or more to train on")
-    module, lm, autocast = build(job, acc)
+    module, lm, precision = build(job, acc)
     opt = make_optimizer(
         train.get("optimizer", "adam"),
         [p for p in module.parameters() if p.requires_grad],
@@ -100,7 +101,7 @@ def run(job_dir: Path) -> None:
         weight_decay=train["weight_decay"],
     )
     module, opt = acc.prepare(module, opt)
-    ctx = Context(acc, module, tok.pad_token_id, autocast, train["minibatch_size"])
+    ctx = Context(acc, module, tok.pad_token_id, precision, train["minibatch_size"])
     initial = mean_loss(ctx, items)
     t0 = time.time()
     events = EventWriter(folder.events if acc.is_main_process else None)
@@ -183,21 +184,23 @@ def lm_items(ids: list[list[int]]) -> list[Item]:
 class Context:
     """What a forward pass needs: the accelerator, the prepared module, the pad id, autocast, the minibatch."""
 
-    def __init__(self, acc: Accelerator, module, pad_id: int, autocast: bool, minibatch: int):
-        self.acc, self.module, self.pad_id, self.autocast, self.minibatch = acc, module, pad_id, autocast, minibatch
+    def __init__(self, acc: Accelerator, module, pad_id: int, precision: Precision, minibatch: int):
+        self.acc, self.module, self.pad_id, self.minibatch = acc, module, pad_id, minibatch
+        self.precision = precision
+        self.scaler = grad_scaler(acc, precision)  # float16 only: scales the loss, skips overflowing steps
 
     def logp(self, items: list[Item]) -> torch.Tensor:
         """Each item's summed next-token log-likelihood [n] (float32)."""
         args = [t.to(self.acc.device) for t in collate_choices(items, self.pad_id)]
-        with torch.autocast(self.acc.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with autocast(self.acc.device, self.precision.autocast):
             return self.module(*args)[:, 0].float()
 
 
 def build(job: dict, acc: Accelerator):
-    """(ChoiceLM over the LM in training mode, the LM to save, autocast), dtypes as `setup.build_finetune`."""
-    module, lm, autocast = trainable_choice_lm(job, acc.device)
+    """(ChoiceLM over the LM in training mode, the LM to save, Precision), dtypes as `setup.build_finetune`."""
+    module, lm, precision = trainable_choice_lm(job, acc.device)
     module.train()
-    return module, lm, autocast
+    return module, lm, precision
 
 
 @torch.no_grad()
@@ -230,9 +233,14 @@ def train_steps(ctx: Context, opt, items: list[Item], job: dict, events: EventWr
         for group in opt.param_groups:
             group["lr"] = lr
         loss = step_gradients(ctx, [items[i] for i in chunk])
-        opt.step()
+        if ctx.scaler:
+            ctx.scaler.step(opt)
+            ctx.scaler.update()
+        else:
+            opt.step()
         opt.zero_grad()
         step, seen = step + 1, seen + len(chunk)
+        check_loss([loss], step, {**train, "lr": gen["lr"]})  # summed over processes: all stop together
         events.emit(
             {
                 Event.STEP: step,
@@ -265,7 +273,8 @@ def step_gradients(ctx: Context, batch: list[Item]) -> float:
         sync = k == len(pieces) - 1
         with nullcontext() if sync else acc.no_sync(ctx.module):
             piece_nll = -ctx.logp(piece).sum()
-            acc.backward(piece_nll * (weight * acc.num_processes / tokens))
+            scaled = piece_nll * (weight * acc.num_processes / tokens)
+            acc.backward(ctx.scaler.scale(scaled) if ctx.scaler else scaled)
         nll += piece_nll.detach() * weight
     if acc.num_processes > 1:
         nll = acc.reduce(nll, reduction="sum")

@@ -46,8 +46,10 @@ from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
 from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
 from w2s_core.training.models import to_device
 from w2s_core.training.optimizers import make_optimizer
+from w2s_core.training.precision import check_loss, check_predictions, grad_scaler
 from w2s_core.training.setup import Setup, build, n_classes
-from w2s_core.training.world import check_world, step_shape
+from w2s_core.training.size import model_size
+from w2s_core.training.world import check_world, shard, shard_weight, step_shape
 
 
 def run(job_dir: Path) -> None:
@@ -76,11 +78,15 @@ def train_job(folder: JobDir, job: dict, acc: Accelerator, ckpt: Checkpointer) -
     held = val_rows(len(labels), train.get("val_size", 0), job["seed"], job["train_split"])
 
     setup = build(job, splits, acc.device)
+    size = model_size(job, setup)  # before prepare: FSDP shards the parameters
     labels, val_labels = hold_out(setup, labels, held)
     classes = n_classes(job, splits)  # 2 for binary and pairwise tasks, K, or 0 for chess's candidates
     loss_fn = make_loss(job["loss"]["name"], job["loss"]["params"], classes)
     batch_target = make_batch_target(job["loss"]["name"], job["loss"]["params"], classes)
     module, opt = prepare(acc, setup, train)
+    scaler = grad_scaler(acc, setup.precision)  # float16: loss scaling, fp32 master weights (precision.py)
+    if scaler is not None:
+        acc.register_for_checkpointing(scaler)  # its scale resumes with the model (checkpoint.py)
 
     loop = Loop(
         acc,
@@ -97,16 +103,20 @@ def train_job(folder: JobDir, job: dict, acc: Accelerator, ckpt: Checkpointer) -
         selection=Selection(train.get("select", FINAL)),
         n_classes=classes,
         checkpointer=ckpt,
+        scaler=scaler,
     )
     ckpt.restore(loop)
     train_loop(loop)
 
     final = eval_point(loop, keep_predict=True)
     chosen = loop.selection.close(final)
+    # every process has the gathered predictions: all fail together rather than record garbage as done
+    named = {job["predict_split"] if k == "predict" else k: v for k, v in chosen.probs.items()}
+    check_predictions(named, train, chosen.step)
     if acc.is_main_process:
         drop = set(held)
         trained = [y for i, y in enumerate(half.labels) if i not in drop]  # the true labels of what was trained on
-        result = {**summarize(loop, chosen, final, trained, upstream), **dropped}
+        result = {**summarize(loop, chosen, final, trained, upstream), **dropped, **size}
         loop.events.emit({Event.STEP: loop.step, Event.KIND: Event.FINAL, **final.figures})
         loop.events.close()
         folder.write_outputs(environment(acc), indexed(predictions(chosen, loop, splits), splits), result)
@@ -203,11 +213,7 @@ class Loop:
     window: list[torch.Tensor] = field(default_factory=list)
     n_classes: int = 2  # the task's classes: 2 (binary, pairwise), K, or 0 for per-example candidates (chess)
     checkpointer: Checkpointer | None = None  # saves at step ends and resumes (checkpoint.py); None: never
-
-
-def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
-    """This process's rows of a minibatch; a process with none repeats the first, so every process runs a pass."""
-    return chunk[acc.process_index :: acc.num_processes] or chunk[:1]
+    scaler: torch.amp.GradScaler | None = None  # float16's loss scaler (precision.grad_scaler); None: unscaled
 
 
 def train_loop(loop: Loop) -> None:
@@ -261,14 +267,20 @@ def train_minibatch(
         target = to_device(to_width(loop.labels[idx], logits.shape[1]), logits.device)
         if loop.batch_target is None:
             loss = logged = loop.loss_fn(logits, target, step_frac)
+            weight = shard_weight(loop.acc, group[k])  # 1 for an even pass: the loss as it always was
+            loss = loss if weight == 1 else loss * weight
         else:
             if fixed is None:
                 fixed = batch_targets(loop, group, step_frac, [class1(logits.detach())])[0]
             loss, logged = batch_level_loss(loop, group, k, logits, fixed)
-        loop.acc.backward(loss)
+        loop.acc.backward(loop.scaler.scale(loss) if loop.scaler else loss)
         for param_group in loop.opt.param_groups:
             param_group["lr"] = train["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], step_frac)
-        loop.opt.step()
+        if loop.scaler and loop.acc.sync_gradients:  # unscales, skips a step whose gradients overflowed
+            loop.scaler.step(loop.opt)
+            loop.scaler.update()
+        else:
+            loop.opt.step()  # accelerate's optimizer steps only when gradients sync
         loop.opt.zero_grad()
     hits = (logits.argmax(-1) == target.argmax(-1)).float().mean()
     return torch.stack([logged.detach(), hits])
@@ -351,9 +363,14 @@ def batch_level_loss(
 
 
 def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
-    """One events.jsonl line per optimiser step: loss and accuracy since the last, and test figures when due."""
-    train = loop.job["train"]
-    window = torch.stack(loop.window).tolist()  # one copy to the host per step
+    """One events.jsonl line per optimiser step: loss and accuracy since the last (the mean over processes),
+    and test figures when due. A loss that is NaN or infinite fails the job here (`precision.check_loss`)."""
+    train, acc = loop.job["train"], loop.acc
+    window = torch.stack(loop.window)
+    if acc.num_processes > 1:  # the mean over processes: a NaN on any one stops them all at this step
+        window = acc.reduce(window, reduction="mean")
+    window = window.tolist()  # one copy to the host per step
+    check_loss([w[0] for w in window], loop.step, train)
     elapsed = time.time() - loop.t0
     event = {
         Event.STEP: loop.step,

@@ -256,7 +256,11 @@ class BinaryClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        # float32 and bias-free like the reference head; pooled states are cast up to meet it.
+        # FSDP wraps one unit per layer class the wrapped model names (accelerate reads its
+        # `_no_split_modules`): passed on from the backbone, so it shards per layer (issue 14)
+        self._no_split_modules = getattr(backbone, "_no_split_modules", None)
+        # float32 and bias-free like the reference head; pooled states are cast up to meet it, and it
+        # runs outside autocast (`forward`).
         self.head = nn.Linear(hidden_size, n_outputs, bias=False)
         nn.init.zeros_(self.head.weight)
 
@@ -266,7 +270,11 @@ class BinaryClassifier(nn.Module):
         return pool(hidden, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(input_ids, attention_mask))
+        feats = self.features(input_ids, attention_mask)
+        # outside autocast: a bf16 head would quantise the logits, so the probabilities (soft labels,
+        # AUROC) of nearby examples would collapse onto the same few values (issue 14)
+        with torch.autocast(feats.device.type, enabled=False):
+            return self.head(feats.to(self.head.weight.dtype))
 
 
 class PairScores(nn.Module):
@@ -280,6 +288,7 @@ class PairScores(nn.Module):
     def __init__(self, scorer: nn.Module):
         super().__init__()
         self.scorer = scorer
+        self._no_split_modules = getattr(scorer, "_no_split_modules", None)  # FSDP per layer (BinaryClassifier)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         rewards = self.scorer(*inputs)[:, 0]

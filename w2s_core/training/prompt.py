@@ -43,6 +43,7 @@ from w2s_core.training.choice import ChoiceLM, collate_choices, encode_choices, 
 from w2s_core.training.lengths import drop_long_inputs, indexed
 from w2s_core.training.loop import environment
 from w2s_core.training.models import load_tokenizer, pick_dtype
+from w2s_core.training.precision import check_predictions
 
 DEMO_SEPARATOR = "\n\n"
 
@@ -75,6 +76,7 @@ def run(job_dir: Path) -> None:
         dists[name], n_cut = score(acc, module, tok, prompts, words, job["train"], name)
         cut += n_cut
 
+    check_predictions(dists, job["train"])  # float16 weights can overflow: fail rather than record NaN
     if acc.is_main_process:
         preds = {name: prediction(dists[name], splits[name].labels) for name in names}
         result = summarize(dists["test"], splits["test"].labels, shots, cut, time.time() - t0)

@@ -30,6 +30,7 @@ from w2s_core.errors import InputError, W2SError
 from w2s_core.training.features import cached_features
 from w2s_core.training.lengths import truncation_side
 from w2s_core.training.models import PairScores, collate, encode, load_classifier, pick_dtype, to_device, unpadded
+from w2s_core.training.precision import Precision, job_precision
 
 
 @dataclass
@@ -40,10 +41,15 @@ class Setup:
     batch: Callable[[list], tuple]  # items -> positional args of module
     inputs: dict[str, list]  # "train" / "test" / "predict" (/ "val") -> token ids, frozen features or items
     device: torch.device
-    autocast: bool = False
+    precision: Precision = field(default_factory=Precision)  # weights' dtype, autocast, loss scaling
     # per-example candidate counts per input name, where they differ between examples (chess);
     # empty when every example has the same classes. `build` fills it, `loop.hold_out` splits it.
     widths: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        """The dtype the forward pass autocasts to; None for none."""
+        return self.precision.autocast
 
 
 def data_kind(job: dict) -> str:
@@ -97,7 +103,11 @@ def build(job: dict, splits: dict, device: torch.device) -> Setup:
 
 
 def probe_features(job: dict, pool: list[str], device: torch.device) -> tuple[torch.Tensor, dict[str, int]]:
-    """The frozen backbone's features of every text in `pool` (cached on disk) and each text's row."""
+    """The frozen backbone's features of every text in `pool` (cached on disk) and each text's row.
+
+    Extracted in the job's compute dtype (`[train] dtype`; "auto": bf16 on a GPU that has it, float32
+    on a CPU), in passes of a token budget (`features.token_batches`).
+    """
     train = job["train"]
     table = cached_features(
         job["model"],
@@ -106,6 +116,7 @@ def probe_features(job: dict, pool: list[str], device: torch.device) -> tuple[to
         side=truncation_side(job),
         batch_size=max(train["minibatch_size"], 32),
         device=device,
+        dtype=pick_dtype(train.get("dtype", "auto"), device),
     )
     return table, {t: i for i, t in enumerate(pool)}
 
@@ -124,28 +135,29 @@ def build_probe(job: dict, splits: dict, texts: dict[str, list[str]], device: to
 
 
 def load_finetune(job: dict, device: torch.device, n_outputs: int):
-    """(model with `n_outputs` head logits, tokenizer, autocast) for a finetune job."""
+    """(model with `n_outputs` head logits, tokenizer, Precision) for a finetune job.
+
+    The weights' dtype and the autocast come from `[train] dtype` (`precision.job_precision`): "auto"
+    bf16 on a full finetune keeps float32 master weights and autocasts the compute (Adam updates on bf16
+    weights round away at lr 1e-5); float16 keeps float32 master weights, autocasts and scales the loss.
+    """
     spec, train = job["model"], job["train"]
     lora = train["lora"] if isinstance(train["lora"], dict) else ({} if train["lora"] else None)
-    dtype = pick_dtype(train.get("dtype", "auto"), device)
-    # "auto" bf16 on a full finetune keeps float32 master weights and autocasts the compute: Adam
-    # updates on bf16 weights round away at lr 1e-5. LoRA or an explicit dtype loads weights in it.
-    autocast = dtype == torch.bfloat16 and train.get("dtype", "auto") == "auto" and lora is None
-    weights = torch.float32 if autocast else dtype
+    precision = job_precision(train, device, lora is not None)
     model, tok = load_classifier(
         spec,
-        dtype=weights,
+        dtype=precision.weights,
         lora=lora,
         grad_checkpointing=bool(train.get("grad_checkpointing")),
         dropout=bool(train.get("train_with_dropout")),
         n_outputs=n_outputs,
     )
-    return model, tok, autocast
+    return model, tok, precision
 
 
 def build_finetune(job: dict, texts: dict[str, list[str]], device: torch.device, k: int = 2) -> Setup:
     """The backbone with a zero-initialised K-way head; inputs are token ids, padded per minibatch."""
-    model, tok, autocast = load_finetune(job, device, k)
+    model, tok, precision = load_finetune(job, device, k)
 
     def batch(items):
         ids, mask = collate(items, tok.pad_token_id)
@@ -154,7 +166,7 @@ def build_finetune(job: dict, texts: dict[str, list[str]], device: torch.device,
 
     side = truncation_side(job)  # [data] long_inputs: which end of a too-long input is cut
     max_length = job["train"]["max_length"]
-    return Setup(model, batch, {n: encode(tok, t, max_length, side) for n, t in texts.items()}, device, autocast)
+    return Setup(model, batch, {n: encode(tok, t, max_length, side) for n, t in texts.items()}, device, precision)
 
 
 # --- pairwise -------------------------------------------------------------------------------
@@ -172,7 +184,7 @@ def pair_texts(split, name: str) -> list[tuple[str, str]]:
 
 def build_pairwise(job: dict, pairs: dict[str, list[tuple[str, str]]], device: torch.device) -> Setup:
     """A reward model: the backbone with a zero-initialised scalar head, scoring both replies in one pass."""
-    model, tok, autocast = load_finetune(job, device, 1)
+    model, tok, precision = load_finetune(job, device, 1)
     side, max_length = truncation_side(job), job["train"]["max_length"]
     inputs = {}
     for name, rows in pairs.items():
@@ -185,7 +197,7 @@ def build_pairwise(job: dict, pairs: dict[str, list[tuple[str, str]]], device: t
         ids, mask = collate(seqs, tok.pad_token_id)
         return to_device(ids, device), None if unpadded(seqs) else to_device(mask, device)
 
-    return Setup(PairScores(model), batch, inputs, device, autocast)
+    return Setup(PairScores(model), batch, inputs, device, precision)
 
 
 def build_pairwise_probe(

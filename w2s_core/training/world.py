@@ -41,9 +41,14 @@ def step_shape(train: dict, processes: int) -> tuple[int, int]:
     as always; with P processes the fewest passes that keep each process within `minibatch_size`
     and cut the batch evenly (batch 16: with minibatch 8 and P = 2 one pass of 8 per process, with
     minibatch 4 and P = 2 two passes of 4). Where a pass does not split evenly over the processes
-    (batch 6 on P = 4) the shards differ in size by one: the batch-level losses weigh their rows for
-    that (`loop.batch_level_loss`), while a per-example loss is averaged per process and then over
-    processes, as DDP does, so its step is then no exact mean over the batch.
+    (batch 6 on P = 4, or an epoch's short last minibatch) the shards differ in size: the batch-level
+    losses weigh their rows for that (`loop.batch_level_loss`), a per-example loss by `shard_weight`,
+    so a pass trains on its examples' mean whatever P.
+
+    What still depends on P (a limitation): when P processes take a pass larger than `minibatch_size`
+    (the cases above with P = 2), an epoch whose size is no multiple of the pass ends on another short
+    minibatch than one process's, so the tail steps of each epoch hold other examples; with
+    `minibatch_size = batch_size`, or epochs that divide evenly, the steps are the same.
     """
     mini = train["minibatch_size"]
     batch = mini * max(1, train["batch_size"] // mini)  # what one process has always stepped on
@@ -51,3 +56,22 @@ def step_shape(train: dict, processes: int) -> tuple[int, int]:
     while batch % accum:
         accum += 1
     return batch // accum, accum
+
+
+def shard(acc: Accelerator, chunk: list[int]) -> list[int]:
+    """This process's rows of a minibatch: every P-th. A process with none repeats the first row, so
+    every process runs a pass (DDP's gradient sync needs all of them); `shard_weight` weighs it 0."""
+    return chunk[acc.process_index :: acc.num_processes] or chunk[:1]
+
+
+def shard_weight(acc: Accelerator, chunk: list[int]) -> float:
+    """The factor on this process's mean per-example loss over its shard of `chunk` that makes the pass
+    train on the chunk's mean after DDP averages the P processes' gradients: |shard| x P / |chunk|.
+
+    1 when the chunk splits evenly (one process: always), so the loss is then left as it was; 0 for a
+    process whose shard is empty and repeats a row (`shard`), which must not count that row twice.
+    Before issue 14 an uneven pass gave the rows of the smaller shards more weight, and the repeated
+    row trained again.
+    """
+    real = len(chunk[acc.process_index :: acc.num_processes])
+    return real * acc.num_processes / len(chunk)

@@ -2,6 +2,10 @@
 Each job's peak GPU memory and mean GPU utilisation are shown once the supervisor sampled it on a GPU
 (blank for a job never sampled: a CPU job, or one from before GPU sampling).
 
+The tags column shows the tags `w2s tag` put on the job, its run or its recipe. The search takes a
+word `tag:NAME` to keep only the jobs carrying NAME (with other words: jobs matching all of them), so
+`tag:paper gpt2` is the paper's gpt2 jobs; one search box filters both ways, as everywhere else.
+
 Export writes the marked jobs, or when none is marked the whole filtered table (not only the loaded
 window), to CSV or JSON in RESULTS_DIR/exports/, so a search can be handed to a notebook; the summary
 line keeps the path of the last export.
@@ -19,7 +23,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, Static
+from textual.widgets import Header, Input, Static
 
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event
@@ -46,13 +50,15 @@ EXPORT_FIELDS = (
     "finished_at",
     "gpu_peak_mb",
     "gpu_util_mean",
+    "tags",
 )
+HISTORY_HINT = "search: model, role, method, recipe, dataset, hash, tag:NAME (/ to focus, esc to leave)"
 COMPARE_KEYS = (Event.TEST_ACC, Event.VAL_ACC, Event.LOSS, Event.TRAIN_ACC, Event.TEST_AUROC)
 
 
 def write_export(path: Path, kind: str, rows: list[dict]) -> int:
     """The rows' EXPORT_FIELDS as CSV or JSON; returns how many rows were written."""
-    flat = [{k: r[k] for k in EXPORT_FIELDS} for r in rows]
+    flat = [{k: " ".join(r.get(k) or []) if k == "tags" else r[k] for k in EXPORT_FIELDS} for r in rows]
     with open(path, "w", newline="") as f:
         if kind == "csv":
             writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
@@ -75,6 +81,7 @@ class HistoryScreen(JobListScreen):
         Column("seed", 6, right=True),
         Column("status"),
         Column("test acc", 2, right=True),
+        Column("tags", 4),
         Column("GPU peak", 8, right=True),
         Column("GPU util", 9, right=True),
         Column("started"),
@@ -93,6 +100,10 @@ class HistoryScreen(JobListScreen):
         self.marked: dict[str, dict] = {}
         self.last_export = ""
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#search", Input).placeholder = HISTORY_HINT
+
     def cells(self, row: dict) -> tuple:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started_at"])) if row["started_at"] else "-"
         return (
@@ -104,6 +115,7 @@ class HistoryScreen(JobListScreen):
             str(row["seed"]),
             status_text(row["status"], slurm=slurm_text(row)),
             fmt.num(row["final_acc"]),
+            " ".join(row.get("tags") or []),
             "" if row.get("gpu_peak_mb") is None else f"{row['gpu_peak_mb'] / 1024:.1f} GiB",
             "" if row.get("gpu_util_mean") is None else f"{row['gpu_util_mean']:.0f}%",
             started,

@@ -1,6 +1,8 @@
 """Recipes: the TOML recipes in ./recipes/, the current directory and the bundled ones, listed by
-folder; a preview of the expanded plan with what is already done, running or still to run; validation
-errors inline; launch with one key into the results folder the app has open.
+folder, each by its name in that folder (so a long path never wraps the list: the preview's first line
+names the file by its short path, `short_path`, and the list's tooltip gives the full one); a preview
+of the expanded plan with what is already done, running or still to run; validation errors inline;
+launch with one key into the results folder the app has open.
 
 The preview is read again whenever the database changes (a launched run finishing its jobs), and `l`
 plans once more before it launches, so it never starts a run with nothing to do. A launch that fails
@@ -53,6 +55,18 @@ def find_recipes(cwd: Path | None = None) -> dict[Path, str]:
                 if path.name != "pyproject.toml":
                     found.setdefault(path.resolve(), label)
     return found
+
+
+def short_path(path: Path, cwd: Path | None = None, home: Path | None = None) -> str:
+    """How a recipe file reads in one short line: relative to the current folder when it is under it
+    (`recipes/demo.toml`), else under the home folder as `~/...`, else its name alone."""
+    cwd = (cwd or Path.cwd()).resolve()
+    home = (home or Path.home()).resolve()
+    path = path.resolve()
+    for base, prefix in ((cwd, ""), (home, "~/")):
+        if path.is_relative_to(base):
+            return prefix + path.relative_to(base).as_posix()
+    return path.name
 
 
 @dataclass
@@ -201,6 +215,8 @@ class RecipesScreen(Screen):
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self) -> None:
+        path = self.selected()
+        self.query_one(OptionList).tooltip = str(path) if path else None  # the full path, on hover
         self._refresh_preview()
 
     def preview(self, path: Path, launch: bool = False) -> None:
@@ -216,6 +232,7 @@ class RecipesScreen(Screen):
                 text, counts = plan_preview(path, states, results_dir)
             except W2SError as exc:
                 text = Text.assemble(("Invalid recipe", "bold red"), "\n\n", (str(exc), "red"))
+            text = Text.assemble((short_path(path), "dim"), "\n", text)  # which file, in full in the tooltip
             yield PlanReady(path, text, counts is not None, counts.to_run if counts else 0, seen, launch)
 
         read_in_thread(self, read, group="preview", exclusive=True)

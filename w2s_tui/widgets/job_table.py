@@ -167,6 +167,8 @@ class JobTable(ScrollView, can_focus=True):
         self._strips: dict[int, Strip] = {}  # table index -> its drawn line (-1: the header)
         self._pending: int | None = None  # the start of a window asked for and not yet shown
         self.moved_at = 0.0  # when the cursor last moved (monotonic): a refresh waits while keys come
+        self.loaded = False  # whether `total` is known: a window under the current filter has been shown
+        self._end_wanted = False  # `end` came before that: the cursor goes to the last row once it is known
 
     # -- what the screens and tests read -------------------------------------------------------
 
@@ -204,6 +206,7 @@ class JobTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self.scroll_to(y=0, animate=False, immediate=True)
         self.wanted, self._pending = (0, self._window_size()), 0
+        self.loaded = self._end_wanted = False
 
     def show(self, offset: int, rows: list[dict], total: int) -> None:
         """Take a loaded window: keep the cursor on its job, redraw the lines whose cells changed."""
@@ -214,8 +217,12 @@ class JobTable(ScrollView, can_focus=True):
         changed = {offset + i for i, c in enumerate(cells) if moved or i >= len(self.shown) or c != self.shown[i]}
         self.start, self.window, self.shown, self.total = offset, rows, cells, total
         self.virtual_size = Size(self.scrollable_content_region.width, total + 1)
+        self.loaded = True
         index = next((offset + i for i, r in enumerate(rows) if keep and r["hash"] == keep["hash"]), None)
-        if index is not None and index != self.cursor_row:
+        if self._end_wanted:
+            self._end_wanted = False
+            self.key_moved(total - 1)  # and the window holding it is asked for
+        elif index is not None and index != self.cursor_row:
             self.move_cursor(row=index)
         elif self.cursor_row >= total:
             self.move_cursor(row=max(0, total - 1))
@@ -277,10 +284,12 @@ class JobTable(ScrollView, can_focus=True):
             self._strips.pop(index, None)
             self.refresh_line(index + 1)
         visible = self.visible_rows()
+        # force: right after a window grew the table, its scrollbar shows only at the next layout, and
+        # until then Textual refuses to scroll: the cursor would sit below the view, its window unloaded
         if row < self.scroll_y:
-            self.scroll_to(y=row, animate=False, immediate=True)
+            self.scroll_to(y=row, animate=False, immediate=True, force=True)
         elif row >= self.scroll_y + visible:
-            self.scroll_to(y=row - visible + 1, animate=False, immediate=True)
+            self.scroll_to(y=row - visible + 1, animate=False, immediate=True, force=True)
         self._ensure_window()
 
     def key_moved(self, row: int) -> None:
@@ -295,7 +304,11 @@ class JobTable(ScrollView, can_focus=True):
         self.key_moved(self.cursor_row + step * self.visible_rows())
 
     def action_jump(self, row: int) -> None:
-        self.key_moved(row if row >= 0 else self.total - 1)
+        """`home` (0) or `end` (-1: the last row of every job matching the filter, not of the loaded
+        window; pressed before the table knows how many there are, it takes effect when it does)."""
+        self._end_wanted = row < 0 and not self.loaded
+        if not self._end_wanted:
+            self.key_moved(row if row >= 0 else self.total - 1)
 
     def action_select(self) -> None:
         job = self.current()

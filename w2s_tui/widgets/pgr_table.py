@@ -6,7 +6,8 @@ Two views (the Results screen's `v`):
     figures     PGR and the w2s figure of the final step, the selected checkpoint and the oracle
                 (the best test accuracy over training: optimistic, never used to select) side by side
 Columns the terminal has no room for are dropped, the least needed first: PGR, its interval and the
-median always stay.
+median always stay. A grid recipe's rows gain a column per swept key after the method ("*": the row
+does not depend on it); pivoted by one (the Results screen's pivot key), that key and "best of".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 from rich.text import Text
 from textual.widgets import DataTable
 
-from w2s_core.analysis.table import ci_text, method_label, strong_label
+from w2s_core.analysis.table import ci_text, grid_cells, grid_columns, method_label, strong_label
 
 from .. import fmt
 from ..messages import ResultsLoaded
@@ -48,6 +49,7 @@ FIGURES = (
     Column("w2s oracle", 4, right=True),
 )
 VIEWS = {"estimators": ESTIMATORS, "figures": FIGURES}
+NAMES = 3  # the name columns every view starts with; a grid's columns follow them
 SCROLLBAR = 2  # cells the surrounding scroll area may take
 
 
@@ -56,8 +58,16 @@ def pgr_text(value: float, warnings: list[str] | None = None) -> Text:
     return text + Text(" !", style="bold red") if warnings else text
 
 
-def row_cells(r: dict, m: str, view: str) -> tuple:
-    names = (Text(r["weak"]), Text(strong_label(r)), Text(method_label(r)))
+def columns_for(rows: list[dict], view: str) -> tuple[Column, ...]:
+    """The view's columns, with the grid's after the method (none for a recipe without lists)."""
+    columns = VIEWS[view]
+    keys = grid_columns(rows)
+    swept = tuple(Column(k, right=True) for k in keys) + ((Column("best of"),) if rows and "best_of" in rows[0] else ())
+    return columns[:NAMES] + swept + columns[NAMES:]
+
+
+def row_cells(r: dict, m: str, view: str, keys: list[str] = ()) -> tuple:
+    names = (Text(r["weak"]), Text(strong_label(r)), Text(method_label(r)), *grid_cells(r, list(keys)))
     if view == "figures":
         return (
             *names,
@@ -96,7 +106,7 @@ class PgrTable(DataTable):
         self.view = "estimators"
         self._rows: list[dict] = []
         self._metric = "acc"
-        self._shown: list[int] = []
+        self._shown: list[str] = []  # the headers shown: a change of view, grid or pivot rebuilds the columns
 
     def on_mount(self) -> None:
         self.show([], self._metric)
@@ -110,14 +120,16 @@ class PgrTable(DataTable):
     def show(self, rows: list[dict], m: str, view: str | None = None) -> None:
         """Fill the table with the columns of `view` that fit its width (all of them before layout)."""
         self._rows, self._metric, self.view = rows, m, view or self.view
-        columns = VIEWS[self.view]
-        cells = [row_cells(r, m, self.view) for r in rows]
+        columns = columns_for(rows, self.view)
+        keys = grid_columns(rows)
+        cells = [row_cells(r, m, self.view, keys) for r in rows]
         natural = [max([len(c.name)] + [cell_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
         width = self.app.size.width - SCROLLBAR if self.is_mounted else 10_000
         shown = [i for i, _ in fit(columns, natural, max(width, 20))]
-        self.clear(columns=shown != self._shown or not self.columns)
+        headers = [f"{i}:{columns[i].name}" for i in shown]
+        self.clear(columns=headers != self._shown or not self.columns)
         if not self.columns:
             for i in shown:
                 self.add_column(columns[i].name, key=str(i))
-        self._shown = shown
+        self._shown = headers
         self.add_rows([[_justified(row[i], columns[i].right) for i in shown] for row in cells])

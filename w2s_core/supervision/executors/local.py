@@ -5,6 +5,9 @@ device slot placement gave it (CUDA_VISIBLE_DEVICES), under the `sh` wrapper tha
 status; it is followed by pid and process start time, so a restarted supervisor re-attaches to it;
 cancelling kills its whole process tree and waits until it is gone. Tests replace
 `runner.launch_command`, so it is looked up on the module at each call.
+
+A job placed on several GPUs starts with the rendezvous port its slot holds and, when the memory plan
+shards it (planning.fsdp_for: `[launch] fsdp`, the GPUs' memory), w2s's FSDP config (launch_config.py).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from w2s_core.supervision import runner
+from w2s_core.supervision import planning, runner
 from w2s_core.supervision.executors import LOCAL, launch_of
+from w2s_core.supervision.slots import gpu_count
 
 if TYPE_CHECKING:
     from w2s_core.store import Store
@@ -26,7 +30,13 @@ class LocalExecutor:
     name = LOCAL
 
     def start(self, store: Store, row: JobRow, slot: Slot) -> Attempt:
-        return runner.start(store, row, slot.name, slot.env)
+        n = gpu_count(slot.name)
+        if n <= 1:
+            return runner.start(store, row, slot.name, slot.env)
+        launch = launch_of(row)
+        gpu_gib = float(launch["gpu_memory_gb"]) if launch.get("gpu_memory_gb") else slot.memory_gib
+        fsdp = planning.fsdp_for(row["spec"], launch, n, gpu_gib)
+        return runner.start(store, row, slot.name, slot.env, port=slot.port, fsdp=fsdp)
 
     def poll(self, attempt: Attempt) -> int | str | None:
         return attempt.poll()
@@ -44,9 +54,14 @@ class LocalExecutor:
         return runner.reattach(store, row)
 
     def describe_command(self, row: dict) -> str:
-        """The command as `runner.start` builds it on one GPU per process of `[launch] gpus_per_job`."""
+        """The command as `runner.start` builds it on one GPU per process of `[launch] gpus_per_job` (a
+        multi-GPU job's port is picked when it starts: PORT here)."""
         launch = launch_of(row)
         gpus = int(launch.get("gpus_per_job", 1))
-        more = (gpus,) if gpus > 1 else ()
         folder = row.get("dir") or f"{runner.JOBS_DIR}/{row['hash'][:16]}"
-        return shlex.join(runner.launch_command(folder, launch.get("accelerate_config"), *more))
+        if gpus <= 1:
+            return shlex.join(runner.launch_command(folder, launch.get("accelerate_config")))
+        gpu_gib = float(launch["gpu_memory_gb"]) if launch.get("gpu_memory_gb") else None
+        fsdp = planning.fsdp_for(row["spec"], launch, gpus, gpu_gib) if row.get("spec") else None
+        command = runner.launch_command(folder, launch.get("accelerate_config"), gpus, port=0, fsdp=fsdp)
+        return shlex.join(command).replace("--main_process_port 0", "--main_process_port PORT")

@@ -158,7 +158,7 @@ class SlurmExecutor:
             "device": SLURM,
             "sbatch": params.sbatch_flags(options),
             "time_from": source,
-            "accelerate_config": runner.accelerate_config_text(launch_of(row).get("accelerate_config")),
+            "accelerate_config": runner.accelerate_config_text(launch_of(row).get("accelerate_config"), folder.path),
         }
         store.set_job_status(
             row["hash"], JobStatus.RUNNING, pid=None, pgid=None, proc_start=None, device=SLURM,

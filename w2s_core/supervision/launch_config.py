@@ -1,0 +1,177 @@
+"""How a job is handed to `accelerate launch`: the command, and the accelerate config w2s renders for it.
+
+accelerate reads its default config file (`accelerate config` writes it, under $HF_HOME/accelerate or
+~/.cache/huggingface/accelerate) whenever a launch names no `--config_file`, and takes from it every
+setting the command line leaves out: `use_cpu`, `gpu_ids`, `num_machines`, `machine_rank`, FSDP or
+DeepSpeed... A job must not pick those up silently (a default written for another machine maps every
+rank to one GPU, or waits for a second machine), so a job's launch is always explicit:
+
+- the recipe's own `[launch] accelerate_config`: passed as `--config_file`, with `--num_processes`
+  and `--main_process_port` for a multi-GPU job (its own port wins, if it names one);
+- else, with no default config on this machine: flags only, as w2s always launched (one process:
+  `--num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no`; several: `--multi_gpu`,
+  `--gpu_ids all` and the job's port too), nothing else is read;
+- else (a default config exists, or the job is sharded): `--config_file JOB_DIR/accelerate.yaml`, the
+  config w2s renders into the job's folder (`settings`), so the default is never read; the flags above
+  are kept for a multi-GPU job, in agreement with the file.
+
+Ports: each multi-GPU job started by the local supervisor gets its own `main_process_port`, picked free
+when it is placed (placement.py, `pick_port`) and recorded in its provenance, so concurrent jobs never
+meet at one rendezvous. (`--main_process_port 0`, "any free port", is what a command built without a
+port says, as a Slurm job's on its own node does: accelerate resolves 0 itself only from 1.7 on.)
+
+FSDP (`FSDP1`, what accelerate >= 1.0 runs): one unit per transformer layer
+(`TRANSFORMER_BASED_WRAP` with the model family's layer class when known, else the model's own
+`_no_split_modules`, which w2s's classifier passes on from its backbone: without either, FSDP would wrap
+the whole model as one unit and gather all of it at once), FULL_SHARD, `use_orig_params: true` (a LoRA
+job mixes frozen and trainable parameters in one layer, which flat parameters refuse otherwise),
+sharded state dicts (checkpoints), rank 0 loading the weights and broadcasting them
+(`cpu_ram_efficient_loading`, `sync_module_states`: one copy in host memory, not one per rank).
+Flat parameters need one dtype per unit, so w2s shards only float32 models (memory.can_shard).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CONFIG_NAME = "accelerate.yaml"  # in the job folder
+PLAIN = ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+FSDP_SETTINGS = {
+    "fsdp_version": 1,
+    "fsdp_sharding_strategy": "FULL_SHARD",
+    "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+    "fsdp_use_orig_params": True,
+    "fsdp_backward_prefetch": "BACKWARD_PRE",
+    "fsdp_forward_prefetch": False,
+    "fsdp_state_dict_type": "SHARDED_STATE_DICT",
+    "fsdp_cpu_ram_efficient_loading": True,
+    "fsdp_sync_module_states": True,
+    "fsdp_offload_params": False,
+    "fsdp_activation_checkpointing": False,  # the trainer's own `grad_checkpointing` does it
+}
+
+
+def accelerate_settings(accelerate_config: str | Path) -> dict:
+    """An accelerate config file's settings (YAML, or JSON, which YAML reads too); {} when it cannot
+    be read or is not a mapping (accelerate itself then says what is wrong, in the job's log)."""
+    import yaml  # accelerate's own dependency; imported here, as only launches read configs
+
+    try:
+        settings = yaml.safe_load(Path(accelerate_config).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def default_accelerate_config() -> Path | None:
+    """The default config `accelerate config` writes, if there is one.
+
+    Found as accelerate finds it (accelerate/commands/config/config_args.py) rather than by importing
+    it: that import brings in torch, a second or more, and the supervisor and CLI never need torch.
+    tests/test_supervision.py checks that both agree.
+    """
+    hf_home = os.environ.get("HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"))
+    path = Path(os.path.expanduser(hf_home)) / "accelerate" / "default_config.yaml"
+    return path if path.is_file() else None
+
+
+def fsdp_config(block: str | None) -> dict:
+    """The `fsdp_config` of a sharded job; `block`: the layer class to wrap (None: the model's `_no_split_modules`)."""
+    return {**FSDP_SETTINGS, **({"fsdp_transformer_layer_cls_to_wrap": block} if block else {})}
+
+
+def settings(processes: int = 1, port: int | None = None, fsdp: dict | None = None) -> dict:
+    """The accelerate config w2s renders for a job: everything accelerate would otherwise take from a
+    default config, for `processes` processes on this machine's GPUs the job was given."""
+    kind = "FSDP" if fsdp is not None else ("MULTI_GPU" if processes > 1 else "NO")
+    out = {
+        "compute_environment": "LOCAL_MACHINE",
+        "distributed_type": kind,
+        "num_processes": processes,
+        "num_machines": 1,
+        "machine_rank": 0,
+        "gpu_ids": "all",
+        "mixed_precision": "no",
+        "downcast_bf16": "no",
+        "use_cpu": False,
+        "rdzv_backend": "static",
+        "same_network": True,
+        "enable_cpu_affinity": False,
+        "debug": False,
+    }
+    if processes > 1:
+        out["main_process_port"] = port or 0
+    if fsdp is not None:
+        out["fsdp_config"] = fsdp
+    return out
+
+
+def yaml_text(config: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def needs_file(accelerate_config: str | None, fsdp: dict | None = None) -> bool:
+    """Whether the job's launch names the config w2s renders (see the module docstring)."""
+    return not accelerate_config and (fsdp is not None or default_accelerate_config() is not None)
+
+
+def write(job_dir: Path | str, config: dict) -> Path:
+    """The rendered config in the job's folder (written atomically); its path."""
+    path = Path(job_dir) / CONFIG_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml_text(config))
+    os.replace(tmp, path)
+    return path
+
+
+def command(
+    job_dir: Path | str,
+    accelerate_config: str | None = None,
+    processes: int = 1,
+    port: int | None = None,
+    fsdp: dict | None = None,
+) -> list[str]:
+    """`accelerate launch ... -m w2s_core.training JOB_DIR` (module docstring). When the launch names
+    the rendered config and `job_dir` exists, the config is written there (a dry run's folder does not
+    exist: nothing is written)."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    tail = ["-m", "w2s_core.training", str(job_dir)]
+    if accelerate_config:
+        cmd += ["--config_file", accelerate_config]
+        if processes > 1:
+            cmd += ["--num_processes", str(processes)]
+            if "main_process_port" not in accelerate_settings(accelerate_config):
+                cmd += ["--main_process_port", str(port or 0)]
+        return cmd + tail
+    if needs_file(None, fsdp):
+        if Path(job_dir).is_dir():
+            write(job_dir, settings(processes, port, fsdp))
+        cmd += ["--config_file", str(Path(job_dir) / CONFIG_NAME)]
+        if processes == 1:
+            return cmd + tail  # the file says everything
+    if fsdp is not None:
+        return cmd + ["--num_processes", str(processes), "--main_process_port", str(port or 0)] + tail
+    if processes > 1:
+        cmd += ["--multi_gpu", "--num_processes", str(processes), "--gpu_ids", "all"]
+        return cmd + ["--main_process_port", str(port or 0), *PLAIN] + tail
+    return cmd + ["--num_processes", "1", *PLAIN] + tail
+
+
+def describe(accelerate_config: str | None, processes: int, fsdp: dict | None) -> str:
+    """One phrase for the dry run: which accelerate config a job uses and how many processes it starts."""
+    n = f"{processes} process{'es' if processes > 1 else ''}"
+    if accelerate_config:
+        return f"accelerate: your config {accelerate_config} ({n})"
+    kind = "FSDP" if fsdp is not None else ("MULTI_GPU" if processes > 1 else "NO")
+    default = default_accelerate_config()
+    if fsdp is not None or default is not None:
+        wrap = fsdp.get("fsdp_transformer_layer_cls_to_wrap", "the model's _no_split_modules") if fsdp else ""
+        detail = f", one FSDP unit per {wrap}, use_orig_params" if fsdp is not None else ""
+        unread = f"; your default {default} is not read" if default is not None else ""
+        return f"accelerate: w2s renders JOB_DIR/{CONFIG_NAME} ({kind}, {n}{detail}){unread}"
+    port = ", a free port of its own" if processes > 1 else ""
+    return f"accelerate: flags only ({kind}, {n}{port}; no default config on this machine)"
