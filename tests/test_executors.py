@@ -470,6 +470,11 @@ def test_multinode_command_takes_its_rendezvous_from_slurms_environment(tmp_path
     assert words[words.index("--main_process_ip") + 1] == "gpu-a"
     assert words[words.index("--main_process_port") + 1] == "20123"
     assert words[words.index("--num_processes") + 1] == "8" and words[-1] == str(tmp_path / "job")
+    # never the node's own default accelerate config: the one w2s renders into the job folder
+    assert words[words.index("--config_file") + 1] == str(tmp_path / "job" / "accelerate.yaml")
+    (tmp_path / "job").mkdir()
+    sb.job_command(tmp_path / "job", row)
+    assert "distributed_type: MULTI_GPU" in (tmp_path / "job" / "accelerate.yaml").read_text()
 
 
 # -- the recipe, the store, the command line ----------------------------------------------------------------

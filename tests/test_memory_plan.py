@@ -257,3 +257,14 @@ def load_recipe_text(tmp_path, models: str):
     path = tmp_path / "other.toml"
     path.write_text(big_recipe(models))
     return load_recipe(path)
+
+
+def test_float16_full_finetune_keeps_float32_master_weights_in_the_plan():
+    """The trainer runs a float16 full finetune as float32 master weights, fp16 autocast and loss scaling
+    (training/precision.py): the plan counts it as the "auto" one, not as 16-bit weights."""
+    p = 1_557_611_200
+    fp16, auto = estimate(spec("gpt2-xl", dtype="float16")), estimate(spec("gpt2-xl", dtype="auto"))
+    assert fp16.strategy == "full" and fp16.parts["weights"] == 4.0 * p == fp16.parts["gradients"]
+    assert fp16.parts["optimizer"] == 8.0 * p
+    assert fp16.parts["working copies"] == auto.parts["working copies"] > 0
+    assert "fp16 autocast" in fp16.what

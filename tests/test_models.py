@@ -249,3 +249,23 @@ def test_model_defaults_merge_and_are_copies():
     for name in MODEL_DEFAULTS:
         d = model_defaults(name)
         assert d["batch_size"] % d["minibatch_size"] == 0, name
+
+
+def test_weights_load_straight_onto_a_gpu_except_under_fsdp(monkeypatch):
+    """On a GPU the backbone is loaded with device_map onto the job's device (no full host copy first);
+    on a CPU, and under FSDP (accelerate shards the host copy), as before. The CUDA load itself needs a
+    GPU: here the call's arguments are checked, and the model still loads through the real path."""
+    seen = []
+    real = AutoModel.from_pretrained.__func__
+
+    def recording(cls, path, **kwargs):
+        seen.append(kwargs.pop("device_map", None))
+        return real(cls, path, **kwargs)
+
+    monkeypatch.setattr(AutoModel, "from_pretrained", classmethod(recording))
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    models.load_backbone(spec("tiny-random-bert"), torch.float32, device=torch.device("cuda:1"))
+    models.load_backbone(spec("tiny-random-bert"), torch.float32, device="cpu")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    models.load_backbone(spec("tiny-random-bert"), torch.float32, device="cuda:0")
+    assert seen == [{"": torch.device("cuda:1")}, None, None]

@@ -576,7 +576,9 @@ def test_accelerate_default_config_is_found_where_accelerate_looks_without_impor
         Path(theirs).parent.mkdir(parents=True)
         Path(theirs).write_text("compute_environment: LOCAL_MACHINE\n")
         assert runner.default_accelerate_config() == Path(theirs)
-        assert "--num_processes" not in runner.launch_command(tmp_path, None)  # accelerate's own default applies
+        # a default config exists: the job names the config w2s renders into its folder, never that one
+        command = runner.launch_command(tmp_path, None)
+        assert "--num_processes" not in command and command[command.index("--config_file") + 1] != theirs
     code = (
         "import sys\nfrom pathlib import Path\nfrom w2s_core.supervision import runner\n"
         "runner.launch_command(Path('.'), None); runner.accelerate_config_text(None)\n"

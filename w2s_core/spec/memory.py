@@ -5,9 +5,10 @@ shapes.py: a local or cached config.json, else the registry), for what the train
 GPU (w2s_core.training.setup.load_finetune):
 
     strategy        when                               bytes per parameter the model loads
-    full            dtype "auto" (or "float32")         weights 4 + gradients 4 + Adam 8 (= 16), and with
-                    finetune                            "auto" bf16 autocast copies 2 of the layers' weights
-    full-bf16       dtype "bfloat16"/"float16"          weights 2 + gradients 2 + Adam 4, or Adafactor ~0
+    full            dtype "auto", "float32" or          weights 4 + gradients 4 + Adam 8 (= 16), and with
+                    "float16" (float32 master weights,  autocast ("auto": bf16, "float16": fp16 with loss
+                    training/precision.py)              scaling) copies 2 of the layers' weights
+    full-bf16       dtype "bfloat16"                    weights 2 + gradients 2 + Adam 4, or Adafactor ~0
                                                         (factored) + float32 copies of its largest tensor
     lora            `lora` set                          frozen base 2 (bf16 on a GPU); adapters (rank r on
                                                         every linear layer) float32 with Adam: 16 each
@@ -123,7 +124,7 @@ def _strategy(train: dict, frozen: bool) -> str:
         return "probe"
     if train.get("lora"):
         return "lora"
-    return "full" if train.get("dtype", "auto") in ("auto", "float32") else "full-bf16"
+    return "full" if train.get("dtype", "auto") in ("auto", "float32", "float16") else "full-bf16"
 
 
 def _model_state(shape: Shape, params: int, train: dict, strategy: str) -> tuple[dict, int, str]:
@@ -145,9 +146,9 @@ def _model_state(shape: Shape, params: int, train: dict, strategy: str) -> tuple
     else:  # Adafactor: factored second moments, and float32 working copies of one tensor at a time
         parts["optimizer"] = width * _factored(shape)
         parts["working copies"] = (3 if width == 2 else 2) * 4.0 * shape.largest_tensor()
-    if strategy == "full" and dtype == "auto":  # autocast caches a bf16 copy of each layer weight it casts
+    if strategy == "full" and dtype in ("auto", "float16"):  # autocast caches a 16-bit copy of each weight it casts
         parts["working copies"] = 2.0 * (params - shape.embedding_params())
-    autocast = " (bf16 autocast)" if dtype == "auto" else ""
+    autocast = {"auto": " (bf16 autocast)", "float16": " (fp16 autocast, loss scaling)"}.get(dtype, "")
     what = {"full": f"float32 weights{autocast}", "full-bf16": f"{dtype} weights"}
     return parts, params, f"full finetune, {what[strategy]}, {OPTIMIZER_NAMES.get(optimizer, optimizer)}"
 

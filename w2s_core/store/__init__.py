@@ -11,6 +11,7 @@ All SQL of w2s lives in this package, one module per concern:
     gpus.py        GPU samples (per GPU, per running job) and each job's peak memory and mean utilisation
     annotations.py tags on runs, jobs and recipes, and notes on runs (`w2s tag`, `w2s note`)
     queries.py     read-only queries across tables (the TUI's pages, analysis's input)
+    exports.py     read-only rows for the Parquet export (predictions with their example index)
     rows.py        the TypedDicts the methods and queries return
 
 `Store` is the facade the rest of w2s uses: `Store.open(results_dir)`, then its methods.

@@ -119,6 +119,11 @@ def needs_file(accelerate_config: str | None, fsdp: dict | None = None) -> bool:
     return not accelerate_config and (fsdp is not None or default_accelerate_config() is not None)
 
 
+def path(job_dir: Path | str) -> Path:
+    """Where a job's rendered config goes: its folder's CONFIG_NAME."""
+    return Path(job_dir) / CONFIG_NAME
+
+
 def write(job_dir: Path | str, config: dict) -> Path:
     """The rendered config in the job's folder (written atomically); its path."""
     path = Path(job_dir) / CONFIG_NAME

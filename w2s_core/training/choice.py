@@ -41,6 +41,7 @@ from w2s_core.training.models import (
     causal_lm_body,
     load_tokenizer,
     model_arch,
+    placement,
     resolve_path,
     token_limit,
 )
@@ -52,7 +53,13 @@ Item = tuple[list[int], list[list[int]]]  # (context ids, candidate ids per cand
 # --- loading --------------------------------------------------------------------------------
 
 
-def load_causal_lm(spec: dict, dtype: torch.dtype, dropout: bool = False, grad_checkpointing: bool = False):
+def load_causal_lm(
+    spec: dict,
+    dtype: torch.dtype,
+    dropout: bool = False,
+    grad_checkpointing: bool = False,
+    device: torch.device | str | None = None,
+):
     """The model as AutoModelForCausalLM, through the same path rules as `models.load_backbone`.
 
     Dropout is zeroed in the config unless `dropout` (as `load_backbone`, so training mode computes
@@ -71,7 +78,7 @@ def load_causal_lm(spec: dict, dtype: torch.dtype, dropout: bool = False, grad_c
     path = resolve_path(spec)
     try:
         lm, info = AutoModelForCausalLM.from_pretrained(
-            path, config=config, dtype=dtype, output_loading_info=True, **_remote_kwargs(spec)
+            path, config=config, dtype=dtype, output_loading_info=True, **placement(device), **_remote_kwargs(spec)
         )
     except Exception as e:
         raise _load_error(spec, path, e) from e
@@ -274,6 +281,7 @@ def trainable_choice_lm(job: dict, device: torch.device) -> tuple[ChoiceLM, torc
         precision.weights,
         dropout=bool(train.get("train_with_dropout")),
         grad_checkpointing=bool(train.get("grad_checkpointing")),
+        device=device,
     )
     module = ChoiceLM(lm, spec)
     if lora is not None:

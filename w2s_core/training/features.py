@@ -66,7 +66,7 @@ def extract_features(
     """Frozen-backbone pooled features [N,H] float32, in input order, computed in `dtype`, in passes of at
     most `batch_size` x `max_length` padded tokens (module docstring)."""
     device = torch.device(device)
-    backbone = load_backbone(spec, dtype).to(device).eval().requires_grad_(False)
+    backbone = load_backbone(spec, dtype, device=device).to(device).eval().requires_grad_(False)
     pooling = POOLING[model_arch(spec, backbone.config)]
     tok = load_tokenizer(spec)
     ids = encode(tok, texts, max_length, side)

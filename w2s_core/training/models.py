@@ -18,6 +18,7 @@ tolerance (`tests/test_trainer_speed.py`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -157,7 +158,25 @@ def attention_choice(auto, config) -> str | None:
     return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
 
 
-def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False, attention: str | None = "auto"):
+def placement(device: torch.device | str | None) -> dict:
+    """`from_pretrained` kwargs that load the weights straight onto `device` when it is a GPU, instead of
+    into host memory first (about 30 GB of host RAM per process for a 7B model in float32, times the
+    processes of a multi-GPU job). Not under FSDP: there accelerate shards the host copy as it wraps the
+    model, and each process holding a whole replica on its GPU is what FSDP exists to avoid."""
+    if device is None or torch.device(device).type != "cuda":
+        return {}
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true"):
+        return {}
+    return {"device_map": {"": torch.device(device)}}
+
+
+def load_backbone(
+    spec: dict,
+    dtype: torch.dtype,
+    dropout: bool = False,
+    attention: str | None = "auto",
+    device: torch.device | str | None = None,
+):
     """The model's transformer (no LM head, no pooler) with no KV cache and, unless `dropout`, dropout off.
 
     Loaded with AutoModel where it maps the config (so existing models load exactly as before),
@@ -165,6 +184,7 @@ def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False, attenti
     by `attention_choice`; "sdpa" or "eager" force one (tests compare them). Dropout is zeroed in the
     config rather than by eval mode, so the model can train in training mode (which gradient
     checkpointing needs) and still compute the same function in every pass, as the reference trains.
+    On a GPU `device` the weights load straight onto it (`placement`).
     """
     from transformers import AutoModel, AutoModelForCausalLM
 
@@ -179,7 +199,9 @@ def load_backbone(spec: dict, dtype: torch.dtype, dropout: bool = False, attenti
     attn = attention_choice(auto, config) if attention == "auto" else attention
     kwargs = {"attn_implementation": attn} if attn else {}
     try:
-        backbone = auto.from_pretrained(path, config=config, dtype=dtype, **kwargs, **_remote_kwargs(spec))
+        backbone = auto.from_pretrained(
+            path, config=config, dtype=dtype, **kwargs, **placement(device), **_remote_kwargs(spec)
+        )
     except Exception as e:
         raise _load_error(spec, path, e) from e
     if auto is AutoModelForCausalLM:
@@ -303,13 +325,14 @@ def load_classifier(
     grad_checkpointing: bool,
     dropout: bool = False,
     n_outputs: int = 2,
+    device: torch.device | str | None = None,
 ):
     """(BinaryClassifier with `n_outputs` logits, tokenizer). With `lora`, only the adapters and the head are trainable.
 
     Checkpointing is switched on here but, as in Hugging Face, only runs while the model is in
     training mode; the loop puts it there (`w2s_core.training.loop.prepare`).
     """
-    backbone = load_backbone(spec, dtype, dropout)
+    backbone = load_backbone(spec, dtype, dropout, device=device)
     config = backbone.config
     if grad_checkpointing and backbone.supports_gradient_checkpointing:
         # transformers 5 renamed the method; both take the checkpoint kwargs first.

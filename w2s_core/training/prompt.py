@@ -64,7 +64,8 @@ def run(job_dir: Path) -> None:
     prefix = demo_prefix(fmt, splits[demo_split], shots, len(words), job["seed"], demo_split)
 
     spec = job["model"]
-    module = ChoiceLM(load_causal_lm(spec, pick_dtype(job["train"].get("dtype", "auto"), acc.device)), spec)
+    dtype = pick_dtype(job["train"].get("dtype", "auto"), acc.device)
+    module = ChoiceLM(load_causal_lm(spec, dtype, device=acc.device), spec)
     module.to(acc.device).eval()
     tok = load_tokenizer(spec)
     names = ["test"] + ([job["predict_split"]] if job.get("predict_split") else [])

@@ -151,6 +151,7 @@ def load_finetune(job: dict, device: torch.device, n_outputs: int):
         grad_checkpointing=bool(train.get("grad_checkpointing")),
         dropout=bool(train.get("train_with_dropout")),
         n_outputs=n_outputs,
+        device=device,
     )
     return model, tok, precision
 

@@ -15,12 +15,15 @@ The command (`job_command`) is the local executor's (`runner.launch_command`) on
 (srun), and each runs one `sh -c` line that takes the rendezvous from Slurm's environment:
 
     head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1); port=$((20000 + SLURM_JOB_ID % 20000));
-    exec python -m accelerate.commands.launch --multi_gpu --num_machines "$SLURM_NNODES"
+    exec python -m accelerate.commands.launch --config_file JOB_DIR/accelerate.yaml --num_machines "$SLURM_NNODES"
       --machine_rank "$SLURM_NODEID" --main_process_ip "$head" --main_process_port "$port"
       --num_processes "$((SLURM_NNODES * G))" ... -m w2s_core.training JOB_DIR
 
 (G = gpus_per_job, the GPUs of each node; the port follows the job id, so two jobs sharing a head node
-do not collide, and every node computes the same one). `w2s run --dry-run` prints both.
+do not collide, and every node computes the same one). The config file is the recipe's
+`[launch] accelerate_config`, else the one w2s renders into the job folder (launch_config.settings:
+MULTI_GPU, no mixed precision), so a node's own default accelerate config is never read; the flags
+on the line override its per-node values. `w2s run --dry-run` prints both.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from w2s_core.spec.launch import sbatch_options, time_minutes
-from w2s_core.supervision import runner
+from w2s_core.supervision import launch_config, runner
 from w2s_core.supervision.executors import launch_of
 
 SLURM_DIR = "slurm"  # in the job folder: submitit's sbatch script, pickles and its own logs (%j_0_log.out/.err)
@@ -141,19 +144,20 @@ def job_command(job_dir: Path | str, row: dict) -> list[str]:
     if int(launch.get("nodes", 1)) <= 1:
         more = (gpus,) if gpus > 1 else ()
         return runner.launch_command(job_dir, config, *more)
+    if not config:  # never a node's default config (module docstring)
+        rendered = launch_config.settings(gpus)
+        config = str(launch_config.write(job_dir, rendered) if Path(job_dir).is_dir() else launch_config.path(job_dir))
     return ["sh", "-c", multinode_line(job_dir, config, gpus)]
 
 
-def multinode_line(job_dir: Path | str, config: str | None, gpus: int) -> str:
+def multinode_line(job_dir: Path | str, config: str, gpus: int) -> str:
     """The `sh -c` line of a multi-node job: `accelerate launch` on this node, told its rank and the head node."""
-    base = [sys.executable, "-m", "accelerate.commands.launch"]
-    base += ["--config_file", config] if config else ["--multi_gpu"]
+    base = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
     rendezvous = (
         '--num_machines "$SLURM_NNODES" --machine_rank "$SLURM_NODEID" --main_process_ip "$head" '
         f'--main_process_port "$port" --num_processes "$((SLURM_NNODES * {gpus}))"'
     )
-    plain = [] if config else ["--gpu_ids", "all", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    tail = [*plain, "-m", "w2s_core.training", str(job_dir)]
+    tail = ["-m", "w2s_core.training", str(job_dir)]
     return f"{RENDEZVOUS}exec {shlex.join(base)} {rendezvous} {shlex.join(tail)}"
 
 
