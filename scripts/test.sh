@@ -18,4 +18,8 @@ if [ -z "${W2S_NO_SLURM:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     echo "scripts/slurm-up.sh failed, the slurm tests will skip: $W2S_SLURM_UP_ERROR"
   fi
 fi
-exec "${W2S_VENV:-.venv}/bin/python" -m pytest -q "$@"
+# Modules run on W2S_TEST_WORKERS processes (default 3; 0 = in this process): most of the suite waits on
+# subprocesses (trainers, supervisors, Slurm), so 3 workers keep 2 cores busy. `--dist loadfile` keeps a
+# module on one worker, so a module-scoped run of tiny models happens once; conftest.py sends the longest
+# modules out first.
+exec "${W2S_VENV:-.venv}/bin/python" -m pytest -q -n "${W2S_TEST_WORKERS:-3}" --dist loadfile "$@"

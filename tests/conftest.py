@@ -22,6 +22,28 @@ from w2s_core.jobdir import JobDir
 from w2s_core.status import JobStatus, RunStatus
 from w2s_core.store import Store
 
+# The modules that take longest, mostly waiting on Slurm, supervisors and subprocesses, go first: under
+# `-n N --dist loadfile` (scripts/test.sh) each runs on one worker while the others take the short
+# modules, instead of all of them being left for the end. The order changes no test's outcome.
+LONG_FIRST = (
+    "test_slurm.py",
+    "test_smoke_paper.py",
+    "test_end_to_end.py",
+    "test_training.py",
+    "test_checkpoint.py",
+    "test_grid.py",
+    "test_plots.py",
+    "test_multiprocess.py",
+    "test_tui_flows.py",
+    "test_early_stopping.py",
+    "test_prefetch.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("m-small", "m-mid", "m-big")
 GT_ACC = {"m-small": 0.60, "m-mid": 0.70, "m-big": 0.80}
