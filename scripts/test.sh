@@ -21,5 +21,6 @@ fi
 # Modules run on W2S_TEST_WORKERS processes (default 3; 0 = in this process): most of the suite waits on
 # subprocesses (trainers, supervisors, Slurm), so 3 workers keep 2 cores busy. `--dist loadfile` keeps a
 # module on one worker, so a module-scoped run of tiny models happens once; conftest.py sends the longest
-# modules out first.
-exec "${W2S_VENV:-.venv}/bin/python" -m pytest -q -n "${W2S_TEST_WORKERS:-3}" --dist loadfile "$@"
+# modules out first (`--no-loadscope-reorder` keeps that order: xdist would start with the modules that
+# hold the most tests).
+exec "${W2S_VENV:-.venv}/bin/python" -m pytest -q -n "${W2S_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"

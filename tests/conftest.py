@@ -44,6 +44,7 @@ def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("m-small", "m-mid", "m-big")
 GT_ACC = {"m-small": 0.60, "m-mid": 0.70, "m-big": 0.80}

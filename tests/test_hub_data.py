@@ -1,8 +1,9 @@
 """Hub datasets: every formatter on fixture rows, the Parquet fallback for script-based repos at the
 `load_dataset` boundary, fingerprints, `w2s datasets`, and the presets' dry runs.
 
-The fixture rows (tests/fixtures/datasets/*.jsonl) say their own source on their first line: all are
-written from the dataset cards' schemas, none recorded from the Hub (unreachable here).
+The fixture rows (tests/fixtures/datasets/*.jsonl): each file's first line says whether its rows were
+recorded (and from where: a release file or a verbatim copy in a public repository, with any mapping to
+the Hub's schema) or written from the card (the Hub itself is unreachable here).
 """
 
 import json
@@ -78,7 +79,7 @@ def test_label_preserving_formatters(name):
         assert text == EXACT[name](row)
         assert label == LABEL.get(name, lambda r: int(r["label"]))(row)
     if name == "anli-r2":  # entailment is the positive class; neutral and contradiction are not
-        assert [_formatter(name)(r, random.Random(0))[1] for r in rows] == [1, 0, 0]
+        assert [_formatter(name)(r, random.Random(0))[1] for r in rows] == [1, 0, 0, 1, 0, 0]  # e n c e n c
 
 
 def _correct(name: str, r: dict) -> tuple[str, list[str]]:

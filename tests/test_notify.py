@@ -74,6 +74,12 @@ def open_run(root: Path) -> int:
     return run_id
 
 
+def filled_with_open_run(root: Path) -> int:
+    """A filled database at `root` (conftest `fill`) with one run still open (`open_run`): its id."""
+    fill(root)
+    return open_run(root)
+
+
 def timed_tick(sup: Supervisor) -> float:
     """One pass of the supervisor's steps that involve notifications; its wall time."""
     start = time.perf_counter()
@@ -143,8 +149,7 @@ def test_a_recipe_notify_table_is_refused_and_nothing_runs(tmp_path, capsys):
 def test_a_finished_run_runs_the_command_with_its_environment(tmp_path, monkeypatch):
     write_config(tmp_path, monkeypatch, f"[notify]\ncommand = {dump_command(tmp_path)}\n")
     root = tmp_path / "res"
-    fill(root)
-    run_id = open_run(root)
+    run_id = filled_with_open_run(root)
     said: list[str] = []
     with Store.open(root) as store:
         sup = Supervisor(store, [], echo=said.append)
@@ -167,8 +172,7 @@ def test_a_finished_run_runs_the_command_with_its_environment(tmp_path, monkeypa
 def test_a_command_past_its_timeout_is_killed_without_delaying_the_supervisor(tmp_path, monkeypatch):
     write_config(tmp_path, monkeypatch, "[notify]\ncommand = 'echo $$ > pid; sleep 60'\ntimeout = 1\n")
     root = tmp_path / "res"
-    fill(root)
-    open_run(root)
+    filled_with_open_run(root)
     said: list[str] = []
     with Store.open(root) as store:
         sup = Supervisor(store, [], echo=said.append)
@@ -189,8 +193,7 @@ def test_a_command_past_its_timeout_is_killed_without_delaying_the_supervisor(tm
 def test_a_failing_command_is_logged_and_an_invalid_config_never_breaks_the_tick(tmp_path, monkeypatch):
     config = write_config(tmp_path, monkeypatch, "[notify]\ncommand = 'echo about to fail; exit 7'\n")
     root = tmp_path / "res"
-    fill(root)
-    open_run(root)
+    filled_with_open_run(root)
     said: list[str] = []
     with Store.open(root) as store:
         sup = Supervisor(store, [], echo=said.append)
@@ -238,8 +241,7 @@ def test_a_crashed_job_and_the_failed_run_notify_through_a_supervised_run(tmp_pa
 def test_only_the_events_the_config_names_run_it(tmp_path, monkeypatch):
     write_config(tmp_path, monkeypatch, f"[notify]\ncommand = {dump_command(tmp_path)}\non = ['failed', 'crashed']\n")
     root = tmp_path / "res"
-    fill(root)
-    open_run(root)
+    filled_with_open_run(root)
     with Store.open(root) as store:
         sup = Supervisor(store, [], echo=lambda m: None)
         timed_tick(sup)
