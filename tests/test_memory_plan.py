@@ -218,11 +218,11 @@ def test_dry_run_prints_each_jobs_estimate_strategy_and_verdict(tmp_path, capsys
     for job in jobs:
         line = next(x for x in plan_lines if job.short in x)
         e = estimate(job.spec)
-        assert f"{job.model}: {e.gib:.1f} GiB per GPU on 1 GPU" in line and e.what in line
+        assert f"{job.model}: {memory.size_text(e.gib * GIB)} per GPU on 1 GPU" in line and e.what in line
         assert ("DOES NOT FIT" in line) == (job.model == "Qwen/Qwen2-7B") and "accelerate: " in line
     assert "full finetune, float32 weights (bf16 autocast), Adam, gradient checkpointing" in out  # gpt2-xl
     assert "options: lora = true (" in out
-    assert "weights 5.8, gradients 5.8, optimizer 11.6" in out  # gpt2-xl's parts, GiB
+    assert "weights 5.8 GiB, gradients 5.8 GiB, optimizer 11.6 GiB" in out  # gpt2-xl's parts
 
 
 def test_run_refuses_a_job_that_cannot_fit_before_anything_is_queued(tmp_path, capsys, monkeypatch):
@@ -268,3 +268,8 @@ def test_float16_full_finetune_keeps_float32_master_weights_in_the_plan():
     assert fp16.parts["optimizer"] == 8.0 * p
     assert fp16.parts["working copies"] == auto.parts["working copies"] > 0
     assert "fp16 autocast" in fp16.what
+
+
+def test_sizes_read_in_gib_from_one_gib_and_in_mib_below():
+    assert memory.size_text(1.5 * GIB) == "1.5 GiB" and memory.size_text(12 * 2**20) == "12 MiB"
+    assert memory.size_text(GIB) == "1.0 GiB"

@@ -80,7 +80,16 @@ class Estimate:
         return self.need_gib() <= USABLE * gpu_gib
 
     def breakdown(self) -> str:
-        return ", ".join(f"{name} {value / GIB:.1f}" for name, value in self.parts.items() if value >= 0.05 * GIB)
+        """Each part with its size ("weights 26.0 GiB, gradients 26.0 GiB, ..."); parts under 1 MiB left out."""
+        return ", ".join(f"{name} {size_text(value)}" for name, value in self.parts.items() if value >= MIB)
+
+
+MIB = 2.0**20
+
+
+def size_text(nbytes: float) -> str:
+    """A size for people: GiB with one decimal from 1 GiB, else MiB (a tiny test model is not "0.0 GiB")."""
+    return f"{nbytes / GIB:.1f} GiB" if nbytes >= GIB else f"{nbytes / MIB:.0f} MiB"
 
 
 def _linears(shape: Shape) -> list[tuple[int, int]]:

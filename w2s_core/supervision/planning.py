@@ -152,12 +152,12 @@ def dry_run_lines(jobs: list[Any], launch: dict, pool: list[str], read: Reader |
         fsdp = fsdp_for(job.spec, launch, n, gpu_gib) if not launch.get("accelerate_config") else None
         accelerate = launch_config.describe(launch.get("accelerate_config"), n, fsdp)
         on = f"{n} GPU{'s' if n > 1 else ''}"
-        head = f"{i:>5}. {_label(job)}: {planned.gib:.1f} GiB per GPU on {on}{verdict}"
+        head = f"{i:>5}. {_label(job)}: {memory.size_text(planned.gib * memory.GIB)} per GPU on {on}{verdict}"
         lines.append(f"{head}; {planned.what}; {accelerate}")
         parts.setdefault(f"{job.model}: {planned.what}", f"{planned.breakdown()} (sizes from the {planned.source})")
         if gpu_gib is not None and not planned.fits(gpu_gib):
             ways = memory.options(job.spec, n, gpu_gib, max(len(pool), 8)) or [NO_OPTION]
             lines.append(f"         options: {'; '.join(ways)}")
-    lines.append("  GiB per part (per GPU):")
+    lines.append("  per part (per GPU):")
     lines += [f"    {what}: {detail}" for what, detail in parts.items()]
     return lines
