@@ -344,12 +344,14 @@ def weak_gt_dir(results: Path) -> Path | None:
 
 
 def trainer_process(job_dir: Path):
-    """The training process itself (not accelerate's launcher, nor the wrapper shell) of `job_dir`."""
+    """The training process itself of `job_dir`: `python -m w2s_core.training JOB_DIR`, as the supervisor
+    starts a job of one process, or as accelerate's launcher starts it; never the wrapper shell (`sh -c ...
+    python -m w2s_core.training JOB_DIR`, which names the trainer's argv too) nor a launcher."""
     import psutil
 
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if "w2s_core.training" in cmd and str(job_dir) in cmd and "accelerate.commands.launch" not in cmd:
+        if cmd[1:] == ["-m", "w2s_core.training", str(job_dir)]:
             return proc
     return None
 
@@ -376,14 +378,14 @@ def test_w2s_run_sigterm_mid_run_then_retry_resumes_and_matches_an_uninterrupted
     weak = wait_until(lambda: weak_gt_dir(res), what="the weak GT job's folder")
     wait_until(lambda: last_step(weak) >= 9, what="step 9 of the weak GT job")  # past its checkpoint at step 7
     trainer = wait_until(lambda: trainer_process(weak), what="the weak GT job's trainer")
-    trainer.send_signal(signal.SIGTERM)  # as Slurm or `w2s cancel` would; accelerate's launcher then exits 1
+    trainer.send_signal(signal.SIGTERM)  # as Slurm or `w2s cancel` would; started directly, the job exits 75
     trainer.wait(60)
     folder = JobDir(weak)
     stopped_at = folder.checkpoint_step()
     assert stopped_at is not None and 9 <= stopped_at < 40, stopped_at  # saved at the signal, not at step 7
     output, _ = cli.communicate(timeout=300)
 
-    whole = tmp_path / "whole"  # the same job trained in one go, meanwhile (accelerate's launcher runs one thread too)
+    whole = tmp_path / "whole"  # the same job trained in one go, meanwhile (the supervised job has one thread too)
     JobDir(whole).write_spec(JobDir(weak).read_spec())
     baseline = subprocess.Popen(
         [sys.executable, "-m", "w2s_core.training", str(whole)], env=trainer_env(tmp_path), cwd=ROOT

@@ -1,8 +1,12 @@
-"""recipes/smoke.toml through the real path: CLI -> plan -> `accelerate launch` subprocesses -> store."""
+"""recipes/smoke.toml through the real path: CLI -> plan -> trainer subprocesses -> store.
+
+Each job has one process, so its trainer is started directly (`python -m w2s_core.training JOB_DIR`, no
+`accelerate launch`: launch_config.direct)."""
 
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +151,9 @@ path = "tiny-random-bert"
             ]
             assert len(store.metrics(job["hash"])) == len(keys)
             assert job["run_id"] == 2 and job["provenance"]["job_env"]["device"] == "cpu"
+            assert job["provenance"]["command"] == [
+                sys.executable,
+                "-m",
+                "w2s_core.training",
+                str(Path(job["dir"]).resolve()),
+            ]

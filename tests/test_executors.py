@@ -186,6 +186,7 @@ def test_local_executor_starts_jobs_exactly_as_the_runner_did(store, monkeypatch
     row = store.get_job(job)
     folder = (store.root / "jobs" / job[:16]).resolve()
     assert seen["command"] == runner.launch_command(folder, None)
+    assert seen["command"] == [sys.executable, "-m", "w2s_core.training", str(folder)]  # one process: no launcher
     assert row["executor"] == "local" and row["pid"] == 4242 and row["slurm_job_id"] is None
     assert row["device"] == "cpu" and seen["env"]["CUDA_VISIBLE_DEVICES"] == ""
     assert LocalExecutor().describe_command(row) == shlex.join(runner.launch_command(row["dir"], None))
@@ -449,6 +450,10 @@ def test_job_command_logs_records_its_status_and_shields_the_launcher(tmp_path):
 
 
 def test_multinode_command_takes_its_rendezvous_from_slurms_environment(tmp_path):
+    one = {"hash": "h" * 64, "launch": {"executor": "slurm", "gpus_per_job": 1}}  # one node, one GPU: no launcher
+    assert sb.job_command(tmp_path / "job", one) == [sys.executable, "-m", "w2s_core.training", str(tmp_path / "job")]
+    one["launch"]["gpus_per_job"] = 2
+    assert sb.job_command(tmp_path / "job", one)[1:3] == ["-m", "accelerate.commands.launch"]
     row = {"hash": "h" * 64, "launch": {"executor": "slurm", "nodes": 2, "gpus_per_job": 4}}
     command = sb.job_command(tmp_path / "job", row)
     assert command[:2] == ["sh", "-c"]

@@ -130,7 +130,8 @@ def all_done(root: Path) -> bool:
 
 
 def fake_processes(script: Path) -> list[psutil.Process]:
-    """Live processes of the stand-in trainer (launchers, trainers): none may outlive a cancel."""
+    """Live processes of the stand-in trainer (trainers, and launchers where it runs as one): none may outlive
+    a cancel."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         if proc.info["status"] != psutil.STATUS_ZOMBIE and (proc.info["cmdline"] or [])[1:2] == [str(script)]:
@@ -196,7 +197,7 @@ def test_ctrl_c_twice_or_with_cancel_on_interrupt_cancels_the_run(tmp_path, fake
         what="a job running",
     )
     tree = [running["pid"], *json.loads((Path(running["dir"]) / "tree.json").read_text())]
-    assert not any(gone(pid) for pid in tree)  # wrapper, launcher, trainer, its own-session helper
+    assert not any(gone(pid) for pid in tree)  # wrapper, trainer (its child: started directly), its helper
     term.wait_for_text("sup: 3 jobs")
     term.ctrl_c()
     if how == "twice":
@@ -205,7 +206,7 @@ def test_ctrl_c_twice_or_with_cancel_on_interrupt_cancels_the_run(tmp_path, fake
     term.wait_for_text("their process trees are gone")
     assert term.proc.wait(timeout=60) == follow.INTERRUPTED_EXIT
     assert all(gone(pid) for pid in tree)
-    assert fake_processes(fake) == []  # no trainer or launcher left anywhere
+    assert fake_processes(fake) == []  # no trainer (or launcher) left anywhere
     final = statuses(root)
     assert len(final) == 3 and set(final.values()) == {JobStatus.CANCELLED}, final  # running and queued alike
 

@@ -2,11 +2,16 @@
 (each with its own port, recorded), a default accelerate config that must not be read, FSDP per layer with
 use_orig_params, and what `--dry-run` says. No GPU: the supervisor's start step runs for real with
 `processes.launch` capturing the command, and accelerate's own argument handling reads the commands.
+
+A job of one process runs no launcher (launch_config.direct): its trainer, started directly, must see the
+environment `accelerate launch --num_processes 1 ...` gives its one process (every variable, torch's
+threads), set before torch is imported; both are run here and compared.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -59,6 +64,79 @@ def accelerate_reads(commands: list[list[str]], hf_home: Path) -> list[dict]:
     return json.loads(out.stdout)
 
 
+# Loaded by the trainer (PYTHONPATH): what it sees, in both launches, written where W2S_TEST_SEEN says. An
+# audit hook notes the launcher's variables as torch starts to load (OMP_NUM_THREADS is read then); the
+# trainer's first job-folder read (after its device check imported torch) writes all, then ends the run.
+SEEN_HOOK = """
+import json, os, sys
+from w2s_core import jobdir
+
+KEYS = ("OMP_NUM_THREADS", "ACCELERATE_USE_CPU", "ACCELERATE_MIXED_PRECISION", "ACCELERATE_DYNAMO_BACKEND")
+at_import = {}
+
+def _audit(event, args):
+    if event == "import" and args[0] == "torch" and not at_import:
+        at_import.update({k: os.environ.get(k) for k in KEYS}, seen=True)
+
+sys.addaudithook(_audit)
+
+def _read_spec(self):
+    import torch
+    seen = {"env": dict(os.environ), "threads": torch.get_num_threads(), "at_torch_import": at_import}
+    with open(os.environ["W2S_TEST_SEEN"], "w") as f:
+        json.dump(seen, f)
+    sys.exit(0)
+
+jobdir.JobDir.read_spec = _read_spec
+"""
+
+
+def trainer_sees(command: list[str], env: dict, seen: Path) -> dict:
+    """What the trainer that `command` starts sees (SEEN_HOOK)."""
+    done = subprocess.run(command, env={**env, "W2S_TEST_SEEN": str(seen)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and seen.is_file(), done.stdout[-2000:] + done.stderr[-4000:]
+    out = json.loads(seen.read_text())
+    out["env"].pop("W2S_TEST_SEEN")
+    return out
+
+
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_a_direct_job_sees_what_accelerate_launch_gives_its_one_process(tmp_path, monkeypatch, omp):
+    """The one-process command runs no launcher, yet its trainer sees the same environment (every variable:
+    ACCELERATE_*, OMP_NUM_THREADS as the environment's, else 1) and the same torch threads as under
+    `accelerate launch --num_processes 1 ...`, all set before torch loads. A default accelerate config is
+    no matter to it: only the launcher would read one."""
+    from w2s_core.training.__main__ import SIMPLE_LAUNCHER_ENV
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SEEN_HOOK)
+    hostile = tmp_path / "hf"
+    (hostile / "accelerate").mkdir(parents=True)
+    (hostile / "accelerate" / "default_config.yaml").write_text(yaml.safe_dump(HOSTILE))
+    job = tmp_path / "job"
+    job.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", *SIMPLE_LAUNCHER_ENV)}
+    root = str(Path(__file__).resolve().parent.parent)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(hooks), root]),
+        HF_HOME=str(tmp_path / "no-hf"),
+        **({"OMP_NUM_THREADS": omp} if omp else {}),
+    )
+    via_launcher = trainer_sees(launch_config.simple_launch(job), env, tmp_path / "via_launcher.json")
+    monkeypatch.setenv("HF_HOME", str(hostile))
+    command = launch_config.command(job, None)
+    assert command == [sys.executable, "-m", "w2s_core.training", str(job)] and not (job / "accelerate.yaml").exists()
+    direct = trainer_sees(command, {**env, "HF_HOME": str(hostile)}, tmp_path / "direct.json")
+    direct["env"]["HF_HOME"] = via_launcher["env"]["HF_HOME"]
+    assert direct["env"] == via_launcher["env"]  # every variable, not only the launcher's
+    assert direct["threads"] == via_launcher["threads"] and (omp or direct["threads"] == 1)
+    assert via_launcher["env"]["OMP_NUM_THREADS"] == (omp or "1")
+    assert {k: via_launcher["env"][k] for k in SIMPLE_LAUNCHER_ENV} == SIMPLE_LAUNCHER_ENV
+    expected = {k: direct["env"][k] for k in direct["at_torch_import"] if k != "seen"}
+    assert direct["at_torch_import"] == {**expected, "seen": True}  # set before torch was imported
+
+
 def gpt2_xl_spec(**train) -> dict:
     m = model_defaults("gpt2-xl")
     t = {k: m[k] for k in ("lr", "batch_size", "minibatch_size", "max_length", "grad_checkpointing", "dtype")}
@@ -97,26 +175,26 @@ def test_a_default_accelerate_config_is_never_read(tmp_path, monkeypatch):
     jobs = [tmp_path / name for name in ("one", "two", "fsdp")]
     for job in jobs:
         job.mkdir()
-    one = launch_config.command(jobs[0], None)
-    assert one[3:5] == ["--config_file", str(jobs[0] / "accelerate.yaml")]
-    assert yaml.safe_load((jobs[0] / "accelerate.yaml").read_text())["distributed_type"] == "NO"
+    one = launch_config.command(jobs[0], None)  # one process: no launcher, which alone would read the default
+    assert one == [sys.executable, "-m", "w2s_core.training", str(jobs[0])]  # (its environment: the test above)
+    assert not (jobs[0] / "accelerate.yaml").exists()
     two = launch_config.command(jobs[1], None, 2, 29611)
     rendered = yaml.safe_load((jobs[1] / "accelerate.yaml").read_text())
     assert rendered["num_processes"] == 2 and rendered["main_process_port"] == 29611
     assert rendered["distributed_type"] == "MULTI_GPU" and rendered["num_machines"] == 1
     fsdp = launch_config.command(jobs[2], None, 2, 29612, launch_config.fsdp_config("GPT2Block"))
     # the command w2s built before issue 14 with a default config present: the default leaked into it
-    before = [*one[:3], "--multi_gpu", "--num_processes", "2", "--gpu_ids", "all", "--main_process_port", "0", *one[5:]]
-    seen = accelerate_reads([one, two, fsdp, before], hf)
-    assert seen[0]["num_processes"] == 1 and not seen[0]["multi_gpu"] and not seen[0]["use_fsdp"]
-    for args in seen[:3]:
+    before = [*two[:3], "--multi_gpu", "--num_processes", "2", "--gpu_ids", "all", "--main_process_port", "0",
+              "-m", "w2s_core.training", str(jobs[1])]  # fmt: skip
+    seen = accelerate_reads([two, fsdp, before], hf)
+    for args in seen[:2]:
         assert args["num_machines"] == 1 and args["machine_rank"] == 0 and args["main_process_ip"] is None
         assert args["gpu_ids"] == "all" and args["mixed_precision"] == "no" and not args["cpu"]
-    assert seen[1]["multi_gpu"] and seen[1]["main_process_port"] == 29611 and seen[1]["num_processes"] == 2
-    assert seen[2]["use_fsdp"] and not seen[2]["multi_gpu"] and seen[2]["main_process_port"] == 29612
-    assert seen[2]["fsdp_transformer_layer_cls_to_wrap"] == "GPT2Block" and seen[2]["fsdp_use_orig_params"]
-    assert seen[2]["fsdp_sharding_strategy"] == "FULL_SHARD"
-    assert seen[3]["num_machines"] == 2 and seen[3]["machine_rank"] == 1  # it would wait for a second machine
+    assert seen[0]["multi_gpu"] and seen[0]["main_process_port"] == 29611 and seen[0]["num_processes"] == 2
+    assert seen[1]["use_fsdp"] and not seen[1]["multi_gpu"] and seen[1]["main_process_port"] == 29612
+    assert seen[1]["fsdp_transformer_layer_cls_to_wrap"] == "GPT2Block" and seen[1]["fsdp_use_orig_params"]
+    assert seen[1]["fsdp_sharding_strategy"] == "FULL_SHARD"
+    assert seen[2]["num_machines"] == 2 and seen[2]["machine_rank"] == 1  # it would wait for a second machine
 
 
 def test_fsdp_config_shards_per_layer_with_orig_params_and_is_chosen_only_when_needed(tmp_path, monkeypatch):
@@ -182,7 +260,7 @@ def test_the_classifier_passes_its_backbones_layer_class_to_fsdp(w2s_cache):
 def test_dry_run_says_which_accelerate_config_each_job_uses(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     assert launch_config.describe(None, 1, None) == (
-        "accelerate: flags only (NO, 1 process; no default config on this machine)"
+        "accelerate: none (one process started directly, the environment accelerate launch would set)"
     )
     assert "a free port of its own" in launch_config.describe(None, 2, None)
     fsdp = launch_config.describe(None, 2, launch_config.fsdp_config("GPT2Block"))
@@ -194,7 +272,15 @@ def test_dry_run_says_which_accelerate_config_each_job_uses(tmp_path, monkeypatc
     (tmp_path / "hf" / "accelerate").mkdir(parents=True)
     (tmp_path / "hf" / "accelerate" / "default_config.yaml").write_text("distributed_type: MULTI_GPU\n")
     said = launch_config.describe(None, 1, None)
-    assert "w2s renders JOB_DIR/accelerate.yaml (NO, 1 process)" in said and "default_config.yaml is not read" in said
+    assert (
+        said.startswith("accelerate: none (one process started directly") and "default_config.yaml is not read" in said
+    )
+    said = launch_config.describe(None, 2, None)
+    assert (
+        "w2s renders JOB_DIR/accelerate.yaml (MULTI_GPU, 2 processes)" in said
+        and "default_config.yaml is not read" in said
+    )
+    assert launch_config.describe("/x/one.yaml", 1, None) == "accelerate: your config /x/one.yaml (1 process)"
 
 
 def test_pick_port_skips_ports_held_by_jobs_or_bound_by_others():

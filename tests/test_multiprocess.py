@@ -5,7 +5,8 @@ The command that really gives two processes on a CPU (env.json: `num_processes` 
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
         --mixed_precision no --dynamo_backend no -m w2s_core.training JOB_DIR
 
-(`python -m accelerate.commands.launch ...` here, as the supervisor runs it). What does not, checked
+(`python -m accelerate.commands.launch ...` here, as the supervisor runs it; a job of one process runs no
+launcher, `python -m w2s_core.training JOB_DIR`, launch_config.direct). What does not, checked
 with accelerate 1.15: `accelerate launch --cpu --num_processes 2` (and a MULTI_CPU accelerate config)
 starts ONE process, since accelerate's simple launcher fans a CPU job out only through mpirun; and
 `--multi_gpu --num_processes 2` without ACCELERATE_USE_CPU=1 on a machine without CUDA starts two
@@ -28,6 +29,10 @@ What is checked:
 - `batch_targets` itself, with a fake two-process accelerator (two threads whose `reduce` sums):
   each process's rows of the target equal the single-process target's rows for the same batch, and
   differ from a target taken over the process's own rows (so the check can fail).
+- One process started directly (the supervisor's one-process command) trains exactly as one process
+  under `accelerate launch --num_processes 1 ...` (what w2s ran before): the trainer sets the
+  launcher's environment itself, so predictions, results and events are equal, bit for bit, but for
+  timings; env.json agrees.
 - `world.step_shape`: `batch_size` is the effective batch whatever the process count (before issue
   11 a step under P processes took batch_size x P examples, and this job's predictions differed by
   0.38 between one process and two).
@@ -56,6 +61,7 @@ from w2s_core.data import make_splits
 from w2s_core.jobdir import Event, JobDir, write_json
 from w2s_core.spec.plan import build_plan
 from w2s_core.spec.recipe import parse_recipe
+from w2s_core.supervision import launch_config
 
 try:
     import tomllib
@@ -143,8 +149,9 @@ def write_weak_labels(folder: Path, spec: dict) -> None:
     write_json(JobDir(folder).predictions, out)
 
 
-def launch(job_dir: Path, spec: dict, processes: int, hooks: Path, cache: Path) -> list[str]:
-    """Train `spec` in `job_dir` with `processes` processes through accelerate launch; the hook's write log."""
+def launch(job_dir: Path, spec: dict, processes: int | str, hooks: Path, cache: Path) -> list[str]:
+    """Train `spec` in `job_dir` with `processes` processes through accelerate launch, or with one process
+    started directly (`processes` = "direct": the supervisor's command for it); the hook's write log."""
     JobDir(job_dir).write_spec(spec)
     writes = job_dir.parent / f"{job_dir.name}.writes"
     env = dict(
@@ -155,20 +162,27 @@ def launch(job_dir: Path, spec: dict, processes: int, hooks: Path, cache: Path) 
         HF_HUB_OFFLINE="1",
         OMP_NUM_THREADS="1",
     )
-    if processes > 1:
+    if processes == 2:
         env["ACCELERATE_USE_CPU"] = "1"  # without it, workers on a CUDA-less machine never join a group
         launcher = ["--multi_gpu", "--num_processes", str(processes)]
-    else:
-        launcher = ["--num_processes", "1"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, *LAUNCH, "-m", "w2s_core.training"]
-    done = subprocess.run([*cmd, str(job_dir)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, *LAUNCH, "-m", "w2s_core.training"]
+        cmd = [*cmd, str(job_dir)]
+    else:  # one process: OMP_NUM_THREADS unset, as the supervisor leaves it; the launcher's rule makes it 1
+        del env["OMP_NUM_THREADS"]
+        cmd = launch_config.simple_launch(job_dir)  # what a direct job stands for: w2s's launch before
+        assert cmd[3:5] == ["--num_processes", "1"] and cmd[5:11] == LAUNCH
+        if processes == "direct":
+            cmd = launch_config.command(job_dir, None)
+            assert cmd == [sys.executable, "-m", "w2s_core.training", str(job_dir)]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return writes.read_text().split("\n")[:-1] if writes.exists() else []
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    """{processes: (job folder, write log)} of the same logconf job, trained by one process and by two."""
+    """{processes: (job folder, write log)} of the same logconf job, trained by one process and by two under
+    accelerate launch, and by one process started directly ("direct")."""
     root = tmp_path_factory.mktemp("ddp")
     hooks = root / "hooks"
     hooks.mkdir()
@@ -176,7 +190,7 @@ def runs(tmp_path_factory) -> dict:
     spec = logconf_spec(root / "weak")
     write_weak_labels(root / "weak", spec)
     cache = root / "cache"
-    return {p: (root / f"p{p}", launch(root / f"p{p}", spec, p, hooks, cache)) for p in (1, 2)}
+    return {p: (root / f"p{p}", launch(root / f"p{p}", spec, p, hooks, cache)) for p in (1, 2, "direct")}
 
 
 def test_two_processes_really_ran(runs):
@@ -199,6 +213,22 @@ def test_two_processes_predict_as_one(runs):
     # the job learned something (chance is 0.5), so agreeing is no accident of two untrained models
     assert results[0]["test_acc"] > 0.55
     assert max(one["test"]["probs"]) - min(one["test"]["probs"]) > 0.1
+
+
+def test_one_process_started_directly_trains_as_under_accelerate_launch(runs):
+    """The supervisor's one-process command, no launcher, against `accelerate launch --num_processes 1`:
+    the same job to the bit (the trainer gives itself the launcher's environment: torch's one thread)."""
+    launched, direct = JobDir(runs[1][0]), JobDir(runs["direct"][0])
+    assert direct.read_predictions() == launched.read_predictions()  # exactly, every split
+
+    def timeless(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in ("train_seconds", "examples_per_s")} for r in rows]
+
+    assert timeless([direct.read_result()]) == timeless([launched.read_result()])
+    events = [[json.loads(x) for x in folder.events.read_text().splitlines()] for folder in (direct, launched)]
+    assert timeless(events[0]) == timeless(events[1]) and len(events[0]) > 48
+    assert direct.read_env() == launched.read_env() and direct.read_env()["num_processes"] == 1
+    assert Counter(runs["direct"][1]) == Counter(runs[1][1])  # the same job-folder writes
 
 
 def test_only_the_main_process_writes_the_job_folder(runs):

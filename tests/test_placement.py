@@ -140,7 +140,7 @@ def test_one_gpu_jobs_keep_todays_command_and_slots(store, launched):
     rows = [store.get_job(h) for h in jobs]
     assert [r["device"] for r in rows] == ["cuda:3", "cuda:5", None]
     command, env = launched[jobs[0][:16]]
-    assert command[command.index("--num_processes") + 1] == "1" and "--multi_gpu" not in command
+    assert command[1:3] == ["-m", "w2s_core.training"] and "--multi_gpu" not in command  # one process: no launcher
     assert env["CUDA_VISIBLE_DEVICES"] == "3" and rows[2]["wait_reason"] is None
 
 
@@ -354,7 +354,7 @@ def test_without_gpus_the_keys_are_set_aside_with_a_warning(store, launched, mon
         row = store.get_job(job)
         command, env = launched[job[:16]]
         assert row["device"] == "cpu" and env["CUDA_VISIBLE_DEVICES"] == ""
-        assert command[command.index("--num_processes") + 1] == "1"
+        assert command[1:3] == ["-m", "w2s_core.training"]  # one process, started directly
 
 
 # -- the recipe: launch keys never change job keys -------------------------------------------------------

@@ -1,9 +1,11 @@
 """Run supervision: detached jobs, the queue, kill -9 of the supervisor or a job, cancel, retry, the writer lock.
 
 The process machinery is real (sessions, process groups, psutil, the sh exit wrapper, SQLite); the
-trainer is a stand-in script that behaves like `accelerate launch`: a launcher that ignores SIGTERM
-and runs the trainer as its child, which writes events slowly and then the result files. That keeps
-these tests to seconds; the real trainer runs through the same path in test_end_to_end.py.
+trainer is a stand-in script that writes events slowly and then the result files. It runs as a job of
+one process does, the trainer itself under the wrapper (launch_config.direct), or, where a test says
+`fake` = "accelerate", as under `accelerate launch` (still what a job of several processes runs): a
+launcher that ignores SIGTERM and runs the trainer as its child. That keeps these tests to seconds;
+the real trainer runs through the same path in test_end_to_end.py.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from w2s_core.supervision.slots import device_slots
 FAKE = r"""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
-if len(sys.argv) == 2:  # the launcher: ignores SIGTERM (as accelerate launch forwards it badly), runs the trainer
+if len(sys.argv) == 2 and not os.environ.get("FAKE_DIRECT"):
+    # the launcher: ignores SIGTERM (as accelerate launch forwards it badly), runs the trainer
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = subprocess.call([sys.executable, __file__, sys.argv[1], "train"])
     if code < 0:
@@ -84,14 +87,20 @@ def recipe_text(name: str, models) -> str:
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
+def fake(tmp_path, monkeypatch, request):
+    """The stand-in trainer, started as a job of one process is (directly), or with `fake` parametrized
+    "accelerate" (indirect=True) behind a stand-in `accelerate launch`."""
+    if getattr(request, "param", "direct") == "direct":
+        monkeypatch.setenv("FAKE_DIRECT", "1")  # the command runs the trainer itself: no launcher
+    else:
+        monkeypatch.delenv("FAKE_DIRECT", raising=False)
     script = tmp_path / "fake_accelerate.py"
     script.write_text(FAKE)
     monkeypatch.setattr(runner, "launch_command", lambda job_dir, config: [sys.executable, str(script), str(job_dir)])
     # `w2s run` and `w2s retry` hand work to a background supervisor: it runs the stand-in trainer too
     monkeypatch.setattr(supervisor, "ENTRY", ["-c", SUPERVISE.format(fake=str(script))])
     monkeypatch.setenv("FAKE_DELAY", "0.05")
-    monkeypatch.setenv("W2S_KILL_GRACE_S", "1")  # the fake launcher ignores SIGTERM: escalate to SIGKILL sooner
+    monkeypatch.setenv("W2S_KILL_GRACE_S", "1")  # a fake launcher ignores SIGTERM: escalate to SIGKILL sooner
     return script
 
 
@@ -198,6 +207,7 @@ def after_key(after: dict, job: dict) -> dict:
     return next(j for j in after.values() if j["hash"] == job["hash"])
 
 
+@pytest.mark.parametrize("fake", ["direct", "accelerate"], indirect=True)
 def test_kill_9_job_fails_it_and_skips_only_dependents(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("FAKE_EVENTS", "30")
     root = tmp_path / "res"
@@ -229,7 +239,7 @@ def test_kill_9_job_fails_it_and_skips_only_dependents(tmp_path, fake, monkeypat
     assert "SIGKILL" in weak["error"] and "out-of-memory" in weak["error"]
     assert status["transfer:a>b"]["status"] == "skipped" and "failed" in status["transfer:a>b"]["error"]
     assert status["gt:>b"]["status"] == "done"
-    assert all(gone(pid) for pid in killed[:3])  # the launcher and trainer the wrapper left behind are gone too
+    assert all(gone(pid) for pid in killed[:3])  # the trainer (and launcher) the wrapper left behind are gone too
     if not gone(killed[3]):  # the trainer's own-session helper escapes if it left before any poll saw it
         os.kill(killed[3], signal.SIGKILL)
     assert_metrics_match_files(root)
@@ -241,6 +251,7 @@ def test_kill_9_job_fails_it_and_skips_only_dependents(tmp_path, fake, monkeypat
     assert again["gt:>b"]["started_at"] == status["gt:>b"]["started_at"]
 
 
+@pytest.mark.parametrize("fake", ["direct", "accelerate"], indirect=True)
 def test_cancel_kills_the_whole_tree_before_the_next_job_starts(tmp_path, fake, monkeypatch, capsys):
     monkeypatch.setenv("FAKE_EVENTS", "2000")
     root = tmp_path / "res"
@@ -254,7 +265,8 @@ def test_cancel_kills_the_whole_tree_before_the_next_job_starts(tmp_path, fake, 
         what="a job running",
     )
     tree = [first["pid"], *json.loads((Path(first["dir"]) / "tree.json").read_text())]
-    assert len(tree) == 4 and not any(gone(p) for p in tree)  # wrapper, launcher, trainer, its own-session helper
+    # wrapper, (launcher,) trainer, its own-session helper: run directly, the trainer's parent is the wrapper
+    assert len(set(tree)) == (3 if os.environ.get("FAKE_DIRECT") else 4) and not any(gone(p) for p in tree)
 
     assert cli.main(["--results-dir", str(root), "cancel", first["hash"][:12]]) == 0
     assert all(gone(p) for p in tree)  # gone when cancel returns: no orphan, not even the helper in its own session
@@ -365,6 +377,7 @@ def test_two_readers_and_a_writer_never_see_locked(tmp_path):
         (1, "subprocess.CalledProcessError: Command '[...]' died with <Signals.SIGKILL: 9>.", 9, ["SIGKILL"]),
         (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None, ["out of memory"]),
         (-15, "", 15, ["SIGTERM"]),
+        (143, "", 15, ["SIGTERM"]),  # a direct job's trainer killed by SIGTERM, as the wrapper records it
         (2, "error: could not load model x", None, ["exited with code 2", "could not load model x"]),
         (diagnosis.LOST, "", None, ["lost", "no exit record"]),
     ],
@@ -378,14 +391,16 @@ def test_crash_diagnosis(tmp_path, status, log, signal_, words):
     assert text.rstrip().endswith(log.strip() or "some output")  # the log tail comes with it
 
 
+@pytest.mark.parametrize("fake", ["direct", "accelerate"], indirect=True)
 def test_failed_job_records_its_exit_code_and_reason(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("FAKE_FAIL_MODEL", "a")
     root = tmp_path / "res"
     assert cli.main(["--results-dir", str(root), "run", str(recipe(tmp_path)), "--parallel", "2"]) == 1
     status = jobs(root)
     weak = status["gt:>a"]
-    assert weak["status"] == "failed" and weak["exit_code"] == 1 and weak["signal"] is None
-    assert weak["error"].startswith("exited with code 1: fake trainer told to fail")
+    code = 3 if os.environ.get("FAKE_DIRECT") else 1  # the trainer's own exit code; the launcher says 1
+    assert weak["status"] == "failed" and weak["exit_code"] == code and weak["signal"] is None
+    assert weak["error"].startswith(f"exited with code {code}: fake trainer told to fail")
     assert status["gt:>b"]["status"] == "done" and status["transfer:a>b"]["status"] == "skipped"
 
 
@@ -571,14 +586,18 @@ def test_accelerate_default_config_is_found_where_accelerate_looks_without_impor
         theirs = subprocess.run(
             [sys.executable, "-c", ask], capture_output=True, text=True, check=True, env=dict(os.environ)
         ).stdout.strip()
-        assert runner.default_accelerate_config() is None  # none written yet: one local process
-        assert "--num_processes" in runner.launch_command(tmp_path, None)
+        direct = [sys.executable, "-m", "w2s_core.training", str(tmp_path)]
+        assert runner.default_accelerate_config() is None  # none written yet
+        assert runner.launch_command(tmp_path, None) == direct  # one process: no launcher at all
+        assert "--config_file" not in runner.launch_command(tmp_path, None, 2)  # several: flags only
         Path(theirs).parent.mkdir(parents=True)
         Path(theirs).write_text("compute_environment: LOCAL_MACHINE\n")
         assert runner.default_accelerate_config() == Path(theirs)
-        # a default config exists: the job names the config w2s renders into its folder, never that one
-        command = runner.launch_command(tmp_path, None)
-        assert "--num_processes" not in command and command[command.index("--config_file") + 1] != theirs
+        # a default config exists: one process still runs no launcher, which alone would read it; a launched
+        # job names the config w2s renders into its folder, never that one
+        assert runner.launch_command(tmp_path, None) == direct
+        command = runner.launch_command(tmp_path, None, 2)
+        assert command[command.index("--config_file") + 1] == str(tmp_path / "accelerate.yaml") != theirs
     code = (
         "import sys\nfrom pathlib import Path\nfrom w2s_core.supervision import runner\n"
         "runner.launch_command(Path('.'), None); runner.accelerate_config_text(None)\n"

@@ -14,7 +14,7 @@
     sampling.py    GPU samples into the store while the supervisor works, and which job holds which GPU memory
     placement.py   which GPUs a ready job starts on ([launch] gpus_per_job, min_free_gb), or why it waits
     planning.py    the memory plan against this machine's GPUs: dry-run lines, refusal, FSDP at start
-    launch_config.py  the `accelerate launch` command and the accelerate config w2s renders for a job
+    launch_config.py  a job's command (the trainer directly, or `accelerate launch`) and its accelerate config
     processes.py   job processes that outlive their manager: identify by pid + start time, kill whole trees
     lock.py        the single-writer lock of a results folder
     progress.py    what the supervisor says as it works

@@ -1,8 +1,11 @@
 """Why a job failed, in one paragraph: from its exit status, the signal that ended it, and its log.
 
-A job ends with the status `sh` or Popen reports (a shell status 128+N or Popen's -N for signal N),
-or under `accelerate launch` with exit code 1 and the trainer's signal named in the log; a job whose
-process ended while no supervisor watched, and that left no exit record, is LOST. A Slurm job that
+A job ends with the status `sh` or Popen reports: a job of one process, whose trainer is started
+directly (launch_config.py), with its trainer's own (its exit code; a shell status 128+N, or Popen's -N,
+when signal N killed it); one under `accelerate launch` with exit code 1 and the trainer's signal named
+in the log when a signal killed the trainer, and 128+N or -N when the signal killed the launcher or the
+wrapper itself. `exit_signal` reads all of them. A job whose process ended while no supervisor watched,
+and that left no exit record, is LOST. A Slurm job that
 Slurm ended itself has its end state as its status (SLURM_REASONS): each reads as the local executor's
 words for the same end ("out of memory", "killed by SIGTERM", "lost"), with Slurm's state named.
 
@@ -73,7 +76,8 @@ def failure_reason(path: Path) -> str:
 
 
 def exit_signal(status: int | str | None, log: str) -> int | None:
-    """The signal that ended a job: from its status (Popen -N, shell 128+N) or, under accelerate, its log."""
+    """The signal that ended a job: from its status (Popen -N, shell 128+N: a direct job's trainer, or the
+    wrapper, or the launcher) or, for a trainer under `accelerate launch` (status 1), from its log."""
     if isinstance(status, int) and status < 0:
         return -status
     if isinstance(status, int) and 128 < status <= 128 + 64:
@@ -117,8 +121,9 @@ def headline(error: str) -> str:
 
 def wants_requeue(status: int | str, folder: JobDir) -> bool:
     """Whether an ended job should be queued again rather than recorded failed: its trainer stopped on
-    SIGTERM/SIGUSR1 after saving a checkpoint (exit EXIT_REQUEUE, which `accelerate launch` reports as 1:
-    hence the trainer's marker file, `JobDir.wants_requeue`), or Slurm preempted it without requeueing it."""
+    SIGTERM/SIGUSR1 after saving a checkpoint (exit EXIT_REQUEUE: a direct job's own status, while
+    `accelerate launch` reports it as 1, hence the trainer's marker file, `JobDir.wants_requeue`, read
+    either way), or Slurm preempted it without requeueing it."""
     if status == 0 or status in STOPPED_FOR_GOOD:
         return False
     return status == EXIT_REQUEUE or status in REQUEUE_STATES or folder.wants_requeue()

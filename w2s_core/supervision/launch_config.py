@@ -1,16 +1,31 @@
-"""How a job is handed to `accelerate launch`: the command, and the accelerate config w2s renders for it.
+"""How a job is started: directly, or handed to `accelerate launch`; the command, and the accelerate config
+w2s renders for it.
 
-accelerate reads its default config file (`accelerate config` writes it, under $HF_HOME/accelerate or
-~/.cache/huggingface/accelerate) whenever a launch names no `--config_file`, and takes from it every
-setting the command line leaves out: `use_cpu`, `gpu_ids`, `num_machines`, `machine_rank`, FSDP or
-DeepSpeed... A job must not pick those up silently (a default written for another machine maps every
-rank to one GPU, or waits for a second machine), so a job's launch is always explicit:
+One process, no `[launch] accelerate_config`, no FSDP (every job on a CPU or one GPU, the usual case):
+the trainer is started directly, `python -m w2s_core.training JOB_DIR` (`direct`). `accelerate launch`
+would only start that one child: its own process imports torch and accelerate to do so (measured on 2
+CPU cores: 2.1 s of wall and 2.2 s of CPU time and 230 MB of memory per job; a tiny job took 7.3 s, now
+5.1 s). The trainer sets itself the environment accelerate's simple launcher would have given it for
+`--num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no`
+(w2s_core/training/__main__.py: the ACCELERATE_* variables, and OMP_NUM_THREADS as the environment's,
+else 1, so torch keeps one thread as under the launcher), before it imports torch: the same
+environment, hence the same results (tests/test_launch_render.py and tests/test_multiprocess.py compare
+both paths). Its exit status is the trainer's own (75 to be requeued, 128+N or -N when killed by signal
+N), where the launcher turned any failure into 1.
+
+Every other job is started by `accelerate launch` (`command`). accelerate reads its default config file
+(`accelerate config` writes it, under $HF_HOME/accelerate or ~/.cache/huggingface/accelerate) whenever a
+launch names no `--config_file`, and takes from it every setting the command line leaves out:
+`use_cpu`, `gpu_ids`, `num_machines`, `machine_rank`, FSDP or DeepSpeed... A job must not pick those up
+silently (a default written for another machine maps every rank to one GPU, or waits for a second
+machine), so a job's launch is always explicit (a direct job never runs the launcher, so it never
+reads the default either):
 
 - the recipe's own `[launch] accelerate_config`: passed as `--config_file`, with `--num_processes`
   and `--main_process_port` for a multi-GPU job (its own port wins, if it names one);
-- else, with no default config on this machine: flags only, as w2s always launched (one process:
-  `--num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no`; several: `--multi_gpu`,
-  `--gpu_ids all` and the job's port too), nothing else is read;
+- else, with no default config on this machine: flags only (several processes: `--multi_gpu`,
+  `--num_processes N`, `--gpu_ids all`, the job's port, `--num_machines 1 --mixed_precision no
+  --dynamo_backend no`), nothing else is read;
 - else (a default config exists, or the job is sharded): `--config_file JOB_DIR/accelerate.yaml`, the
   config w2s renders into the job's folder (`settings`), so the default is never read; the flags above
   are kept for a multi-GPU job, in agreement with the file.
@@ -133,6 +148,18 @@ def write(job_dir: Path | str, config: dict) -> Path:
     return path
 
 
+def direct(accelerate_config: str | None = None, processes: int = 1, fsdp: dict | None = None) -> bool:
+    """Whether the job's trainer is started directly, without `accelerate launch` (module docstring)."""
+    return not accelerate_config and processes <= 1 and fsdp is None
+
+
+def simple_launch(job_dir: Path | str) -> list[str]:
+    """The `accelerate launch` a direct job stands for (what w2s ran for one process before): its one
+    process gets the environment the direct trainer sets itself. For comparisons and by hand."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", *PLAIN]
+    return [*launch, "-m", "w2s_core.training", str(job_dir)]
+
+
 def command(
     job_dir: Path | str,
     accelerate_config: str | None = None,
@@ -140,11 +167,13 @@ def command(
     port: int | None = None,
     fsdp: dict | None = None,
 ) -> list[str]:
-    """`accelerate launch ... -m w2s_core.training JOB_DIR` (module docstring). When the launch names
-    the rendered config and `job_dir` exists, the config is written there (a dry run's folder does not
-    exist: nothing is written)."""
-    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    """The job's command (module docstring): `python -m w2s_core.training JOB_DIR` for a direct job, else
+    `accelerate launch ... -m w2s_core.training JOB_DIR`. When the launch names the rendered config and
+    `job_dir` exists, the config is written there (a dry run's folder does not exist: nothing is written)."""
     tail = ["-m", "w2s_core.training", str(job_dir)]
+    if direct(accelerate_config, processes, fsdp):
+        return [sys.executable, *tail]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate_config:
         cmd += ["--config_file", accelerate_config]
         if processes > 1:
@@ -157,13 +186,11 @@ def command(
             write(job_dir, settings(processes, port, fsdp))
         cmd += ["--config_file", str(Path(job_dir) / CONFIG_NAME)]
         if processes == 1:
-            return cmd + tail  # the file says everything
+            return cmd + tail  # the file says everything (one sharded process)
     if fsdp is not None:
         return cmd + ["--num_processes", str(processes), "--main_process_port", str(port or 0)] + tail
-    if processes > 1:
-        cmd += ["--multi_gpu", "--num_processes", str(processes), "--gpu_ids", "all"]
-        return cmd + ["--main_process_port", str(port or 0), *PLAIN] + tail
-    return cmd + ["--num_processes", "1", *PLAIN] + tail
+    cmd += ["--multi_gpu", "--num_processes", str(processes), "--gpu_ids", "all"]
+    return cmd + ["--main_process_port", str(port or 0), *PLAIN] + tail
 
 
 def describe(accelerate_config: str | None, processes: int, fsdp: dict | None) -> str:
@@ -173,10 +200,12 @@ def describe(accelerate_config: str | None, processes: int, fsdp: dict | None) -
         return f"accelerate: your config {accelerate_config} ({n})"
     kind = "FSDP" if fsdp is not None else ("MULTI_GPU" if processes > 1 else "NO")
     default = default_accelerate_config()
+    unread = f"; your default {default} is not read" if default is not None else ""
+    if direct(accelerate_config, processes, fsdp):
+        return f"accelerate: none (one process started directly, the environment accelerate launch would set){unread}"
     if fsdp is not None or default is not None:
         wrap = fsdp.get("fsdp_transformer_layer_cls_to_wrap", "the model's _no_split_modules") if fsdp else ""
         detail = f", one FSDP unit per {wrap}, use_orig_params" if fsdp is not None else ""
-        unread = f"; your default {default} is not read" if default is not None else ""
         return f"accelerate: w2s renders JOB_DIR/{CONFIG_NAME} ({kind}, {n}{detail}){unread}"
     port = ", a free port of its own" if processes > 1 else ""
     return f"accelerate: flags only ({kind}, {n}{port}; no default config on this machine)"

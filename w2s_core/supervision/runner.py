@@ -35,10 +35,13 @@ CANCELLED_BY_USER = "cancelled by `w2s cancel`"
 def launch_command(
     job_dir: Path, accelerate_config: str | None, processes: int = 1, port: int | None = None, fsdp: dict | None = None
 ) -> list[str]:
-    """`accelerate launch` of the job: the user's config if any, else w2s's own flags or rendered config,
-    never accelerate's default config (launch_config.py says how). `processes` > 1: a job placement gave
-    that many GPUs (`[launch] gpus_per_job`), one process per GPU, rendezvous on `port` (its own);
-    `fsdp`: the FSDP settings of a sharded job (launch_config.fsdp_config)."""
+    """The job's command (launch_config.py says how and why): one process with no config of the user's
+    and no FSDP, its trainer started directly (`python -m w2s_core.training JOB_DIR`: `accelerate launch`
+    would cost a process importing torch only to start it; the trainer sets the launcher's environment
+    itself); else `accelerate launch` with the user's config if any, else w2s's own flags or rendered
+    config, never accelerate's default config. `processes` > 1: a job placement gave that many GPUs
+    (`[launch] gpus_per_job`), one process per GPU, rendezvous on `port` (its own); `fsdp`: the FSDP
+    settings of a sharded job (launch_config.fsdp_config)."""
     return launch_config.command(job_dir, accelerate_config, processes, port, fsdp)
 
 
@@ -48,7 +51,7 @@ default_accelerate_config = launch_config.default_accelerate_config
 
 def accelerate_config_text(accelerate_config: str | None, job_dir: Path | None = None) -> str | None:
     """The accelerate config a job runs with, for its provenance: the user's, else the one w2s rendered
-    into `job_dir` (None: flags only, no config file read)."""
+    into `job_dir` (None: flags only, or a direct job: no config file read)."""
     path = Path(accelerate_config) if accelerate_config else None
     if path is None and job_dir is not None:
         path = Path(job_dir) / launch_config.CONFIG_NAME
@@ -75,7 +78,7 @@ class Attempt:
     def remember(self) -> None:
         """Note the job's processes, so one that leaves the tree later is still killed with it. The walk
         reads every process on the machine, so it runs every processes.TREE_WALK_S, not every poll; more
-        often while the job is young (a quarter of its age), when its launcher starts its processes."""
+        often while the job is young (a quarter of its age), when `accelerate launch` starts its processes."""
         now = time.time()
         if now - self.walked < min(processes.TREE_WALK_S, (now - self.started) / 4):
             return
@@ -94,7 +97,7 @@ class Attempt:
         return LOST if status is None else status
 
     def kill(self) -> None:
-        """Kill its whole process tree, stragglers the launcher orphaned included; return once all are gone."""
+        """Kill its whole process tree, stragglers its wrapper or launcher orphaned included; return once gone."""
         processes.kill_tree(self.ident, popen=self.popen, known=self.seen.values())
 
 
@@ -142,7 +145,7 @@ def start(
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_path(store, row), env.get("PYTHONPATH")]))
     accelerate_config = (row.get("launch") or {}).get("accelerate_config")
     n_gpus = gpu_count(device)  # one process per GPU placement gave the job
-    more = (n_gpus,) if n_gpus > 1 else ()  # a one-process job's command is built as it always was
+    more = (n_gpus,) if n_gpus > 1 else ()  # one process: started directly unless the recipe names a config
     extra = {"port": port, "fsdp": fsdp} if n_gpus > 1 else {}
     command = launch_command(folder.path.resolve(), accelerate_config, *more, **extra)
     popen, ident = processes.launch(command, folder.log, folder.exit_status, env, folder.path)

@@ -14,10 +14,11 @@ node). It differs from CommandFunction in three ways, each for a reason:
 - signals: Slurm sends SIGUSR1 before the time limit (`--signal`) and SIGTERM on cancel, requeue and
   preemption, to every process of the job. The trainer handles both: it finishes its optimiser step,
   saves a checkpoint and exits EXIT_REQUEUE. `accelerate launch` does not (SIGUSR1 would kill it, and
-  SIGTERM kill it before its trainer is done), so it is started with both ignored, and the trainer sets
-  its own handlers. submitit's own SIGUSR1 handler (checkpoint the pickled function, `scontrol requeue`
-  the job) is replaced by one that passes the signal on to the trainer: w2s, not submitit, decides
-  that the job runs again (it submits it anew once its trainer stopped with a checkpoint).
+  SIGTERM kill it before its trainer is done), so the command (the launcher, or the trainer itself for a
+  one-process job) is started with both ignored, and the trainer sets its own handlers. submitit's own
+  SIGUSR1 handler (checkpoint the pickled function, `scontrol requeue` the job) is replaced by one that
+  passes the signal on to the trainer: w2s, not submitit, decides that the job runs again (it submits it
+  anew once its trainer stopped with a checkpoint).
 """
 
 from __future__ import annotations
@@ -118,11 +119,13 @@ class JobCommand(CommandFunction):
             return shell_status(self._proc.wait())
 
     def _pass_on(self, signum: int, frame: object = None) -> None:
-        """Give the trainer Slurm's signal (it may have had it from Slurm already: once more is harmless)."""
+        """Give the trainer Slurm's signal (it may have had it from Slurm already: once more is harmless).
+        The child is the trainer itself for a one-process job, `accelerate launch` and its trainers otherwise."""
         if self._proc is None:
             return
         try:
-            children = psutil.Process(self._proc.pid).children(recursive=True)
+            child = psutil.Process(self._proc.pid)
+            children = [child, *child.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
         for child in children:

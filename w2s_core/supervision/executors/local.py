@@ -2,7 +2,8 @@
 
 Everything here is runner.py's and processes.py's, unchanged: a job starts in its own session on the
 device slot placement gave it (CUDA_VISIBLE_DEVICES), under the `sh` wrapper that records its exit
-status; it is followed by pid and process start time, so a restarted supervisor re-attaches to it;
+status, running its trainer directly when it has one process and `accelerate launch` otherwise
+(launch_config.py); it is followed by pid and process start time, so a restarted supervisor re-attaches to it;
 cancelling kills its whole process tree and waits until it is gone. Tests replace
 `runner.launch_command`, so it is looked up on the module at each call.
 
@@ -54,8 +55,9 @@ class LocalExecutor:
         return runner.reattach(store, row)
 
     def describe_command(self, row: dict) -> str:
-        """The command as `runner.start` builds it on one GPU per process of `[launch] gpus_per_job` (a
-        multi-GPU job's port is picked when it starts: PORT here)."""
+        """The command as `runner.start` builds it on one GPU per process of `[launch] gpus_per_job` (one
+        process: the trainer itself, unless the recipe names an accelerate config; a multi-GPU job's port is
+        picked when it starts: PORT here)."""
         launch = launch_of(row)
         gpus = int(launch.get("gpus_per_job", 1))
         folder = row.get("dir") or f"{runner.JOBS_DIR}/{row['hash'][:16]}"

@@ -1,7 +1,8 @@
 """What a Slurm job asks for and what it runs: submitit's parameters from [launch], and the job's command.
 
 Parameters (`submitit_parameters`, for `AutoExecutor(cluster="slurm").update_parameters`): one task
-per node (`tasks_per_node = 1`: that task runs `accelerate launch`, which starts one process per GPU),
+per node (`tasks_per_node = 1`: that task runs the trainer itself on one GPU, or `accelerate launch`,
+which starts one process per GPU),
 `gpus_per_node = [launch] gpus_per_job` (left out when unset: no GPU is asked for, which is right on a
 CPU partition; set it on a GPU cluster), `cpus_per_task`, `mem_gb`, `timeout_min` from `time`,
 `slurm_partition`, `slurm_account`, `slurm_qos`, the extra `sbatch` lines as
@@ -10,7 +11,10 @@ time limit, so the trainer finishes its optimiser step, saves a checkpoint and e
 then submits the job again and it resumes. submitit always writes a `--time` (5 minutes unless told),
 so with `time` unset the partition's own default time is asked (`sinfo`), else its maximum, else a day.
 
-The command (`job_command`) is the local executor's (`runner.launch_command`) on one node. On
+The command (`job_command`) is the local executor's (`runner.launch_command`) on one node: for one GPU
+(or none) and no `[launch] accelerate_config`, the trainer started directly, `python -m w2s_core.training
+JOB_DIR`, which sets the environment `accelerate launch` would give it (launch_config.py: the launcher
+would cost a process that imports torch only to start it); else `accelerate launch`. On
 `nodes > 1` (a model entry's `nodes`, else [launch] `nodes`) Slurm starts that one task on every node
 (srun), and each runs one `sh -c` line that takes the rendezvous from Slurm's environment:
 
@@ -136,8 +140,9 @@ def timeout_minutes(row: dict, run: Run = subprocess.run) -> tuple[int, str]:
 
 
 def job_command(job_dir: Path | str, row: dict) -> list[str]:
-    """What the job runs on each of its nodes: the local executor's command on one node; on several,
-    one `sh -c` line with the rendezvous from Slurm's environment (the module docstring)."""
+    """What the job runs on each of its nodes: the local executor's command on one node (the trainer itself
+    for one GPU, else `accelerate launch`); on several, one `sh -c` line running `accelerate launch` with
+    the rendezvous from Slurm's environment (the module docstring)."""
     launch = launch_of(row)
     gpus = int(launch.get("gpus_per_job", 1))
     config = launch.get("accelerate_config")

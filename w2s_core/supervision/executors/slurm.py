@@ -1,8 +1,9 @@
 """The Slurm executor: each job an sbatch job, submitted through submitit, followed by its Slurm job id.
 
 A job is submitted with `submitit.AutoExecutor(folder=<job folder>/slurm, cluster="slurm")`, its
-parameters from [launch] (sbatch.py), running `JobCommand` (job_command.py): the same `accelerate
-launch -m w2s_core.training JOB_DIR` command a local job runs, in the job folder, with the code
+parameters from [launch] (sbatch.py), running `JobCommand` (job_command.py): the same command a local
+job runs (`python -m w2s_core.training JOB_DIR` for one process, else `accelerate launch ... -m
+w2s_core.training JOB_DIR`: launch_config.py), in the job folder, with the code
 snapshot it was queued with first on PYTHONPATH, its output in the job's log. The job folder must be on
 a file system the nodes share (the results directory); the nodes run the supervisor's Python.
 
