@@ -1,7 +1,7 @@
 """No garbage recorded as done (issue 14, item 1): non-finite guards, float16 done properly, a full-resolution head.
 
 - A job whose loss goes NaN (here: an absurd lr, 1e30, through the real CLI -> supervisor ->
-  `accelerate launch` path) is recorded failed with a diagnosis naming the optimiser step and
+  trainer path) is recorded failed with a diagnosis naming the optimiser step and
   suggesting a lower lr or bf16; the transfer that would read its labels is skipped; the other
   model's job is done, with its process count in its provenance.
 - Non-finite predictions (poisoned in-process, with the loss finite) fail the job naming the split;

@@ -283,7 +283,7 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path, scancel_leftover
     assert not JobDir(Path(requeued["dir"])).latest_checkpoint(), "checkpoints are removed when the job finishes"
 
     # The same job without the interruption: its job.json in a fresh folder, run by the local executor's
-    # command (`accelerate launch -m w2s_core.training DIR`, as a local job runs): the same predictions.
+    # command (`python -m w2s_core.training DIR`, as a local one-process job runs): the same predictions.
     reference = JobDir(tmp_path / "reference")
     reference.path.mkdir()
     reference.write_spec(read_json(JobDir(Path(requeued["dir"])).job_json))

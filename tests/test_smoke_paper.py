@@ -1,4 +1,4 @@
-"""recipes/smoke-paper.toml through the real path (CLI -> plan -> `accelerate launch` subprocesses -> store):
+"""recipes/smoke-paper.toml through the real path (CLI -> plan -> trainer subprocesses -> store):
 a prompting job, a generative stage feeding a transfer, a pairwise reward-model transfer and a chess
 transfer, each a row of `w2s results --json` with its weak, w2s and ceiling figures and PGR."""
 

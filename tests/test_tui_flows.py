@@ -26,7 +26,7 @@ def cell_texts(table: DataTable | JobTable) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
-# trains three tiny jobs through `accelerate launch`: 20-45 s on 2 busy cores
+# trains three tiny jobs in trainer subprocesses: 20-45 s on 2 busy cores
 def test_launch_watch_results_history(tmp_path, monkeypatch, settle, w2s_cli):
     asyncio.run(_test_launch_watch_results_history(tmp_path, monkeypatch, settle, w2s_cli))
 

@@ -290,11 +290,11 @@ class Follower:
         cancel_now) to cancel them."""
         if not cancel_now:
             target = self.name or (self.run_id if self.run_id is not None else "RUN")
-            self.echo(
-                f"stopped following: jobs continue; `w2s cancel {target}` stops them; `w2s queue` shows them"
-                f" (press Ctrl-C again within {DOUBLE_INTERRUPT_S:g} s to cancel them now)"
-            )
-            try:
+            try:  # from before the message: a second Ctrl-C the moment it shows must still cancel
+                self.echo(
+                    f"stopped following: jobs continue; `w2s cancel {target}` stops them; `w2s queue` shows them"
+                    f" (press Ctrl-C again within {DOUBLE_INTERRUPT_S:g} s to cancel them now)"
+                )
                 time.sleep(DOUBLE_INTERRUPT_S)
                 return Outcome(self.run_id, stopped=DETACHED)
             except KeyboardInterrupt:
