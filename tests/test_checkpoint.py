@@ -19,11 +19,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_w2s, train_in_process
+from conftest import ROOT, poll_until, run_w2s, train_in_process
 
 from w2s_core.jobdir import CHECKPOINT_META, EXIT_REQUEUE, Event, JobDir, trim_events, write_json
 from w2s_core.spec.plan import build_plan
@@ -264,12 +263,7 @@ def trainer_env(tmp_path: Path) -> dict:
 
 
 def wait_until(predicate, timeout: float = 60.0, what: str = "it"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll_until(predicate, timeout, what, interval=0.02)
 
 
 def last_step(job_dir: Path) -> int:

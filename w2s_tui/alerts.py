@@ -30,12 +30,13 @@ class RunWatch:
         self.runs, self.crashes = {i: r["status"] for i, r in runs.items()}, crashes
         if first:
             return []
-        names = {r["hash"]: r["name"] for r in store.recipes()} if store is not None and runs else {}
+        ended = [r for i, r in runs.items() if r["status"] in FINISHED_RUN and before.get(i) not in FINISHED_RUN]
+        # the recipes' names only for a toast: not on every look
+        names = {r["hash"]: r["name"] for r in store.recipes()} if store is not None and ended else {}
         alerts = []
-        for run_id, run in runs.items():
-            if run["status"] in FINISHED_RUN and before.get(run_id) not in FINISHED_RUN:
-                recipe = names.get(run["recipe_hash"]) or "-"
-                alerts.append((f"run {run_id} ({recipe}) {run['status']}", SEVERITY.get(run["status"], "information")))
+        for run in ended:
+            recipe = names.get(run["recipe_hash"]) or "-"
+            alerts.append((f"run {run['id']} ({recipe}) {run['status']}", SEVERITY.get(run["status"], "information")))
         for job in failed:
             if (job["hash"], job["finished_at"]) in new_crashes:
                 why = (job["error"] or "").strip().splitlines()  # the diagnosis's first line (its log tail follows)

@@ -61,9 +61,7 @@ def point_of(role: Role) -> Point:
 
 def grid_keys(store: Store, recipe_hash: str) -> list[str]:
     """The keys the recipe's grid sweeps (as its roles name them), [] for a recipe without lists."""
-    return list(
-        dict.fromkeys(k for job in queries.recipe_rows(store, recipe_hash) for k in job["role"].get("grid", {}))
-    )
+    return pivot.swept([job["role"] for job in queries.recipe_rows(store, recipe_hash)])  # type: ignore[arg-type]
 
 
 def task_of(job: PlannedJob) -> str | None:

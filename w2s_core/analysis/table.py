@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from w2s_core.analysis.pivot import swept
 from w2s_core.spec.grid import point_label, value_text
 
 
@@ -55,7 +56,7 @@ def grid_columns(rows: list[dict]) -> list[str]:
     """The swept keys shown as columns: the pivot's key alone (`--by`), else every key the rows sweep."""
     if rows and "by" in rows[0]:
         return [rows[0]["by"]]
-    return list(dict.fromkeys(name for row in rows for name in row.get("grid", {})))
+    return swept(rows)
 
 
 def grid_cells(row: dict, keys: list[str]) -> list[str]:

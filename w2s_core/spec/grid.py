@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import PurePath
@@ -190,9 +191,7 @@ def _merged(problems: list[list[str]], labels: list[str]) -> list[str]:
 def expand(raw: dict, axes: list[Axis], err: Problems, parse: Callable[[dict, Problems], Any]) -> list[tuple]:
     """[(point {name: value}, parse(point's TOML, its problems))] for every grid point, in product order;
     each point's problems merged into `err` (see `_merged`)."""
-    size = 1
-    for axis in axes:
-        size *= len(axis.values)
+    size = math.prod(len(a.values) for a in axes)
     if size > MAX_POINTS:
         shape = " × ".join(str(len(a.values)) for a in axes)
         where = ", ".join(a.written for a in axes)

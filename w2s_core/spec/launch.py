@@ -73,17 +73,16 @@ def sbatch_option(line: str) -> tuple[str, str | bool] | None:
 def sbatch_check(value: Any) -> str | None:
     """A list of long sbatch options ("--constraint=a100"); short ones ("-C a100") are refused, as
     submitit writes each as `#SBATCH --name=value`."""
-    if isinstance(value, list) and all(isinstance(v, str) and sbatch_option(v) for v in value):
+    bad = [v for v in value if not (isinstance(v, str) and sbatch_option(v))] if isinstance(value, list) else None
+    if bad == []:
         return None
-    bad = [v for v in value if not (isinstance(v, str) and sbatch_option(v))] if isinstance(value, list) else []
     which = f" ({', '.join(repr(b) for b in bad)} is not)" if bad else ""
     return f'a list of long sbatch options such as "--constraint=a100" or "--exclusive"{which}'
 
 
 def sbatch_options(lines: list[str]) -> dict[str, str | bool]:
     """Extra sbatch lines as submitit's `slurm_additional_parameters` ({name: value}, True for a flag)."""
-    found = (sbatch_option(line) for line in lines)
-    return {name: value for name, value in (f for f in found if f is not None)}
+    return dict(found for found in map(sbatch_option, lines) if found is not None)
 
 
 def fsdp_check(value: Any) -> str | None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from w2s_core.spec.shapes import Shape, model_shape
 
 GIB = float(2**30)
+MIB = 2.0**20
 CONTEXT_GIB = 1.0  # CUDA context, cuBLAS/cuDNN workspaces: per process, outside torch's allocator
 USABLE = 0.95  # of a GPU's memory a job is planned to use (the allocator's fragmentation)
 LORA_RANK = 8  # peft's default r, what `lora = true` trains with (w2s_core.training.models)
@@ -82,9 +83,6 @@ class Estimate:
     def breakdown(self) -> str:
         """Each part with its size ("weights 26.0 GiB, gradients 26.0 GiB, ..."); parts under 1 MiB left out."""
         return ", ".join(f"{name} {size_text(value)}" for name, value in self.parts.items() if value >= MIB)
-
-
-MIB = 2.0**20
 
 
 def size_text(nbytes: float) -> str:

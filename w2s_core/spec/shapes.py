@@ -5,8 +5,8 @@ width, vocabulary and whether its MLP is gated; from them it counts parameters e
 gpt2-xl: 1,557,611,200) and sizes activations. The figures come from, in order:
 
 1. a local model folder's config.json (`path = "/…"`);
-2. the Hugging Face cache's config.json of a hub id (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
-   `~/.cache/huggingface/hub`; the recipe's pinned `revision`, else `main`): never a download;
+2. the Hugging Face cache's config.json of a hub id (`data.cache.hub_cache`, where `w2s prefetch` puts
+   it; the recipe's pinned `revision`, else `main`): never a download;
 3. the registry's figures (`registry.MODEL_SHAPES`, by name);
 4. a built-in tiny model's settings.
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from w2s_core.assets import PACKAGED_MODELS
+from w2s_core.data.cache import hub_cache
 from w2s_core.spec.models import TINY_POSITIONS, looks_local, tiny_settings, tiny_vocab
 from w2s_core.spec.registry import BUILTIN_TINY, MODEL_SHAPES
 
@@ -158,14 +159,6 @@ def from_figures(figures: dict, source: str = "registry") -> Shape:
         "kv_heads": 0,
     }
     return Shape(**{**fill, **figures, "source": source})
-
-
-def hub_cache() -> Path:
-    """Where huggingface_hub keeps downloaded repos (as it finds it, without importing it)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
 
 
 def cached_config(repo: str, revision: str | None = None) -> Path | None:

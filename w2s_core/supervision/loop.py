@@ -112,10 +112,9 @@ class Supervisor:
             self.running[row["hash"]] = attempt
             if executor.name == LOCAL:
                 self.slots.take_device(row["hash"], attempt.device)
-            alive = executor.poll(attempt) is None
-            if executor.name == LOCAL:
-                self.report.reattached(row, attempt.ident.pid, alive=alive)
+                self.report.reattached(row, attempt.ident.pid, alive=executor.poll(attempt) is None)
             else:
+                alive = executor.poll(attempt) is None
                 self.report.reattached(row, 0, alive, where=f"Slurm job {row['slurm_job_id']}, {attempt.state}")
 
     def executor(self, attempt: runner.Attempt) -> Executor:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from w2s_core.errors import InputError
 from w2s_core.status import JobStatus
-from w2s_core.supervision.runner import accelerate_settings
+from w2s_core.supervision.launch_config import accelerate_settings
 from w2s_core.supervision.slots import Slot, SlotTable, visible_gpus
 
 if TYPE_CHECKING:

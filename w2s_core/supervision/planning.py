@@ -24,7 +24,7 @@ from w2s_core.errors import InputError
 from w2s_core.spec import memory
 from w2s_core.spec.shapes import model_shape
 from w2s_core.supervision import launch_config
-from w2s_core.supervision.placement import gpu_state, nvml_read
+from w2s_core.supervision.placement import gpu_state, is_mig, nvml_read
 from w2s_core.supervision.slots import mig_memory_gb, nvidia_smi_listing
 
 Reader = Callable[[], "list[Any] | None"]
@@ -53,7 +53,7 @@ def gpu_memory(launch: dict, pool: list[str], read: Reader | None = None) -> tup
     if not pool:
         return None, "no GPU here; set [launch] gpu_memory_gb to plan for one"
     sizes: list[float] = []
-    migs = [g for g in pool if g.lower().startswith("mig-")]
+    migs = [g for g in pool if is_mig(g)]
     if migs:
         profiles = {uuid: p for g in (nvidia_smi_listing() or []) for p, uuid in g.migs}
         sizes += [gb for g in migs if (gb := mig_memory_gb(profiles.get(g, ""))) is not None]

@@ -45,7 +45,6 @@ def launch_command(
     return launch_config.command(job_dir, accelerate_config, processes, port, fsdp)
 
 
-accelerate_settings = launch_config.accelerate_settings
 default_accelerate_config = launch_config.default_accelerate_config
 
 

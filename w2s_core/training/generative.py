@@ -227,6 +227,7 @@ def train_steps(ctx: Context, opt, items: list[Item], job: dict, events: EventWr
     total = max(1, math.ceil(n * float(gen["epochs"])))
     gen_order = torch.Generator().manual_seed(job["seed"])
     step, seen, t0 = 0, 0, time.time()
+    advised = {**train, "lr": gen["lr"]}  # what a diverged step's advice names: the stage's own lr
     for chunk in minibatches(n, train["batch_size"], total, gen_order):
         frac = seen / total
         lr = gen["lr"] * lr_factor(train["schedule"], train["lr_warmup_frac"], frac)
@@ -240,7 +241,7 @@ def train_steps(ctx: Context, opt, items: list[Item], job: dict, events: EventWr
             opt.step()
         opt.zero_grad()
         step, seen = step + 1, seen + len(chunk)
-        check_loss([loss], step, {**train, "lr": gen["lr"]})  # summed over processes: all stop together
+        check_loss([loss], step, advised)  # summed over processes: all stop together
         events.emit(
             {
                 Event.STEP: step,

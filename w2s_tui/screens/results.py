@@ -190,8 +190,9 @@ class ResultsScreen(Screen):
         wanted, metric, reading, by = self.recipe_hash, self.metric, self.app.reading, self.pivot_by
 
         def read():
-            from w2s_core.analysis.pgr import chain_steps, grid_keys, pgr_table  # numpy: off the UI thread
+            from w2s_core.analysis.pgr import chain_steps, pgr_table  # numpy: off the UI thread
             from w2s_core.analysis.pivot import pivot
+            from w2s_core.analysis.pivot import swept as swept_keys
 
             with reading() as store:
                 if store is None:
@@ -205,8 +206,9 @@ class ResultsScreen(Screen):
                     if metric != "acc":
                         rows = with_accuracy_warnings(rows, pgr_table(store, recipe["hash"], "acc"))
                     chains = chain_steps(store, recipe["hash"], metric)
-                    notes = missing_notes(browse.recipe_rows(store, recipe["hash"]), rows)
-                    swept = grid_keys(store, recipe["hash"])
+                    planned = browse.recipe_rows(store, recipe["hash"])
+                    notes = missing_notes(planned, rows)
+                    swept = swept_keys([job["role"] for job in planned])  # as pgr.grid_keys, from the same read
                     pivot_by = by if by in swept else None  # another recipe's key: no pivot
                     if pivot_by:
                         rows = pivot(rows, pivot_by, swept, recipe["name"])
