@@ -11,13 +11,22 @@ batch 32, Adam, soft-label cross-entropy) in a fresh process, after one untimed 
   (`benchmarks/trainer_speed_sides.py` runs each side);
 - w2s+group: the same with `[train] group_by_length = true` (opt-in: it changes which examples
   share a step);
-- w2s, no events: the w2s side with the EventWriter writing nowhere (`EventWriter(None)`).
+- w2s, no events: the w2s side with the EventWriter writing nowhere (`EventWriter(None)`);
+- w2s+compile, w2s+group+compile (named in `--sides`): with `[train] compile = true`
+  (`w2s_core/training/compiling.py`: the model's blocks compiled by torch.compile).
 Printed per side: examples/s, tokens/s (real tokens, padding left out), the ratio to the
 reference, the share of padded positions, peak memory (CPU: the process's RSS high-water,
 `ru_maxrss`, model loading included; CUDA: `max_memory_allocated` of the timed loop) and MFU =
 6 x N x tokens/s / peak, N the parameters less the embedding tables (Kaplan's 6N: a classifier
 computes no LM head, and an embedding lookup is no matmul; attention's own FLOPs left out), the
 peak measured in this run by a large matmul in the training dtype (fp32 on CPU, bf16 on CUDA).
+
+Besides the whole timed loop (compilation included), each w2s side's rate is also given "late":
+from its middle optimiser step to its last (the time and real tokens at each step's end are taken
+when the step's loss is read, so the GPU has finished it), which leaves warm-up and compilation out.
+`--profile` (CUDA) runs torch.profiler over three steps near the end of each w2s side and prints
+the GPU's busy share of their wall time, the share of its busy time by kind of kernel (matrix
+products, attention, optimizer, elementwise) and the ten longest kernels.
 
 Item 6 of issue 11, the monitoring overhead: the w2s side times, per optimiser step, building its
 event (`loop.progress_event`, which reads the step's loss and accuracy from the device: the one
@@ -39,6 +48,7 @@ vocabulary sizes. Inputs are never truncated (max_length 1024).
 
 Usage: python benchmarks/trainer_speed.py [--device cpu|cuda] [--configs NAME:DATA:N,...]
        [--minibatch 8 (CPU) | 32 (CUDA)] [--sides reference,w2s,w2s+group,w2s-noevents] [--keep DIR]
+       [--profile]
 """
 
 from __future__ import annotations
@@ -76,7 +86,7 @@ DEFAULTS = {
     "cpu": "gpt2-29m:snippets:384,gpt2-29m:long:128",
     "cuda": "gpt2-medium:snippets:512,gpt2-medium:long-gpu:512,gpt2-large:long-gpu:256,qwen2-0.5b:long-gpu:256",
 }
-SIDES = ("reference", "w2s", "w2s+group", "w2s-noevents")
+SIDES = ("reference", "w2s", "w2s+group", "w2s-noevents")  # also w2s+compile, w2s+group+compile (--sides)
 
 
 # --- data and model (the parent) ------------------------------------------------------------
@@ -168,7 +178,10 @@ def run_side(work: Path, side: str, args) -> dict:
     """One side in a fresh process (so each has its own memory high-water); its RESULT line."""
     sides = Path(__file__).with_name("trainer_speed_sides.py")
     cmd = [sys.executable, str(sides), side, str(work), args.device, str(args.minibatch), args.ref_attention]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=path)
+    if args.profile:
+        env["W2S_BENCH_PROFILE"] = "1"
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -207,6 +220,16 @@ def prepare(work: Path, model: str, data: str, n: int, device: str, corpus, labe
     make_model(work / "model", model, tok, device)
 
 
+def steady(r: dict) -> tuple[float, float] | None:
+    """(tokens/s, steps/s) from the middle step to the last one before profiling: compilation and warm-up left out."""
+    marks = r.get("marks") or []
+    i0, i1 = len(marks) // 2, min(r.get("steady_end", len(marks) - 1), len(marks) - 1)
+    if i1 - i0 < 2:
+        return None
+    dt = marks[i1][0] - marks[i0][0]
+    return (marks[i1][1] - marks[i0][1]) / dt, (i1 - i0) / dt
+
+
 def table_rows(name: str, results: dict, tokens: int, n: int, peak: float) -> list[str]:
     base = results.get("reference")
     rows = []
@@ -215,11 +238,29 @@ def table_rows(name: str, results: dict, tokens: int, n: int, peak: float) -> li
         ratio = f"{base['seconds'] / r['seconds']:.2f}x" if base else "-"
         pad = 1 - tokens / r["padded_tokens"] if r["padded_tokens"] else 0.0
         mfu = 6 * r["n_params"] * tokens / r["seconds"] / peak
+        late = steady(r)
+        late_cols = f"{late[1] * 32:>9.1f} {6 * r['n_params'] * late[0] / peak:>6.1%}" if late else f"{'-':>9} {'-':>6}"
         rows.append(
-            f"{name:26} {side:13} {r['minibatch']:>3} {per_s:>9.1f} {tokens / r['seconds']:>10.0f} {ratio:>7} "
-            f"{pad:>6.1%} {r['peak_mb']:>9.0f} {mfu:>6.1%}"
+            f"{name:26} {side:18} {r['minibatch']:>3} {per_s:>9.1f} {tokens / r['seconds']:>10.0f} {ratio:>7} "
+            f"{pad:>6.1%} {r['peak_mb']:>9.0f} {mfu:>6.1%} {late_cols}"
         )
     return rows
+
+
+def profile_lines(name: str, results: dict) -> list[str]:
+    """Where the GPU time of three late optimiser steps went, per side that was profiled."""
+    out = []
+    for side, r in results.items():
+        p = r.get("profile")
+        if not p:
+            continue
+        kinds = ", ".join(f"{k} {v:.0%}" for k, v in p["kinds"].items())
+        out.append(
+            f"{name} {side}: 3 steps {p['wall_ms']:.0f} ms wall, GPU busy {p['busy_ms']:.0f} ms "
+            f"({p['busy_ms'] / p['wall_ms']:.0%}), {p['kernels']} kernels; busy time by kind: {kinds}"
+        )
+        out += [f"    {ms:8.1f} ms {n:5}x  {kname}" for kname, ms, n in p["top"]]
+    return out
 
 
 def event_lines(name: str, results: dict, work: Path) -> list[str]:
@@ -252,6 +293,7 @@ def main() -> None:
     parser.add_argument("--sides", help=f"default: {','.join(SIDES)} (the last for the first config only)")
     parser.add_argument("--ref-attention", default="eager", choices=("eager", "sdpa"))
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
+    parser.add_argument("--profile", action="store_true", help="CUDA: profile three late steps of each w2s side")
     args = parser.parse_args()
     args.minibatch = args.minibatch or (32 if args.device == "cuda" else 8)
     import torch
@@ -279,12 +321,19 @@ def main() -> None:
     peak = max(peak, peak_flops(args.device)[0])  # measured at both ends, the higher kept: a busy CPU reads low
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"\ndevice: {where}; torch {torch.__version__}; peak matmul {how}: {peak / 1e12:.3f} TFLOP/s")
-    header = f"{'model / data / examples':26} {'side':13} {'mb':>3} {'ex/s':>9} {'tokens/s':>10} {'vs ref':>7} "
-    rows = [header + f"{'pad':>6} {'peak MiB':>9} {'MFU':>6}"]
+    header = f"{'model / data / examples':26} {'side':18} {'mb':>3} {'ex/s':>9} {'tokens/s':>10} {'vs ref':>7} "
+    rows = [header + f"{'pad':>6} {'peak MiB':>9} {'MFU':>6} {'late ex/s':>9} {'lateMFU':>6}"]
     for name, results, tokens, n in runs:
         rows += table_rows(name, results, tokens, n, peak)
     print("\n".join(rows) + "\n\nmonitoring overhead (issue 11, item 6):\n" + "\n".join(notes))
-    print(f"(mb: minibatch; pad: padded share of positions; MFU: 6·N·tokens/s over the peak above; folder {root})")
+    profiles = [line for name, results, _, _ in runs for line in profile_lines(name, results)]
+    if profiles:
+        print("\nwhere the GPU time goes (--profile):\n" + "\n".join(profiles))
+    print(
+        "(mb: minibatch; pad: padded share of positions; MFU: 6·N·tokens/s over the peak above, whole timed "
+        "loop; late: from the middle optimiser step to the last, compilation and warm-up left out, before "
+        f"any profiled steps; folder {root})"
+    )
 
 
 if __name__ == "__main__":

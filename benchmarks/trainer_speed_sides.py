@@ -3,12 +3,19 @@
 `python benchmarks/trainer_speed_sides.py SIDE WORK_DIR DEVICE MINIBATCH REF_ATTENTION` trains one side on
 the model and data `trainer_speed.py` prepared in WORK_DIR and prints one `RESULT {json}` line: the
 timed loop's seconds, steps, padded positions, peak memory, non-embedding parameter count and (w2s
-sides) the time spent building and writing events. See trainer_speed.py's docstring.
+sides) the time spent building and writing events, the time and real tokens at the end of every
+optimiser step (for the steady-state rate), and, with `W2S_BENCH_PROFILE=1` on CUDA, where the GPU
+time of three late steps went (`profile_steps`). A w2s side's name is `w2s` plus its settings:
+`+group` (`group_by_length`), `+compile` (`compile`), `-noevents` (events written nowhere).
+See trainer_speed.py's docstring.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -65,7 +72,7 @@ def reference_side(work: Path, device: str, attention: str) -> dict:
     return {**out, "seconds": time.perf_counter() - t, "minibatch": 1, "n_params": non_embedding_params(body)}
 
 
-def w2s_job(work: Path, minibatch: int, group: bool) -> dict:
+def w2s_job(work: Path, minibatch: int, group: bool, compiled: bool = False) -> dict:
     train = {
         "mode": "finetune",
         "epochs": 1,
@@ -79,6 +86,7 @@ def w2s_job(work: Path, minibatch: int, group: bool) -> dict:
         "lora": False,
         "eval_every": 0,
         "group_by_length": group,
+        "compile": compiled,
     }
     model = {"name": "bench", "path": str(work / "model")}
     return {"model": model, "data": {}, "train": train, "seed": 0, "loss": {"name": "xent", "params": {}}}
@@ -96,13 +104,13 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
     from w2s_core.training.world import step_shape
 
     data = json.loads((work / "data.json").read_text())
-    job = w2s_job(work, minibatch, side == "w2s+group")
+    job = w2s_job(work, minibatch, "+group" in side, "+compile" in side)
     acc = Accelerator(cpu=device == "cpu")
     acc.gradient_accumulation_steps = step_shape(job["train"], acc.num_processes)[1]
     setup = build_finetune(job, {"train": data["texts"][:1]}, acc.device, 2)
     setup.inputs = {"train": data["ids"]}  # the very ids the reference side reads
     module, opt = L.prepare(acc, setup, job["train"])
-    counts = {"padded_tokens": 0, "event_s": 0.0, "emit_s": 0.0}
+    counts = {"padded_tokens": 0, "tokens": 0, "event_s": 0.0, "emit_s": 0.0, "marks": []}
     warm = sorted(data["ids"], key=len)[-minibatch:]  # warm-up: kernels, allocator
     forward(setup, module, warm).float().sum().backward()
     module.zero_grad(set_to_none=True)
@@ -110,12 +118,19 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
 
     def batch(items):
         counts["padded_tokens"] += len(items) * max(map(len, items))
+        counts["tokens"] += sum(map(len, items))
         return inner_batch(items)
+
+    steps = math.ceil(len(data["ids"]) / job["train"]["batch_size"])
+    profiler = StepProfiler(device, steps) if os.environ.get("W2S_BENCH_PROFILE") else None
 
     def progress_event(*args):
         t = time.perf_counter()
-        event = inner_event(*args)
+        event = inner_event(*args)  # reads the step's loss: the GPU has finished the step
         counts["event_s"] += time.perf_counter() - t
+        counts["marks"].append([time.perf_counter() - t0, counts["tokens"]])
+        if profiler:
+            profiler.after_step(args[0].step)
         return event
 
     setup.batch, L.progress_event = batch, progress_event
@@ -136,10 +151,10 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync(device)
-    t = time.perf_counter()
+    t0 = time.perf_counter()
     L.train_loop(loop)
     sync(device)
-    seconds = time.perf_counter() - t
+    seconds = time.perf_counter() - t0
     events.close()
     fused = bool(opt.optimizer.defaults.get("fused")) if hasattr(opt, "optimizer") else False
     return {
@@ -149,6 +164,75 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
         "minibatch": minibatch,
         "fused": fused,
         "n_params": non_embedding_params(setup.module),
+        "steady_end": (profiler.start if profiler else loop.step) - 1,  # the last mark before profiling
+        **({"profile": profiler.summary} if profiler and profiler.summary else {}),
+    }
+
+
+# kernel names by what they compute: cuBLAS/CUTLASS matrix products, fused attention, the optimizer
+KINDS = (
+    ("matmul", re.compile(r"gemm|cutlass|xmma|nvjet|wgmma|cublas|splitk", re.I)),
+    ("attention", re.compile(r"flash|fmha|attention|efficient", re.I)),
+    ("optimizer", re.compile(r"adam|multi_tensor|foreach", re.I)),
+    ("copy", re.compile(r"memcpy|memset|copy", re.I)),
+)
+
+
+class StepProfiler:
+    """torch.profiler over three optimiser steps near the end (after the steady-state window's middle).
+
+    Its summary: the steps' wall time, the GPU's busy time (the union of kernel intervals) and each
+    kind of kernel's share of it, and the ten kernels that took longest.
+    """
+
+    def __init__(self, device: str, steps: int):
+        self.start = max(1, steps - 4)  # profile steps start+1 .. start+3
+        self.device, self.prof, self.summary, self.t = device, None, None, 0.0
+
+    def after_step(self, step: int) -> None:
+        import torch
+
+        if self.device != "cuda":
+            return
+        if step == self.start:
+            acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+            self.prof = torch.profiler.profile(activities=acts)
+            self.prof.__enter__()
+            self.t = time.perf_counter()
+        elif self.prof is not None and step == self.start + 3:
+            wall = time.perf_counter() - self.t
+            self.prof.__exit__(None, None, None)
+            self.summary = kernel_summary(self.prof, wall)
+            self.prof = None
+
+
+def kernel_summary(prof, wall: float) -> dict:
+    from torch.autograd import DeviceType
+
+    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    spans = sorted((e.time_range.start, e.time_range.end) for e in kernels)
+    busy, end = 0.0, -1.0
+    for a, b in spans:  # union of intervals, microseconds
+        if b > end:
+            busy += b - max(a, end)
+            end = b
+    by_kind: dict[str, float] = {}
+    by_name: dict[str, list] = {}
+    for e in kernels:
+        us = e.time_range.end - e.time_range.start
+        kind = next((k for k, pat in KINDS if pat.search(e.name)), "elementwise/other")
+        by_kind[kind] = by_kind.get(kind, 0.0) + us
+        entry = by_name.setdefault(e.name[:90], [0.0, 0])
+        entry[0] += us
+        entry[1] += 1
+    total = sum(by_kind.values()) or 1.0
+    top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:10]
+    return {
+        "wall_ms": wall * 1e3,
+        "busy_ms": busy / 1e3,
+        "kinds": {k: v / total for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
+        "kernels": len(kernels),
+        "top": [[name, us / 1e3, n] for name, (us, n) in top],
     }
 
 

@@ -273,3 +273,40 @@ def test_float16_full_finetune_keeps_float32_master_weights_in_the_plan():
 def test_sizes_read_in_gib_from_one_gib_and_in_mib_below():
     assert memory.size_text(1.5 * GIB) == "1.5 GiB" and memory.size_text(12 * 2**20) == "12 MiB"
     assert memory.size_text(GIB) == "1.0 GiB"
+
+
+def test_the_memory_benchmark_trains_the_settings_and_batch_shape_its_estimate_reads(tmp_path, monkeypatch):
+    """benchmarks/memory_plan.py sets memory.estimate(job) beside the trainer's peak on the same job (on a GPU):
+    each case's spec is valid, sized from its own config.json, takes the strategy the case is meant to
+    measure with the registry's settings for the real model, and its inputs are what the estimate counts
+    (every pass minibatch_size x max_length tokens, unpadded)."""
+    import importlib.util
+    import sys
+
+    from w2s_core.spec.schema import TRAIN_KEYS
+    from w2s_core.training.world import step_shape
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the benchmark puts benchmarks/ on it
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "memory_plan.py"
+    loader = importlib.util.spec_from_file_location("memory_plan_benchmark", path)
+    bench = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(bench)
+    from trainer_speed import MODELS
+
+    for case, (model, registry_name, changes, strategy) in bench.CASES.items():
+        folder = tmp_path / model / "model"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({"vocab_size": 1000, **MODELS[model]}))
+        job = bench.case_job(tmp_path / model, case)
+        train = job["train"]
+        assert [k for k, v in train.items() if TRAIN_KEYS[k](v) is not None] == [], case
+        for key in ("minibatch_size", "max_length", "grad_checkpointing", "dtype"):
+            assert train[key] == changes.get(key, model_defaults(registry_name)[key]), (case, key)
+        e = estimate(job)
+        assert (e.strategy, e.source) == (strategy, f"config.json in {folder}"), case
+        ids, labels = bench.case_inputs(job, 50, 2)
+        assert len(ids) == len(labels) == 2 * train["batch_size"] and max(map(max, ids)) < 50
+        assert {len(x) for x in ids} == {train["max_length"]}  # no padding: minibatch x max_length tokens
+        assert step_shape(train, 1)[0] == train["minibatch_size"], case  # the trainer's pass is the estimate's

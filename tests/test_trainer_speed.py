@@ -290,5 +290,19 @@ def test_compile_routes_through_module_compile_with_the_same_predictions(baselin
 
     monkeypatch.setattr(torch.nn.Module, "compile", quick)
     probs = trained_probs(tmp_path / "compiled", gt_specs("compile = true\n")["bert"])
-    assert compiled == ["BinaryClassifier"]
+    # regional compilation (compiling.py): each of BERT's named layer classes' instances, not the wrapper
+    assert compiled and set(compiled) == {"BertEmbeddings", "BertLayer"}
     assert max_diff(probs, baseline["bert"]) < TOLERANCE
+
+
+def test_a_model_without_repeated_blocks_is_compiled_whole(monkeypatch):
+    from w2s_core.training.compiling import blocks, compile_model
+
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__))
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    assert blocks(plain) == [] and compile_model(plain) == "Sequential (whole)"
+    plain._no_split_modules = ["Linear", "Sequential"]  # the outermost named module: nested ones go with it
+    assert compile_model(plain) == "1 x Sequential" and compiled == ["Sequential", "Sequential"]
+    plain._no_split_modules = ["Linear"]  # each instance; the wrapper stays eager
+    assert compile_model(plain) == "2 x Linear" and compiled[2:] == ["Linear", "Linear"]

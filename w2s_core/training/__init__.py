@@ -12,6 +12,8 @@ predictions and result back there; it never touches the database. Reading order:
     world.py     what the process count changes (the step's shape, each process's shard) and must not
     losses.py    the training losses (names and parameters: the torch-free `w2s_core.spec.losses`)
     optimizers.py  `[train] optimizer`: adam, adamw, the reference's adafactor
+    batching.py  which examples share an optimiser step (`group_by_length`)
+    compiling.py `[train] compile`: the model's repeated blocks compiled by torch.compile
     features.py  frozen-backbone features for probes, cached on disk
     tiny.py      the built-in random-init tiny models
 """

@@ -39,16 +39,14 @@ default order's last step of an epoch runs on into the next; so every step but t
 training has `step` examples and the accumulation stays aligned. That one step per epoch is not
 length-homogeneous.
 
-`[train] compile = true` (the other opt-in speed setting; `loop.prepare`): the module is compiled
-in place (`nn.Module.compile`, TorchInductor) before accelerate wraps it. The first minibatches of
-each new input width pay the compilation (tens of seconds for a large model), after which PyTorch
-generalises to dynamic widths; length grouping makes the widths fewer. It computes the same
-function up to float rounding (fused kernels sum in another order), yet it is part of the job key
-when on, as every train key away from its unhashed default: a job's folder records what it ran
-with, and in bf16 over many steps rounding differences grow past float tolerance. Off (the
-default) leaves existing keys alone. The speed changes that are always on (SDPA attention, eval
-batched by length, fused Adam on CUDA, non-blocking input copies) keep predictions equal within
-float tolerance and need no key (`tests/test_trainer_speed.py`).
+`[train] compile = true` (the other opt-in speed setting) is `compiling.py`'s. It computes the
+same function up to float rounding, yet it is part of the job key when on, as every train key away
+from its unhashed default: a job's folder records what it ran with, and in bf16 over many steps
+rounding differences grow past float tolerance. Off (the default) leaves existing keys alone.
+
+The speed changes that are always on (SDPA attention, eval batched by length, fused Adam on CUDA,
+non-blocking input copies) keep predictions equal within float tolerance and need no key
+(`tests/test_trainer_speed.py`).
 """
 
 from __future__ import annotations

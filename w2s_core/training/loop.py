@@ -30,6 +30,7 @@ from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event, EventWriter, JobDir
 from w2s_core.training.batching import training_steps
 from w2s_core.training.checkpoint import Checkpointer
+from w2s_core.training.compiling import compile_model
 from w2s_core.training.evaluate import (
     FINAL,
     Selection,
@@ -165,12 +166,12 @@ def prepare(acc: Accelerator, setup: Setup, train: dict) -> tuple[torch.nn.Modul
     `self.training`); dropout stays off because the backbone was loaded with it zeroed, unless
     `train_with_dropout` kept it (`w2s_core.training.models.load_backbone`).
 
-    `[train] compile = true` compiles the module in place (`nn.Module.compile`) before accelerate
-    wraps it; `w2s_core.training.batching` says what it costs and why it is in the job key when on.
+    `[train] compile = true` compiles the model's blocks in place before accelerate wraps it
+    (`compiling.compile_model`, which says how and what it costs).
     """
     setup.module.train()
     if train.get("compile"):
-        setup.module.compile()
+        compile_model(setup.module)
     module = acc.prepare(setup.module)
     # `[train] optimizer`, absent from job.json files written before it existed: Adam, as they trained
     trainable = [p for p in module.parameters() if p.requires_grad]
