@@ -17,9 +17,23 @@ GPU (w2s_core.training.setup.load_finetune):
 Activations, per process at its `minibatch_size` (both replies of a pairwise example) and `max_length`
 tokens: per layer and token, bytes of the compute dtype (2 under bf16) times 5h + 2·kv + i·(4 gated,
 else 2) (inputs of the norms and projections, q/k/v and attention output under fused SDPA, the MLP's
-branches) plus the float32 residual stream 2h; every layer's with no checkpointing, else each layer's
-input and one layer recomputed; plus one layer's working set for the backward, and the vocabulary
-logits of a job that has an LM head (a generative stage, chess, prompting). With several processes
+branches) plus the float32 residual stream 2h; that count times what the layers really keep for the
+backward (`SAVED`, measured), every layer's with no checkpointing, else each layer's input and one
+layer recomputed; plus one layer's working set for the backward, and the vocabulary logits of a job
+that has an LM head (a generative stage, chess, prompting).
+
+`SAVED` comes from `benchmarks/memory_plan.py` on an H200 (torch 2.11, transformers 5.17, random-init
+configs, 3 steps at max_length 1024/512): the peak `max_memory_allocated` less weights, optimizer
+state and working copies, per layer and token, over the count above. Eager modules keep more than
+the count: GPT-2's tanh GELU is written as eight elementwise ops, four of whose results autograd
+keeps; under autocast the LayerNorms run and return float32, and each projection keeps its own
+16-bit copy of its input; LoRA keeps its adapters' inputs. Measured: gpt2-medium and gpt2-large
+full (fp32 weights, bf16 autocast) 2.42 and 2.47, gpt2-large LoRA 2.14, bf16 weights 1.73,
+Qwen2-0.5B full 1.56 (SiLU-gated MLP, RMSNorm). Rounded up per MLP kind and strategy; a gated
+model's LoRA and bf16 runs were not measured and take its full-finetune figure. With the factors,
+the six measured cases' estimates are 4-19% above their peaks (the estimate also counts all
+gradients, which at the peak, the start of the backward, do not yet exist); without, 10-96% below.
+With several processes
 (`[launch] gpus_per_job`), DDP keeps a full replica and gradient buckets as large as the gradients on
 each GPU; FSDP shards weights, gradients and optimizer state over the processes and gathers about two
 layers at a time. Outside the estimate: ~1 GiB of CUDA context per process (CONTEXT_GIB), and
@@ -44,6 +58,16 @@ LORA_RANK = 8  # peft's default r, what `lora = true` trains with (w2s_core.trai
 PROBE_BATCH = 32  # probe features are extracted in passes of at least 32 inputs (training.setup)
 HALF = ("auto", "bfloat16", "float16")  # dtypes that compute in 16 bits on a GPU
 OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "adafactor": "Adafactor"}
+# what the layers keep for the backward over the per-token count (module docstring): (gated MLP, strategy)
+SAVED = {(False, "full"): 2.5, (False, "lora"): 2.2, (False, "full-bf16"): 1.8}
+SAVED_GATED = 1.6  # Qwen2's full finetune; its LoRA and bf16 runs unmeasured
+
+
+def saved_factor(shape: Shape, strategy: str) -> float:
+    """What `shape`'s layers keep for the backward per counted byte, under `strategy` (module docstring)."""
+    return SAVED_GATED if shape.gated else SAVED.get((False, strategy), SAVED[(False, "full")])
+
+
 STRATEGIES = {
     "full": "full finetune, float32 weights",
     "full-bf16": "full finetune, 16-bit weights",
@@ -106,14 +130,17 @@ def _factored(shape: Shape) -> int:
     return shape.layers * sum(a + b for a, b in _linears(shape)) + shape.vocab + shape.hidden
 
 
-def _activations(shape: Shape, tokens: int, compute: int, residual: int, train: dict, lm_head: bool) -> dict:
-    """Activation bytes of one process for `tokens` tokens (module docstring); `train` says checkpointing."""
+def _activations(
+    shape: Shape, tokens: int, compute: int, residual: int, train: dict, lm_head: bool, saved: float
+) -> dict:
+    """Activation bytes of one process for `tokens` tokens (module docstring); `train` says checkpointing,
+    `saved` what a layer keeps per counted byte (`saved_factor`)."""
     h, kv, i = shape.hidden, shape.kv_dim, shape.intermediate
     layer = tokens * (compute * (5 * h + 2 * kv + i * (4 if shape.gated else 2)) + residual * 2 * h)
     if train.get("grad_checkpointing"):
-        kept = shape.layers * tokens * residual * h + layer  # each layer's input, one layer recomputed
+        kept = shape.layers * tokens * residual * h + layer * saved  # each layer's input, one layer recomputed
     else:
-        kept = shape.layers * layer + tokens * residual * h
+        kept = shape.layers * layer * saved + tokens * residual * h
     logits = tokens * shape.vocab * (compute + 8) if lm_head else 0  # logits, float32 copy and gradient
     return {"activations": float(kept + layer + logits)}  # + the backward's working set of one layer
 
@@ -191,7 +218,8 @@ def estimate(spec: dict, gpus: int = 1, sharded: bool = False) -> Estimate | Non
         acts = _inference(shape, tokens, compute, lm_head)
     else:
         residual = 4 if strategy == "full" else compute
-        acts = _activations(shape, mini * train.get("max_length", 512), compute, residual, train, lm_head)
+        tokens = mini * train.get("max_length", 512)
+        acts = _activations(shape, tokens, compute, residual, train, lm_head, saved_factor(shape, strategy))
         if train.get("grad_checkpointing"):
             what += ", gradient checkpointing"
     return Estimate(strategy, what, gpus, sharded, {**state, **acts}, params, trainable, shape.source)
