@@ -260,6 +260,9 @@ def profile_lines(name: str, results: dict) -> list[str]:
             f"({p['busy_ms'] / p['wall_ms']:.0%}), {p['kernels']} kernels; busy time by kind: {kinds}"
         )
         out += [f"    {ms:8.1f} ms {n:5}x  {kname}" for kname, ms, n in p["top"]]
+        if "cpu_top" in p:
+            out.append(f"  host side: {p['cpu_ms']:.0f} ms of CPU op time (self), longest ops:")
+            out += [f"    {ms:8.1f} ms {n:5}x  {kname}" for kname, ms, n in p["cpu_top"]]
     return out
 
 
@@ -314,7 +317,10 @@ def main() -> None:
         results = {}
         for side in sides:
             results[side] = run_side(work, side, args)
-            print(f"{model}/{data}: {side} {len(ids) / results[side]['seconds']:.1f} examples/s", flush=True)
+            # the side's row as soon as it is known: a run cut short by a timeout keeps what it measured
+            one = {side: results[side]}
+            print(table_rows(f"{model}/{data}/{len(ids)}", one, sum(map(len, ids)), len(ids), peak)[0])
+            print("\n".join(profile_lines(f"{model}/{data}", one)), flush=True)
         runs.append((f"{model}/{data}/{len(ids)}", results, sum(map(len, ids)), len(ids)))
         notes += event_lines(f"{model}/{data}", results, work)
         notes.append(f"  group_by_length: mega-batches of {mega_steps(len(ids), 32)} step(s) of 32 (batching.py)")

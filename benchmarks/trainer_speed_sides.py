@@ -6,7 +6,12 @@ timed loop's seconds, steps, padded positions, peak memory, non-embedding parame
 sides) the time spent building and writing events, the time and real tokens at the end of every
 optimiser step (for the steady-state rate), and, with `W2S_BENCH_PROFILE=1` on CUDA, where the GPU
 time of three late steps went (`profile_steps`). A w2s side's name is `w2s` plus its settings:
-`+group` (`group_by_length`), `+compile` (`compile`), `-noevents` (events written nowhere).
+`+group` (`group_by_length`), `+compile` (`compile`), `-noevents` (events written nowhere),
+`+nocudnn` (SDPA without its cuDNN backend, so flash or memory-efficient kernels; on an H200
+cuDNN's attention took 1.3-2.7 ms of CPU per call, see the closing notes of issue 11),
+`+nosync` (no loss read per step: an upper bound for a loop that never waits for the GPU between
+steps; its "late" marks then time the CPU's issuing, not the GPU's work, so only its whole-loop
+figure counts).
 See trainer_speed.py's docstring.
 """
 
@@ -105,6 +110,8 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
 
     data = json.loads((work / "data.json").read_text())
     job = w2s_job(work, minibatch, "+group" in side, "+compile" in side)
+    if "+nocudnn" in side:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     acc = Accelerator(cpu=device == "cpu")
     acc.gradient_accumulation_steps = step_shape(job["train"], acc.num_processes)[1]
     setup = build_finetune(job, {"train": data["texts"][:1]}, acc.device, 2)
@@ -126,7 +133,11 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
 
     def progress_event(*args):
         t = time.perf_counter()
-        event = inner_event(*args)  # reads the step's loss: the GPU has finished the step
+        if "+nosync" in side:  # what a loop that never waits for the GPU between steps would reach
+            args[0].window = []
+            event = {"step": args[0].step}
+        else:
+            event = inner_event(*args)  # reads the step's loss: the GPU has finished the step
         counts["event_s"] += time.perf_counter() - t
         counts["marks"].append([time.perf_counter() - t0, counts["tokens"]])
         if profiler:
@@ -227,12 +238,15 @@ def kernel_summary(prof, wall: float) -> dict:
         entry[1] += 1
     total = sum(by_kind.values()) or 1.0
     top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:10]
+    cpu = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:12]
     return {
         "wall_ms": wall * 1e3,
         "busy_ms": busy / 1e3,
         "kinds": {k: v / total for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
         "kernels": len(kernels),
         "top": [[name, us / 1e3, n] for name, (us, n) in top],
+        "cpu_ms": sum(a.self_cpu_time_total for a in prof.key_averages()) / 1e3,
+        "cpu_top": [[a.key[:90], a.self_cpu_time_total / 1e3, a.count] for a in cpu],
     }
 
 

@@ -32,7 +32,8 @@ full (fp32 weights, bf16 autocast) 2.42 and 2.47, gpt2-large LoRA 2.14, bf16 wei
 Qwen2-0.5B full 1.56 (SiLU-gated MLP, RMSNorm). Rounded up per MLP kind and strategy; a gated
 model's LoRA and bf16 runs were not measured and take its full-finetune figure. With the factors,
 the six measured cases' estimates are 4-19% above their peaks (the estimate also counts all
-gradients, which at the peak, the start of the backward, do not yet exist); without, 10-96% below.
+gradients, which at the peak, the start of the backward, do not yet exist); without them the
+peaks were 7-96% above the estimates but for the checkpointed case (10% below).
 With several processes
 (`[launch] gpus_per_job`), DDP keeps a full replica and gradient buckets as large as the gradients on
 each GPU; FSDP shards weights, gradients and optimizer state over the processes and gathers about two
