@@ -29,8 +29,9 @@ the GPU's busy share of their wall time, the share of its busy time by kind of k
 products, attention, optimizer, elementwise) and the ten longest kernels.
 
 Item 6 of issue 11, the monitoring overhead: the w2s side times, per optimiser step, building its
-event (`loop.progress_event`, which reads the step's loss and accuracy from the device: the one
-host sync per step) and writing it (`EventWriter.emit`: JSON, write, flush); the run without
+event (`progress.progress_event`, which reads a step's loss and accuracy from the device: the one
+host sync per step; on a GPU one step late, so it waits for the step before while the current one's
+kernels run) and writing it (`EventWriter.emit`: JSON, write, flush); the run without
 events gives the end-to-end difference (within run-to-run noise); and the store ingest of the
 w2s side's events.jsonl (`Store.ingest_events`, as the supervisor runs it) is timed in one call
 and with one call per line (a supervisor tick after every step, the worst case), each as a share

@@ -135,9 +135,9 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
         t = time.perf_counter()
         if "+nosync" in side:  # what a loop that never waits for the GPU between steps would reach
             args[0].window = []
-            event = {"step": args[0].step}
+            event = [{"step": args[0].step}]
         else:
-            event = inner_event(*args)  # reads the step's loss: the GPU has finished the step
+            event = inner_event(*args)  # reads a step's loss (on a GPU the step before's: progress.py)
         counts["event_s"] += time.perf_counter() - t
         counts["marks"].append([time.perf_counter() - t0, counts["tokens"]])
         if profiler:

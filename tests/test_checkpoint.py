@@ -128,6 +128,41 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_resumed_job_equals_an_uninterrupted_one(case, w2s_cache, tmp_path, monkeypatch):
+    check_resume(case, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("case", ["accumulation", "logconf-val-loss", "periodic-then-crash"])
+def test_figures_read_one_step_late_as_on_a_gpu_change_no_line_and_resume_alike(case, w2s_cache, tmp_path, monkeypatch):
+    """On a GPU each step's line is written one step late (training/progress.py); forced here on the CPU."""
+    from w2s_core.training import progress
+
+    check_resume(case, tmp_path / "now", monkeypatch)
+    monkeypatch.setattr(progress, "lags", lambda loop: True)
+    check_resume(case, tmp_path / "late", monkeypatch, late=True)
+    for run in ("whole", "stopped"):  # the same lines, the same predictions and result
+        assert comparable(tmp_path / "late" / run) == comparable(tmp_path / "now" / run)
+
+
+def test_read_late_a_steps_line_is_written_at_the_next_steps_end(w2s_cache, tmp_path, monkeypatch):
+    from w2s_core.training import loop, progress
+
+    monkeypatch.setattr(progress, "lags", lambda lp: True)
+    real, written = loop.progress_event, []
+
+    def progress_event(lp, n, frac):
+        lines = real(lp, n, frac)
+        written.append((lp.step, [e[Event.STEP] for e in lines]))
+        return lines
+
+    monkeypatch.setattr(loop, "progress_event", progress_event)
+    train_in_process(tmp_path / "job", gt_spec(eval_every=4))
+    # step 1 writes nothing; each later step the one before; an eval step (4, 8) its own line too
+    assert written == [(1, []), (2, [1]), (3, [2]), (4, [3, 4]), (5, []), (6, [5]), (7, [6]), (8, [7, 8])]
+    assert steps_of(tmp_path / "job") == list(range(1, STEPS + 1))
+
+
+def check_resume(case: str, tmp_path: Path, monkeypatch, late: bool = False) -> None:
+    """Stop `case` at its step, resume it in the same folder, and compare with an uninterrupted run."""
     train, loss, stop, how = CASES[case]
     spec = gt_spec(**train)
     if loss:
@@ -145,9 +180,10 @@ def test_resumed_job_equals_an_uninterrupted_one(case, w2s_cache, tmp_path, monk
     if how == "signal":
         assert stopped.value.code == EXIT_REQUEUE
         assert json.loads(folder.requeue.read_text()) == {"step": stop, "signal": "SIGUSR1"}
-        assert steps_of(job_dir) == list(range(1, stop + 1))
-    else:
-        assert steps_of(job_dir) == list(range(1, stop))  # past the checkpoint: cut when it resumes
+        assert steps_of(job_dir) == list(range(1, stop + 1))  # read late, the saved step's line is flushed first
+    else:  # past the checkpoint: cut when it resumes; read late, the step before the crash's is still pending
+        written = stop - 1 - (late and (stop - 1) % train.get("eval_every", stop) != 0)
+        assert steps_of(job_dir) == list(range(1, written + 1))
 
     train_in_process(job_dir, spec)  # the next attempt, in the same folder
     total = JobDir(tmp_path / "whole").read_result()["steps"]

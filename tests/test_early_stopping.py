@@ -80,7 +80,7 @@ class Recorder:
     """Runs jobs in this process, recording every eval point and what `hold_out` did."""
 
     def __init__(self, monkeypatch):
-        from w2s_core.training import loop
+        from w2s_core.training import loop, progress
 
         self.points, self.held, self.trained_on = [], {}, []
         real_eval, real_hold, real_forward = loop.eval_point, loop.hold_out, loop.forward
@@ -100,7 +100,8 @@ class Recorder:
             self.trained_on.extend(items)
             return real_forward(setup, module, items)
 
-        monkeypatch.setattr(loop, "eval_point", eval_point)
+        monkeypatch.setattr(loop, "eval_point", eval_point)  # the final point
+        monkeypatch.setattr(progress, "eval_point", eval_point)  # the points during training
         monkeypatch.setattr(loop, "hold_out", hold_out)
         monkeypatch.setattr(loop, "forward", forward)
 

@@ -68,7 +68,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -264,10 +264,14 @@ class Checkpointer:
             )
         return steps
 
-    def after_step(self, loop: Loop) -> None:
-        """At an optimiser step's end: save when due or signalled; after a signal, exit EXIT_REQUEUE."""
+    def after_step(self, loop: Loop, flush: Callable[[], None] = lambda: None) -> None:
+        """At an optimiser step's end: save when due or signalled; after a signal, exit EXIT_REQUEUE.
+
+        `flush` writes the step's events.jsonl line first when it is still pending (training/progress.py),
+        so the saved step's line is in the file a resumed job trims to."""
         stop = self.stopper.requested(self.acc)
         if stop or (self.every and loop.step % self.every == 0):
+            flush()
             self.save(loop)
         if stop:
             self.stopper.requeue(loop.step)

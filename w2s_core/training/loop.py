@@ -37,17 +37,17 @@ from w2s_core.training.evaluate import (
     class1,
     eval_point,
     forward,
-    offer_point,
     predictions,
     summarize,
     to_width,
 )
 from w2s_core.training.labels import training_labels
 from w2s_core.training.lengths import align_upstream, drop_long_inputs, indexed
-from w2s_core.training.losses import LossFn, TargetFn, loss_alpha, make_batch_target, make_loss, soft_ce_rows
+from w2s_core.training.losses import LossFn, TargetFn, make_batch_target, make_loss, soft_ce_rows
 from w2s_core.training.models import to_device
 from w2s_core.training.optimizers import make_optimizer
-from w2s_core.training.precision import check_loss, check_predictions, grad_scaler
+from w2s_core.training.precision import check_predictions, grad_scaler
+from w2s_core.training.progress import StepFigures, flush, progress_event
 from w2s_core.training.setup import Setup, build, n_classes
 from w2s_core.training.size import model_size
 from w2s_core.training.world import check_world, shard, shard_weight, step_shape
@@ -212,6 +212,8 @@ class Loop:
     t0: float = field(default_factory=time.time)
     # (loss, train acc) of each minibatch since the last step, left on the device: read once per step
     window: list[torch.Tensor] = field(default_factory=list)
+    pending: StepFigures | None = None  # the last step's figures, read one step late on a GPU (progress.py)
+    lag: bool | None = None  # read each step's figures one step late: None = on a GPU (progress.lags)
     n_classes: int = 2  # the task's classes: 2 (binary, pairwise), K, or 0 for per-example candidates (chess)
     checkpointer: Checkpointer | None = None  # saves at step ends and resumes (checkpoint.py); None: never
     scaler: torch.amp.GradScaler | None = None  # float16's loss scaler (precision.grad_scaler); None: unscaled
@@ -248,11 +250,17 @@ def train_loop(loop: Loop) -> None:
             loop.seen += len(chunk)
             if acc.sync_gradients:
                 loop.step += 1
-                loop.events.emit(progress_event(loop, n, step_frac))
-                if ckpt:
-                    ckpt.after_step(loop)  # saves when due; after SIGTERM/SIGUSR1 saves and exits 75
+                emit(loop, progress_event(loop, n, step_frac))  # this step's line, or the one before (progress.py)
+                if ckpt:  # saves when due; after SIGTERM/SIGUSR1 saves and exits 75; writes the step's line first
+                    ckpt.after_step(loop, lambda: emit(loop, flush(loop, n)))
+    emit(loop, flush(loop, n))  # the last step's line
     if ckpt:
         ckpt.end()
+
+
+def emit(loop: Loop, events: list[dict]) -> None:
+    for event in events:
+        loop.events.emit(event)
 
 
 def train_minibatch(
@@ -361,36 +369,6 @@ def batch_level_loss(
     size = sum(len(c) for c in group)
     loss = ce.mean() if real * scale == size else ce[:real].sum() * (scale / size)
     return loss, ce.mean()
-
-
-def progress_event(loop: Loop, n: int, step_frac: float) -> dict:
-    """One events.jsonl line per optimiser step: loss and accuracy since the last (the mean over processes),
-    and test figures when due. A loss that is NaN or infinite fails the job here (`precision.check_loss`)."""
-    train, acc = loop.job["train"], loop.acc
-    window = torch.stack(loop.window)
-    if acc.num_processes > 1:  # the mean over processes: a NaN on any one stops them all at this step
-        window = acc.reduce(window, reduction="mean")
-    window = window.tolist()  # one copy to the host per step
-    check_loss([w[0] for w in window], loop.step, train)
-    elapsed = time.time() - loop.t0
-    event = {
-        Event.STEP: loop.step,
-        Event.EXAMPLES: loop.seen,
-        Event.EPOCH: loop.seen / n,
-        Event.LOSS: sum(w[0] for w in window) / len(window),
-        Event.TRAIN_ACC: sum(w[1] for w in window) / len(window),
-        Event.LR: loop.opt.param_groups[0]["lr"],
-        Event.EXAMPLES_PER_S: loop.seen / max(elapsed, 1e-9),
-    }
-    alpha = loss_alpha(loop.job["loss"]["name"], loop.job["loss"]["params"], step_frac)  # the α this step used
-    if alpha is not None:
-        event[Event.ALPHA] = alpha
-    loop.window = []
-    if train["eval_every"] and loop.step % train["eval_every"] == 0:
-        point = eval_point(loop, keep_predict=False)
-        offer_point(loop, point)
-        event.update(point.figures)
-    return event
 
 
 # --- outputs --------------------------------------------------------------------------------
