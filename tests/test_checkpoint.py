@@ -281,8 +281,10 @@ def test_trim_events_to_zero_empties_and_a_missing_file_stays_missing(tmp_path):
 # --- the real processes -------------------------------------------------------------------------
 
 SLOW_TRAINER = """
-import sys, time
-from w2s_core.training import __main__ as entry, loop
+import os, sys, time
+from w2s_core.training import __main__ as entry, loop, progress
+if os.environ.get("W2S_TEST_LATE"):  # read each step's figures a step late, as on a GPU
+    progress.lags = lambda lp: True
 real = loop.progress_event
 def progress_event(lp, n, frac):  # slow enough for the test to signal it mid-run
     time.sleep(0.3)
@@ -432,16 +434,17 @@ def test_w2s_run_sigterm_mid_run_then_retry_resumes_and_matches_an_uninterrupted
     assert comparable(weak) == comparable(whole)
 
 
-def test_ddp_workers_stop_together_and_resume(tmp_path, monkeypatch):
-    """Two processes (gloo): SIGTERM to one worker stops both at the same step's end (the flag is summed over
-    processes), and the resumed pair ends where one uninterrupted process does (results do not depend on the
-    process count, test_multiprocess.py)."""
+@pytest.mark.parametrize("late", [False, True])
+def test_ddp_workers_stop_together_and_resume(tmp_path, monkeypatch, late):
+    """Two processes (gloo): SIGTERM to one worker stops both at the same step's end (the flag is reduced with
+    the step's figures), and the resumed pair ends where one uninterrupted process does (results do not depend
+    on the process count, test_multiprocess.py); also with the figures read a step late, as on a GPU."""
     import psutil
 
     monkeypatch.setenv("W2S_CACHE", str(tmp_path / "cache"))
     spec = gt_spec(lora=True)  # the frozen weights are left out by their unwrapped names, under DDP too
     train_in_process(tmp_path / "one", spec)
-    env = dict(trainer_env(tmp_path), ACCELERATE_USE_CPU="1")
+    env = dict(trainer_env(tmp_path), ACCELERATE_USE_CPU="1", **({"W2S_TEST_LATE": "1"} if late else {}))
     (tmp_path / "slow.py").write_text(SLOW_TRAINER)
     job_dir = tmp_path / "ddp"
     JobDir(job_dir).write_spec(spec)

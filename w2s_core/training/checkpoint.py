@@ -9,7 +9,8 @@ When a checkpoint is taken:
   the local supervisor's cancel sends SIGTERM). The signal only sets a flag (`Stopper`); the current
   optimiser step finishes (its minibatches, the update, its events line, its eval point when due),
   then the job saves a checkpoint, writes `requeue.json` and exits `jobdir.EXIT_REQUEUE` (75).
-  Under DDP the flag is summed over the processes at every step's end, so all stop at the same step.
+  Under DDP the flag travels with the step's reduced loss figures (`progress.stop_row`), so all
+  processes stop at the same step (on a GPU, where figures are read a step late, the step after).
   A signal before training starts (loading data, the model, probe features) exits 75 at once: there
   is nothing new to save, and an older checkpoint stays for the next attempt. One after the last
   step is noted and ignored: the job has one evaluation and its outputs left, and finishes.
@@ -163,12 +164,10 @@ class Stopper:
         if self.phase == SETUP:
             self.requeue(None)
 
-    def requested(self, acc: Accelerator) -> bool:
-        """Whether any process was signalled (a collective under DDP: every process calls it each step)."""
-        flag = self.signum is not None
-        if acc.num_processes == 1:
-            return flag
-        return bool(acc.reduce(torch.tensor([int(flag)], device=acc.device), reduction="sum").item())
+    def requested(self, acc: Accelerator, signalled: bool) -> bool:
+        """Whether any process was signalled: this one's flag, or under DDP `signalled`, what every process
+        read from the step figures they reduce together (`progress.stop_row`), so all stop at the same step."""
+        return self.signum is not None if acc.num_processes == 1 else signalled
 
     def requeue(self, step: int | None) -> None:
         """Say why the job stops (`requeue.json`) and exit EXIT_REQUEUE."""
@@ -269,7 +268,7 @@ class Checkpointer:
 
         `flush` writes the step's events.jsonl line first when it is still pending (training/progress.py),
         so the saved step's line is in the file a resumed job trims to."""
-        stop = self.stopper.requested(self.acc)
+        stop = self.stopper.requested(self.acc, loop.signalled)
         if stop or (self.every and loop.step % self.every == 0):
             flush()
             self.save(loop)

@@ -214,6 +214,7 @@ class Loop:
     window: list[torch.Tensor] = field(default_factory=list)
     pending: StepFigures | None = None  # the last step's figures, read one step late on a GPU (progress.py)
     lag: bool | None = None  # read each step's figures one step late: None = on a GPU (progress.lags)
+    signalled: bool = False  # under DDP: some process got SIGTERM/SIGUSR1, as read with the figures
     n_classes: int = 2  # the task's classes: 2 (binary, pairwise), K, or 0 for per-example candidates (chess)
     checkpointer: Checkpointer | None = None  # saves at step ends and resumes (checkpoint.py); None: never
     scaler: torch.amp.GradScaler | None = None  # float16's loss scaler (precision.grad_scaler); None: unscaled

@@ -16,6 +16,11 @@ the next step's work is already queued: the GPU never waits for the host's bookk
 step k is then written at the end of step k + 1, with step k's own numbers (captured when step k
 ended: examples, learning rate, α; the rate `examples_per_s` is taken when the line is written).
 
+Under DDP each process's SIGTERM/SIGUSR1 flag rides along as one more row of the reduced figures
+(`stop_row`), so the processes agree to stop and checkpoint at the step where the flag is read,
+with no collective and host read of its own (`Loop.signalled`, `checkpoint.Stopper.requested`):
+at that step's end on a CPU, a step later on a GPU.
+
 A step's line is written at once (`flush`), never late, where something must see it first: a step
 with an eval point (evaluation reads that step's model, and early stopping's selection its figures),
 a step that saves a checkpoint or stops on a signal (`checkpoint.Checkpointer.after_step` calls
@@ -52,13 +57,15 @@ class StepFigures:
     lr: float
     rows: torch.Tensor  # [minibatches, 2]: pinned host memory being filled (GPU), or the values (CPU)
     ready: torch.cuda.Event | None = None  # recorded behind the copy; None when `rows` is already there
+    signal_row: bool = False  # under DDP the last row is [share of processes signalled, 0] (`stop_row`)
 
     @classmethod
     def take(cls, loop: Loop, step_frac: float, lag: bool) -> StepFigures:
         window = torch.stack(loop.window)
         loop.window = []
-        if loop.acc.num_processes > 1:  # the mean over processes: a NaN on any one stops them all at this step
-            window = loop.acc.reduce(window, reduction="mean")
+        several = loop.acc.num_processes > 1
+        if several:  # the mean over processes: a NaN on any one stops them all at this step
+            window = loop.acc.reduce(torch.cat([window, stop_row(loop, window)]), reduction="mean")
         ready = None
         if lag and window.device.type == "cuda":
             host = torch.empty(window.shape, dtype=window.dtype, pin_memory=True)
@@ -66,12 +73,22 @@ class StepFigures:
             ready = torch.cuda.Event()
             ready.record()
             window = host
-        return cls(loop.step, loop.seen, step_frac, loop.opt.param_groups[0]["lr"], window, ready)
+        return cls(loop.step, loop.seen, step_frac, loop.opt.param_groups[0]["lr"], window, ready, several)
 
-    def values(self) -> list[list[float]]:
+    def values(self) -> tuple[list[list[float]], bool]:
+        """([loss, acc] of each minibatch, whether any process had been signalled by this step's end)."""
         if self.ready is not None:
             self.ready.synchronize()  # only this step's copy: later steps' kernels keep running
-        return self.rows.tolist()
+        rows = self.rows.tolist()
+        return (rows[:-1], rows[-1][0] > 0) if self.signal_row else (rows, False)
+
+
+def stop_row(loop: Loop, window: torch.Tensor) -> torch.Tensor:
+    """[1 if this process got SIGTERM/SIGUSR1, 0]: reduced with the step's figures, so under DDP every
+    process learns of a signal without a collective and a host read of its own (checkpoint.Stopper)."""
+    ckpt = loop.checkpointer
+    signalled = ckpt is not None and ckpt.stopper.signum is not None
+    return torch.tensor([[float(signalled), 0.0]], dtype=window.dtype, device=window.device)
 
 
 def lags(loop: Loop) -> bool:
@@ -98,7 +115,8 @@ def flush(loop: Loop, n: int) -> list[dict]:
     if figures is None:
         return []
     train = loop.job["train"]
-    window = figures.values()
+    window, signalled = figures.values()
+    loop.signalled = loop.signalled or signalled
     check_loss([w[0] for w in window], figures.step, train)
     elapsed = time.time() - loop.t0
     event = {
