@@ -226,6 +226,16 @@ def test_dry_run_prints_each_jobs_estimate_strategy_and_verdict(tmp_path, capsys
     assert "weights 5.8 GiB, gradients 5.8 GiB, optimizer 11.6 GiB" in out  # gpt2-xl's parts
 
 
+def test_dry_run_says_fsdp_true_does_nothing_for_one_process_jobs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    for gpus, noted in (("", True), ("gpus_per_job = 2\n", False)):
+        recipe = tmp_path / "fsdp.toml"
+        recipe.write_text(big_recipe('[[models]]\nname = "gpt2"\n[[models]]\nname = "gpt2-xl"\n') + "fsdp = true\n" + gpus)
+        assert cli.main(["run", str(recipe), "--results-dir", str(tmp_path / "res"), "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert ("note: [launch] fsdp = true shards only a job of several processes" in out) == noted, out
+
+
 def test_run_refuses_a_job_that_cannot_fit_before_anything_is_queued(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -158,6 +158,11 @@ def dry_run_lines(jobs: list[Any], launch: dict, pool: list[str], read: Reader |
         if gpu_gib is not None and not planned.fits(gpu_gib):
             ways = memory.options(job.spec, n, gpu_gib, max(len(pool), 8)) or [NO_OPTION]
             lines.append(f"         options: {'; '.join(ways)}")
+    if launch.get("fsdp") is True and n <= 1 and not launch.get("accelerate_config"):
+        lines.append(
+            "  note: [launch] fsdp = true shards only a job of several processes ([launch] gpus_per_job > 1); "
+            "these jobs run as one process each, unsharded"
+        )
     lines.append("  per part (per GPU):")
     lines += [f"    {what}: {detail}" for what, detail in parts.items()]
     return lines
