@@ -230,7 +230,9 @@ def test_dry_run_says_fsdp_true_does_nothing_for_one_process_jobs(tmp_path, caps
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     for gpus, noted in (("", True), ("gpus_per_job = 2\n", False)):
         recipe = tmp_path / "fsdp.toml"
-        recipe.write_text(big_recipe('[[models]]\nname = "gpt2"\n[[models]]\nname = "gpt2-xl"\n') + "fsdp = true\n" + gpus)
+        recipe.write_text(
+            big_recipe('[[models]]\nname = "gpt2"\n[[models]]\nname = "gpt2-xl"\n') + "fsdp = true\n" + gpus
+        )
         assert cli.main(["run", str(recipe), "--results-dir", str(tmp_path / "res"), "--dry-run"]) == 0
         out = capsys.readouterr().out
         assert ("note: [launch] fsdp = true shards only a job of several processes" in out) == noted, out
