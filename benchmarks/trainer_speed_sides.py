@@ -8,7 +8,7 @@ optimiser step (for the steady-state rate), and, with `W2S_BENCH_PROFILE=1` on C
 time of three late steps went (`profile_steps`). A w2s side's name is `w2s` plus its settings:
 `+group` (`group_by_length`), `+compile` (`compile`), `-noevents` (events written nowhere),
 `+nocudnn` (SDPA without its cuDNN backend, so flash or memory-efficient kernels; on an H200
-cuDNN's attention took 1.3-2.7 ms of CPU per call, see the closing notes of issue 11),
+cuDNN's attention took 1.1-2.7 ms of CPU per call, see the closing notes of issue 11),
 `+nosync` (no loss read per step: an upper bound for a loop that never waits for the GPU between
 steps; its "late" marks then time the CPU's issuing, not the GPU's work, so only its whole-loop
 figure counts).
