@@ -31,7 +31,7 @@ keeps; under autocast the LayerNorms run and return float32, and each projection
 full (fp32 weights, bf16 autocast) 2.42 and 2.47, gpt2-large LoRA 2.14, bf16 weights 1.73,
 Qwen2-0.5B full 1.56 (SiLU-gated MLP, RMSNorm). Rounded up per MLP kind and strategy; a gated
 model's LoRA and bf16 runs were not measured and take its full-finetune figure. With the factors,
-the six measured cases' estimates are 4-19% above their peaks (the estimate also counts all
+the six measured cases' estimates are 4-23% above their peaks (the estimate also counts all
 gradients, which at the peak, the start of the backward, do not yet exist); without them the
 peaks were 7-96% above the estimates but for the checkpointed case (10% below).
 With several processes
