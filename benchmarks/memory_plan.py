@@ -39,9 +39,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,8 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from trainer_speed import make_model, tokenizer  # noqa: E402
-from trainer_speed_sides import w2s_job  # noqa: E402
+from trainer_speed import make_model, run_child, tokenizer  # noqa: E402
+from trainer_speed_sides import trainer_loop, w2s_job  # noqa: E402
 
 from w2s_core.spec.memory import GIB, estimate  # noqa: E402
 from w2s_core.spec.registry import model_defaults  # noqa: E402
@@ -126,32 +124,17 @@ def child(run_file: Path) -> dict:
     import resource
 
     import torch
-    from accelerate import Accelerator
 
-    from w2s_core.jobdir import EventWriter
     from w2s_core.training import loop as L
-    from w2s_core.training.losses import make_loss
-    from w2s_core.training.precision import grad_scaler
-    from w2s_core.training.setup import build_finetune
-    from w2s_core.training.world import step_shape
 
     run = json.loads(run_file.read_text())
     job, device = run["job"], run["device"]
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but torch sees no CUDA device here: run with --device cpu")
     torch.manual_seed(job["seed"])
-    acc = Accelerator(cpu=device == "cpu")
-    acc.gradient_accumulation_steps = step_shape(job["train"], acc.num_processes)[1]
-    setup = build_finetune(job, {"train": ["w0"]}, acc.device, 2)
-    loaded = allocated(device)
     ids, ys = case_inputs(job, run["vocab"], run["steps"])
-    setup.inputs = {"train": ids}
-    module, opt = L.prepare(acc, setup, job["train"])
-    loop = L.Loop(
-        acc=acc, setup=setup, module=module, opt=opt, loss_fn=make_loss("xent", {}, 2), batch_target=None,
-        labels=torch.tensor([[1.0 - y, float(y)] for y in ys]), job=job, test_labels=[],
-        events=EventWriter(None), n_classes=2, scaler=grad_scaler(acc, setup.precision),
-    )  # fmt: skip
+    loop = trainer_loop(job, ids, ys, device)  # the model loaded and prepared; no optimizer state yet
+    loaded, setup = allocated(device), loop.setup
     t = time.perf_counter()
     L.train_loop(loop)
     after = allocated(device)
@@ -177,18 +160,12 @@ def run_case(work: Path, case: str, job: dict, args, vocab: int) -> tuple[dict |
     """(the child's result, "") or (None, why it failed): an OOM or error is reported, the next case runs."""
     run_file = work / f"{case}.run.json"
     run_file.write_text(json.dumps({"job": job, "device": args.device, "vocab": vocab, "steps": args.steps}))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(run_file)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
-    try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {args.timeout} s (raise --timeout, or pick fewer --cases)"
-    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-    if done.returncode or not lines:
-        tail = (done.stdout[-1500:] + "\n" + done.stderr[-3000:]).strip()
-        oom = "out of memory" in tail.lower()
-        return None, ("CUDA out of memory: " if oom else f"exit {done.returncode}: ") + tail
-    return json.loads(lines[-1][len("RESULT ") :]), ""
+    result, why = run_child([sys.executable, str(Path(__file__).resolve()), "--child", str(run_file)], args.timeout)
+    if result is None and why.startswith("timed out"):
+        why += " (raise --timeout, or pick fewer --cases)"
+    elif result is None and "out of memory" in why.lower():
+        why = "CUDA out of memory: " + why
+    return result, why
 
 
 def gib(value: float | None) -> str:

@@ -46,6 +46,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the loading bars would bury the figures
 
 from trainer_speed import DATA, MODELS, examples, make_model, snippets, tokenizer  # noqa: E402
+from trainer_speed_sides import sync  # noqa: E402
 
 DEFAULTS = {"cpu": ("gpt2-29m", 64), "cuda": ("gpt2-large", 2000)}
 REGISTRY_NAME = {"gpt2-29m": "gpt2", "qwen2-0.5b": "Qwen/Qwen2-0.5B"}  # whose probe settings a config takes
@@ -100,13 +101,6 @@ def timed_loading():
     return seconds
 
 
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def extract(job: dict, texts: list[str], device, cache: Path, loads: list[float]) -> dict:
     """One probe-feature extraction through the probe path, against the fresh cache `cache`."""
     import torch
@@ -119,10 +113,10 @@ def extract(job: dict, texts: list[str], device, cache: Path, loads: list[float]
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     before = len(loads)
-    sync(device)
+    sync(device.type)
     t = time.perf_counter()
     features, _ = probe_features(job, texts, device)  # row i: texts[i]
-    sync(device)
+    sync(device.type)
     seconds = time.perf_counter() - t
     assert len(loads) == before + 1, "the features came from a cache, not an extraction"
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None

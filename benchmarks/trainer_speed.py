@@ -175,19 +175,30 @@ def peak_flops(device: str) -> tuple[float, str]:
 # --- the parent: sides, ingest, table ---------------------------------------------------------
 
 
+def run_child(cmd: list[str], timeout: float | None = None, **extra: str) -> tuple[dict | None, str]:
+    """Run a benchmark's child process (with `extra` environment variables); (its last `RESULT {json}` line,
+    "") or (None, why it failed). The child sees this repository on its path, before any PYTHONPATH
+    already set (carried wheels). benchmarks/memory_plan.py runs its cases through it too."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=path, **extra)
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    if done.returncode or not lines:
+        return None, f"exit {done.returncode}:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}".strip()
+    return json.loads(lines[-1][len("RESULT ") :]), ""
+
+
 def run_side(work: Path, side: str, args) -> dict:
     """One side in a fresh process (so each has its own memory high-water); its RESULT line."""
     sides = Path(__file__).with_name("trainer_speed_sides.py")
     cmd = [sys.executable, str(sides), side, str(work), args.device, str(args.minibatch), args.ref_attention]
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=path)
-    if args.profile:
-        env["W2S_BENCH_PROFILE"] = "1"
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-    if done.returncode or not lines:
-        sys.exit(f"side {side} failed ({work.name}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
+    result, why = run_child(cmd, **({"W2S_BENCH_PROFILE": "1"} if args.profile else {}))
+    if result is None:
+        sys.exit(f"side {side} failed ({work.name}): {why}")
+    return result
 
 
 def ingest_cost(events: Path, scratch: Path) -> tuple[float, float]:

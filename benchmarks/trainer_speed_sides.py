@@ -97,26 +97,46 @@ def w2s_job(work: Path, minibatch: int, group: bool, compiled: bool = False) -> 
     return {"model": model, "data": {}, "train": train, "seed": 0, "loss": {"name": "xent", "params": {}}}
 
 
-def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
+def trainer_loop(job: dict, ids: list[list[int]], labels: list[int], device: str, events=None):
+    """The real trainer's Loop over `ids`, built as `loop.train_job` builds it (less data splits and
+    checkpoints): accelerate, the model (`build_finetune`), `prepare`, xent, float16's loss scaler.
+    benchmarks/memory_plan.py trains through it too."""
     import torch
     from accelerate import Accelerator
 
     from w2s_core.jobdir import EventWriter
     from w2s_core.training import loop as L
-    from w2s_core.training.evaluate import forward
     from w2s_core.training.losses import make_loss
+    from w2s_core.training.precision import grad_scaler
     from w2s_core.training.setup import build_finetune
     from w2s_core.training.world import step_shape
+
+    acc = Accelerator(cpu=device == "cpu")
+    acc.gradient_accumulation_steps = step_shape(job["train"], acc.num_processes)[1]
+    setup = build_finetune(job, {"train": ["w0"]}, acc.device, 2)
+    setup.inputs = {"train": ids}
+    module, opt = L.prepare(acc, setup, job["train"])
+    return L.Loop(
+        acc=acc, setup=setup, module=module, opt=opt, loss_fn=make_loss("xent", {}, 2), batch_target=None,
+        labels=torch.tensor([[1.0 - y, float(y)] for y in labels]), job=job, test_labels=[],
+        events=EventWriter(None) if events is None else events, n_classes=2, scaler=grad_scaler(acc, setup.precision),
+    )  # fmt: skip
+
+
+def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
+    import torch
+
+    from w2s_core.jobdir import EventWriter
+    from w2s_core.training import loop as L
+    from w2s_core.training.evaluate import forward
 
     data = json.loads((work / "data.json").read_text())
     job = w2s_job(work, minibatch, "+group" in side, "+compile" in side)
     if "+nocudnn" in side:
         torch.backends.cuda.enable_cudnn_sdp(False)
-    acc = Accelerator(cpu=device == "cpu")
-    acc.gradient_accumulation_steps = step_shape(job["train"], acc.num_processes)[1]
-    setup = build_finetune(job, {"train": data["texts"][:1]}, acc.device, 2)
-    setup.inputs = {"train": data["ids"]}  # the very ids the reference side reads
-    module, opt = L.prepare(acc, setup, job["train"])
+    events = EventWriter(work / f"{side}.events.jsonl" if side != "w2s-noevents" else None)
+    loop = trainer_loop(job, data["ids"], data["labels"], device, events)  # the very ids the reference reads
+    setup, module, opt = loop.setup, loop.module, loop.opt
     counts = {"padded_tokens": 0, "tokens": 0, "event_s": 0.0, "emit_s": 0.0, "marks": []}
     warm = sorted(data["ids"], key=len)[-minibatch:]  # warm-up: kernels, allocator
     forward(setup, module, warm).float().sum().backward()
@@ -145,7 +165,6 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
         return event
 
     setup.batch, L.progress_event = batch, progress_event
-    events = EventWriter(work / f"{side}.events.jsonl" if side != "w2s-noevents" else None)
     inner_emit = events.emit
 
     def emit(event):
@@ -154,11 +173,6 @@ def w2s_side(work: Path, device: str, side: str, minibatch: int) -> dict:
         counts["emit_s"] += time.perf_counter() - t
 
     events.emit = emit
-    labels = torch.tensor([[1.0 - y, float(y)] for y in data["labels"]])
-    loop = L.Loop(
-        acc=acc, setup=setup, module=module, opt=opt, loss_fn=make_loss("xent", {}, 2), batch_target=None,
-        labels=labels, job=job, test_labels=[], events=events, n_classes=2,
-    )  # fmt: skip
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync(device)
@@ -238,14 +252,15 @@ def kernel_summary(prof, wall: float) -> dict:
         entry[1] += 1
     total = sum(by_kind.values()) or 1.0
     top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:10]
-    cpu = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:12]
+    ops = prof.key_averages()
+    cpu = sorted(ops, key=lambda a: -a.self_cpu_time_total)[:12]
     return {
         "wall_ms": wall * 1e3,
         "busy_ms": busy / 1e3,
         "kinds": {k: v / total for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
         "kernels": len(kernels),
         "top": [[name, us / 1e3, n] for name, (us, n) in top],
-        "cpu_ms": sum(a.self_cpu_time_total for a in prof.key_averages()) / 1e3,
+        "cpu_ms": sum(a.self_cpu_time_total for a in ops) / 1e3,
         "cpu_top": [[a.key[:90], a.self_cpu_time_total / 1e3, a.count] for a in cpu],
     }
 
