@@ -1,8 +1,8 @@
 """A real FSDP run on one GPU (issue 14's leftover GPU check): the same tiny recipe through `w2s run`, sharded
 by FSDP and not, trains the same model.
 
-Marked `gpu` and skipped without a CUDA GPU and NVML (the reason says which; ~0 s: without an NVIDIA
-driver torch is not even imported). On a GPU box, from the repository root (about 45 s on an H200):
+Marked `gpu` and skipped without a CUDA GPU and NVML (`gpu_helpers.GPU_PROBLEM` says which, as for
+tests/test_gpu_device.py). On a GPU box, from the repository root (59 s on an H200):
 
     python -m pytest -q -n 0 -s tests/test_gpu_fsdp.py
 
@@ -40,8 +40,6 @@ by 0.34: a recipe like that cannot tell a bug from rounding.)
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +48,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
+from gpu_helpers import GPU_PROBLEM, gpu_env
 
 from w2s_core.jobdir import Event, JobDir
 from w2s_core.spec.shapes import model_shape
@@ -64,23 +63,10 @@ WEAK_TINY = {"hidden_size": 16, "num_layers": 2}
 STRONG_TINY = {"hidden_size": 64, "num_layers": 2}
 
 
-def _gpu_missing() -> str | None:
-    """Why this machine cannot run the check (None: it can). No torch import without an NVIDIA driver."""
-    if not (Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi")):
-        return "no NVIDIA driver here (no /dev/nvidiactl, no nvidia-smi): a real FSDP run needs a CUDA GPU"
-    import torch
-
-    if not torch.cuda.is_available():
-        return f"torch {torch.__version__} finds no CUDA GPU (a CPU-only build, or the driver does not answer)"
-    from w2s_core.supervision.placement import nvml_problem, nvml_read
-
-    if not nvml_read():
-        return f"NVML cannot read the GPUs ({nvml_problem()}): w2s places jobs and checks min_free_gb by it"
-    return None
-
-
-_REASON = _gpu_missing()
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(GPU_PROBLEM is not None, reason=f"needs a CUDA GPU and NVML: {GPU_PROBLEM}"),
+]
 
 
 def tiny(spec: dict) -> str:
@@ -127,7 +113,7 @@ def fsdp_config_file(folder: Path) -> Path:
 
 def start_run(results: Path, recipe: Path) -> subprocess.Popen:
     """`w2s run RECIPE` into `results`, as conftest.run_w2s runs it (hub offline), without waiting."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = gpu_env()
     command = [sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), "run", str(recipe)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
 
@@ -151,9 +137,8 @@ def finish(proc: subprocess.Popen, results: Path, recipe: Path, deadline: float)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         cancel = [sys.executable, "-m", "w2s_core.cli", "--results-dir", str(results), "cancel", str(recipe)]
-        subprocess.run(cancel, cwd=ROOT, env=env, capture_output=True, timeout=60)
+        subprocess.run(cancel, cwd=ROOT, env=gpu_env(), capture_output=True, timeout=60)
         return None, out, float(RUN_TIMEOUT_S)
 
 
