@@ -42,7 +42,8 @@ class PlanReady(Message):
 @dataclass
 class ResultsLoaded(Message):
     """The PGR rows and bootstrap chains of one recipe (None before any result) in `metric`, and
-    notes on what the rows leave out (pairs missing for a failed job...)."""
+    notes on what the rows leave out (pairs missing for a failed job...); the keys its grid sweeps
+    ([] without a grid) and the one the rows are pivoted by (None: not pivoted)."""
 
     recipes: list[dict]
     recipe: dict | None
@@ -50,6 +51,8 @@ class ResultsLoaded(Message):
     chains: list[dict]
     metric: str
     notes: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
+    by: str | None = None
 
 
 @dataclass

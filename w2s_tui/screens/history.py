@@ -23,7 +23,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Header, Static
 
 from w2s_core.errors import W2SError
 from w2s_core.jobdir import Event
@@ -71,6 +71,7 @@ def write_export(path: Path, kind: str, rows: list[dict]) -> int:
 
 class HistoryScreen(JobListScreen):
     SCREEN_NAME = "History"
+    SEARCH_HINT = HISTORY_HINT
     # the mark, role, model, status and a readable start time stay on any terminal
     COLUMNS = (
         Column("✓"),
@@ -99,10 +100,6 @@ class HistoryScreen(JobListScreen):
         super().__init__()
         self.marked: dict[str, dict] = {}
         self.last_export = ""
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#search", Input).placeholder = HISTORY_HINT
 
     def cells(self, row: dict) -> tuple:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started_at"])) if row["started_at"] else "-"

@@ -24,6 +24,7 @@ SEARCH_HINT = "search: model, role, method, recipe, dataset, hash (/ to focus, e
 class JobListScreen(Screen):
     COLUMNS: tuple[Column, ...] = ()
     SCREEN_NAME = ""
+    SEARCH_HINT = SEARCH_HINT  # the search box's placeholder: what the search matches
     status_filter: str | None = None
     sort = "recent"
 
@@ -39,7 +40,7 @@ class JobListScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder=SEARCH_HINT, id="search", compact=True)
+        yield Input(placeholder=self.SEARCH_HINT, id="search", compact=True)
         yield Static(id="summary")
         yield JobTable(self.COLUMNS, self.cells, id="jobs")
         yield AppFooter()

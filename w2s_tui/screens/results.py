@@ -45,14 +45,19 @@ def _point(role_or_row: dict) -> tuple:
     return tuple(sorted(role_or_row.get("grid", {}).items()))
 
 
-def _shown_seeds(rows: list[dict], key: tuple, point: tuple) -> int | None:
+def _shown_by_pair(rows: list[dict]) -> dict[tuple, list[tuple[set, int]]]:
+    """The table's rows by pair (kind, weak, strong, method): each row's grid values and its seeds, read
+    once (a pair is looked up per planned grid point)."""
+    shown: dict[tuple, list[tuple[set, int]]] = defaultdict(list)
+    for r in rows:
+        shown[_key(r["kind"], r["weak"], r["strong"], r["method"])].append((set(_point(r)), len(r["seeds"])))
+    return shown
+
+
+def _shown_seeds(shown: dict[tuple, list[tuple[set, int]]], key: tuple, point: tuple) -> int | None:
     """The seeds in the table of the planned pair `key` at grid `point` (a row may stand for several
     points: those whose jobs are the same), None when no row shows it."""
-    found = [
-        len(r["seeds"])
-        for r in rows
-        if _key(r["kind"], r["weak"], r["strong"], r["method"]) == key and set(_point(r)) <= set(point)
-    ]
+    found = [seeds for values, seeds in shown.get(key, []) if values <= set(point)]
     return max(found) if found else None
 
 
@@ -84,9 +89,10 @@ def missing_notes(planned: list[dict], rows: list[dict]) -> list[str]:
             pairs[(*_key("transfer", role["weak"], role["strong"], role["method"]), _point(role))].append(job)
         elif role["role"] == "bootstrap":  # prompt and generative jobs have rows (or none) of their own
             pairs[(*_key("bootstrap", role["chain"][0], role["chain"][-1], role["method"]), _point(role))].append(job)
+    by_pair = _shown_by_pair(rows)
     for (kind, weak, strong, method, point), jobs in pairs.items():
         planned_seeds = len({j["role"]["seed"] for j in jobs})
-        shown = _shown_seeds(rows, _key(kind, weak, strong, method), point)
+        shown = _shown_seeds(by_pair, _key(kind, weak, strong, method), point)
         if (shown or 0) >= planned_seeds:
             continue
         needs = (("weak", weak, gt[(weak, point)]), ("ceiling", strong, gt[(strong, point)]), (kind, method, jobs))
@@ -200,7 +206,7 @@ class ResultsScreen(Screen):
                     return
                 recipes = browse.recipes_with_results(store)
                 recipe = next((r for r in recipes if r["hash"] == wanted), recipes[0] if recipes else None)
-                rows, chains, notes = [], [], []
+                rows, chains, notes, swept, pivot_by = [], [], [], [], None
                 if recipe:
                     rows = pgr_table(store, recipe["hash"], metric)
                     if metric != "acc":
@@ -212,8 +218,7 @@ class ResultsScreen(Screen):
                     pivot_by = by if by in swept else None  # another recipe's key: no pivot
                     if pivot_by:
                         rows = pivot(rows, pivot_by, swept, recipe["name"])
-                    recipe = {**recipe, "swept": swept, "by": pivot_by}  # for on_results_loaded
-            yield ResultsLoaded(recipes, recipe, rows, chains, metric, notes)
+            yield ResultsLoaded(recipes, recipe, rows, chains, metric, notes, swept, pivot_by)
 
         read_in_thread(self.query_one(PgrTable), read, group="results", exclusive=True)
 
@@ -221,7 +226,7 @@ class ResultsScreen(Screen):
         """After the table showed the rows (the message bubbles up from it): the title and the grids."""
         self.recipes, recipe = message.recipes, message.recipe
         self.recipe_hash = recipe["hash"] if recipe else None
-        self.swept, self.pivot_by = (recipe or {}).get("swept", []), (recipe or {}).get("by")
+        self.swept, self.pivot_by = message.swept, message.by
         self.refresh_bindings()  # the pivot key shows for a grid recipe only
         title = self.query_one("#results-title", Static)
         if recipe is None:

@@ -60,11 +60,13 @@ def pgr_grids(rows: list[dict]) -> list[Table]:
     for kind, label in (("transfer", ""), ("prompt", "prompting ")):
         picked = [r for r in rows if r["kind"] == kind]
         for task in tasks:
+            where = f"{task} · " if len(tasks) > 1 and task else ""
             for method in _ordered(r["method"] for r in picked if r.get("task") == task):
-                mine = [r for r in picked if r["method"] == method and r.get("task") == task]
-                for point in _ordered(point_of(r) for r in mine):
-                    cells = {(r["weak"], r["strong"]): r for r in mine if point_of(r) == point}
-                    where = f"{task} · " if len(tasks) > 1 and task else ""
+                points: dict[str, dict[tuple[str, str], dict]] = {}  # grid point -> its cells, in row order
+                for r in picked:
+                    if r["method"] == method and r.get("task") == task:
+                        points.setdefault(point_of(r), {})[(r["weak"], r["strong"])] = r
+                for point, cells in points.items():
                     grids.append(_grid(f"PGR grid · {where}{label}{method}" + (f" · {point}" if point else ""), cells))
     return grids
 

@@ -58,10 +58,10 @@ def pgr_text(value: float, warnings: list[str] | None = None) -> Text:
     return text + Text(" !", style="bold red") if warnings else text
 
 
-def columns_for(rows: list[dict], view: str) -> tuple[Column, ...]:
-    """The view's columns, with the grid's after the method (none for a recipe without lists)."""
+def columns_for(rows: list[dict], view: str, keys: list[str]) -> tuple[Column, ...]:
+    """The view's columns, with the grid's (`keys`, `grid_columns`) after the method (none for a recipe
+    without lists)."""
     columns = VIEWS[view]
-    keys = grid_columns(rows)
     swept = tuple(Column(k, right=True) for k in keys) + ((Column("best of"),) if rows and "best_of" in rows[0] else ())
     return columns[:NAMES] + swept + columns[NAMES:]
 
@@ -120,8 +120,8 @@ class PgrTable(DataTable):
     def show(self, rows: list[dict], m: str, view: str | None = None) -> None:
         """Fill the table with the columns of `view` that fit its width (all of them before layout)."""
         self._rows, self._metric, self.view = rows, m, view or self.view
-        columns = columns_for(rows, self.view)
         keys = grid_columns(rows)
+        columns = columns_for(rows, self.view, keys)
         cells = [row_cells(r, m, self.view, keys) for r in rows]
         natural = [max([len(c.name)] + [cell_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
         width = self.app.size.width - SCROLLBAR if self.is_mounted else 10_000
