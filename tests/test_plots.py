@@ -270,7 +270,7 @@ def test_latex_of_grid_rows_and_summaries_keeps_its_columns(filled_results):
 # --- the TUI --------------------------------------------------------------------------------------------
 
 
-def test_results_screen_key_writes_the_figures_and_names_the_folder(filled_results, settle, wait_for):
+def test_results_screen_key_writes_the_figures_and_names_the_folder(filled_results, settle):
     from w2s_tui.app import W2SApp
 
     folder = filled_results.root / "figures" / RECIPE

@@ -123,8 +123,8 @@ def _toml_value(value: Any) -> str:
 
 def recipe_notify_refusal(path: Path, recipe_name: str, table: Any) -> str:
     """Why a recipe's [notify] table is refused, and the same settings as the user's config holds them."""
-    key = recipe_name if re.fullmatch(r"[A-Za-z0-9_-]+", recipe_name) else json.dumps(recipe_name)
-    lines = [f"[notify.recipes.{key}]"]
+    table_name = recipe_name if re.fullmatch(r"[A-Za-z0-9_-]+", recipe_name) else json.dumps(recipe_name)
+    lines = [f"[notify.recipes.{table_name}]"]
     if isinstance(table, dict):
         lines += [f"{key} = {_toml_value(value)}" for key, value in table.items() if key in _NOTIFY_KEYS]
     if len(lines) == 1:

@@ -34,7 +34,7 @@ from w2s_core.store import queries
 if TYPE_CHECKING:
     from w2s_core.store import Store
 
-__all__ = ["FILES", "collect_jobs", "export_parquet", "result_rows", "tag_map"]
+__all__ = ["FILES", "collect_jobs", "export_parquet", "note_map", "result_rows", "tag_map"]
 
 METRICS = ("acc", "auroc")  # results.parquet holds the table of both
 BATCH_ROWS = 65_536  # rows per Parquet row group of the metrics and predictions files
@@ -194,6 +194,14 @@ def tag_map(store: Store, kind: str) -> dict[str, list[str]]:
     return dict(found)
 
 
+def note_map(store: Store) -> dict[int, list[str]]:
+    """{run id: the texts of its notes, oldest first}."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for note in store.notes():
+        found[note["run_id"]].append(note["text"])
+    return dict(found)
+
+
 def result_rows(store: Store, recipe_hashes: list[str]) -> list[dict]:
     """The PGR rows of the recipes for both metrics (`metric`; the figures of the other metric are null),
     with the recipe's hash, and a grid point's swept keys as columns of their own (`grid` keeps them
@@ -267,10 +275,7 @@ def _prediction_rows(store: Store, jobs: list[dict]) -> Iterator[dict]:
 
 def _run_rows(store: Store, recipe_hashes: list[str]) -> list[dict]:
     names = {r["hash"]: r["name"] for r in store.recipes()}
-    run_tags = tag_map(store, "run")
-    notes: dict[int, list[str]] = defaultdict(list)
-    for note in store.notes():
-        notes[note["run_id"]].append(note["text"])
+    run_tags, notes = tag_map(store, "run"), note_map(store)
     wanted = set(recipe_hashes)
     return [
         {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from w2s_core.analysis.plots_data import point_label
 from w2s_core.analysis.table import method_label, strong_label
 
 SPECIAL = {
@@ -47,10 +48,6 @@ def ci(row: dict) -> str:
     return "--" if math.isnan(row["pgr_lo"]) else f"[{num(row['pgr_lo'])}, {num(row['pgr_hi'])}]"
 
 
-def _grid_text(grid: dict | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (grid or {}).items())
-
-
 def _tabular(spec: str, head: list[str], body: list[list[str]]) -> list[str]:
     line = lambda cells: " & ".join(cells) + r" \\"
     return [
@@ -71,7 +68,7 @@ def _rows_tabular(rows: list[dict]) -> list[str]:
         for key, head, fn in (
             ("recipe", "recipe", lambda r: r["recipe"]),
             ("task", "task", lambda r: r.get("task")),
-            ("grid", "grid point", lambda r: _grid_text(r.get("grid"))),
+            ("grid", "grid point", lambda r: point_label(r.get("grid") or {})),  # as the figures' titles
         )
         if len({str(fn(r)) for r in rows}) > 1
     ]

@@ -9,7 +9,8 @@ its strong model's jobs started from a generative stage (`generative`).
 
 Each row carries both PGR estimators (`estimators.py`: ours, the mean of per-seed PGR with a 95%
 interval; the paper's, the median against seed-averaged models) and the final, selected and oracle
-figures of every role (`figures.py`). `pgr_summary` gives the paper's per-method figure.
+figures of every role (`figures.py`). `pgr_summary` gives the paper's per-method figure;
+`pgr_results`, the table and the summary from one computation.
 
 A grid recipe (list values, `w2s_core.spec.grid`) has a row per grid point: each row carries `grid`,
 its point's {swept key: value} ({} without a grid), and a column of the same name per swept key, and
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from w2s_core.store import Store
     from w2s_core.store.rows import PlannedJob, Role
 
-__all__ = ["chain_steps", "grid_keys", "pgr_summary", "pgr_table", "task_of"]
+__all__ = ["chain_steps", "grid_keys", "pgr_results", "pgr_summary", "pgr_table", "task_of"]
 
 # A grid point as a hashable key: its (swept key, value) pairs, sorted; () without a grid.
 Point = tuple[tuple[str, Any], ...]
@@ -221,11 +222,10 @@ def _row(recipe_name: str, group: GroupKey, per_seed: list[dict], paper: estimat
     return pivot.with_flat_columns(row)
 
 
-def _rows_with_paper(store: Store, recipe_hash: str, metric: str) -> list[tuple[dict, estimators.MedianPgr]]:
+def _rows_with_paper(planned: list[PlannedJob], name: str, metric: str) -> list[tuple[dict, estimators.MedianPgr]]:
     """Each table row with the paper estimator's runs behind its median (the summary pools them)."""
     key = METRICS[metric]
-    recipe = next((r for r in store.recipes() if r["hash"] == recipe_hash), {"name": recipe_hash[:10]})
-    found = _collect(queries.recipe_rows(store, recipe_hash), key)
+    found = _collect(planned, key)
     # keyed (task, point, model): a model's GT mean is per task and grid point (a prompting job's too)
     means = estimators.base_means(  # type: ignore[arg-type]
         ((task, point, model), figure(res, metric, "selected")) for (task, point, model, _), res in found.gt.items()
@@ -242,7 +242,7 @@ def _rows_with_paper(store: Store, recipe_hash: str, metric: str) -> list[tuple[
             weak_key, strong_key = (task, point, weak), (task, point, strong)
             paper = estimators.median_pgr(weak_key, strong_key, selected, means)  # type: ignore[arg-type]
             grid = dict(set.intersection(*(set(g[1]) for g in groups)))  # what every point it stands for has
-            row = _row(recipe["name"], group, per_seed, paper, metric, found, dict(sorted(grid.items())))
+            row = _row(name, group, per_seed, paper, metric, found, dict(sorted(grid.items())))
             out.append((row, paper, _place(group, found)))
     out.sort(key=lambda rpp: rpp[2])
     return [(row, paper) for row, paper, _ in out]
@@ -273,23 +273,41 @@ def _place(group: GroupKey, found: _Collected) -> tuple:
     return (found.tasks.get(task, 0), KIND_ORDER.get(kind, 3), *where, method, found.points.get(point, 0))
 
 
+def _table(store: Store, recipe_hash: str, metric: str, by: str | None) -> tuple[list[tuple], list[dict]]:
+    """The rows with their paper estimators (`_rows_with_paper`), and the table's rows (pivoted by `by`),
+    from one read of the recipe's jobs."""
+    planned = queries.recipe_rows(store, recipe_hash)
+    name = next((r["name"] for r in store.recipes() if r["hash"] == recipe_hash), recipe_hash[:10])
+    with_paper = _rows_with_paper(planned, name, metric)
+    rows = [row for row, _ in with_paper]
+    if by is not None:  # the recipe's swept keys as grid_keys reads them, from the same read
+        rows = pivot.pivot(rows, by, pivot.swept([job["role"] for job in planned]), name)  # type: ignore[arg-type]
+    return with_paper, rows
+
+
 def pgr_table(store: Store, recipe_hash: str, metric: str = "acc", by: str | None = None) -> list[dict]:
     """One row per transfer (weak, strong, method), per bootstrap chain and per prompting baseline, per
     task of a suite and per grid point, over the recipe's seeds. `by` (a key the grid sweeps): one row
     per value of it and setup, the best over the other swept keys' values (`pivot.pivot`)."""
-    rows = [row for row, _ in _rows_with_paper(store, recipe_hash, metric)]
-    if by is None:
-        return rows
-    recipe = next((r["name"] for r in store.recipes() if r["hash"] == recipe_hash), recipe_hash[:10])
-    return pivot.pivot(rows, by, grid_keys(store, recipe_hash), recipe)
+    return _table(store, recipe_hash, metric, by)[1]
 
 
 def pgr_summary(store: Store, recipe_hash: str, metric: str = "acc") -> list[dict]:
     """The paper's per-method figure: per (kind, method), the median PGR over every valid run of every
     pair (transfers as the notebook's per-loss table; bootstrap chains apart, by their last step)."""
+    return _summary(_table(store, recipe_hash, metric, None)[0], metric)
+
+
+def pgr_results(store: Store, recipe_hash: str, metric: str = "acc", by: str | None = None) -> tuple[list, list]:
+    """`pgr_table(..., by)` and `pgr_summary` from one computation of the rows (`w2s results` shows both)."""
+    with_paper, rows = _table(store, recipe_hash, metric, by)
+    return rows, _summary(with_paper, metric)
+
+
+def _summary(with_paper: list[tuple[dict, estimators.MedianPgr]], metric: str) -> list[dict]:
     pooled: dict[tuple[str, str, Point], list[estimators.MedianPgr]] = defaultdict(list)
     names: dict[tuple[str, str, Point], str] = {}
-    for row, paper in _rows_with_paper(store, recipe_hash, metric):
+    for row, paper in with_paper:
         key = (row["kind"], row["method"], point_of(row))  # a grid's: per point (its lr, alpha...)
         pooled[key].append(paper)
         names[key] = row["recipe"]

@@ -83,9 +83,10 @@ def save(spec: FigureSpec, out_dir: Path, formats: tuple[str, ...] | list[str]) 
 def recipe_specs(store: Store, recipe_hash: str, metric: str, skipped: list[str]) -> list[FigureSpec]:
     """Every figure of a recipe's results (see the module doc), noting in `skipped` the kinds it has no data for."""
     rows = pgr_table(store, recipe_hash, metric)
-    sizes, order = model_sizes(queries.recipe_rows(store, recipe_hash))
+    planned = queries.recipe_rows(store, recipe_hash)  # read once: the sizes and the chains' steps
+    sizes, order = model_sizes(planned)
     axis = size_axis(order, sizes)
-    chains = chain_values(store, recipe_hash, metric) if any(r["kind"] == "bootstrap" for r in rows) else []
+    chains = chain_values(planned, metric) if any(r["kind"] == "bootstrap" for r in rows) else []
     out: list[FigureSpec] = []
     for point in points(rows):
         for method in specs.methods(point.rows, "transfer"):

@@ -1,4 +1,4 @@
-"""What `w2s plot` draws, as plain data: figure specs built from the PGR rows and the store, no matplotlib.
+"""What `w2s plot` draws, as plain data: figure specs built from the PGR rows and the recipe's jobs, no matplotlib.
 
 `plots.py` turns each `FigureSpec` into files (`plots_draw.py` draws it). The numbers are the PGR
 table's (`pgr.pgr_table`), so a figure always agrees with `w2s results`: a point is the mean over
@@ -18,17 +18,12 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from w2s_core.analysis import stats
 from w2s_core.analysis.figures import figure
 from w2s_core.analysis.pgr import job_model, task_of
 from w2s_core.jobdir import Result
 from w2s_core.status import JobStatus
-from w2s_core.store import queries
-
-if TYPE_CHECKING:
-    from w2s_core.store import Store
 
 METRIC_NAMES = {"acc": "test accuracy", "auroc": "test AUROC"}
 
@@ -218,10 +213,10 @@ class ChainStep:
     value: float
 
 
-def chain_values(store: Store, recipe_hash: str, metric: str) -> list[ChainStep]:
-    """Every finished bootstrap step of the recipe with its selected figure in `metric`."""
+def chain_values(planned: list[dict], metric: str) -> list[ChainStep]:
+    """Every finished bootstrap step of a recipe's jobs (`queries.recipe_rows`) with its selected figure in `metric`."""
     out = []
-    for job in queries.recipe_rows(store, recipe_hash):
+    for job in planned:
         role = job["role"]
         if role["role"] != "bootstrap" or job["status"] != JobStatus.DONE:
             continue

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from w2s_core.analysis.export import collect_jobs, tag_map
+from w2s_core.analysis.export import collect_jobs, note_map, tag_map
 from w2s_core.errors import InputError
 
 if TYPE_CHECKING:
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from w2s_core.store.rows import MetricRow
 
 __all__ = ["mirror_to_wandb", "role_text", "steps"]
-
-MAX_TAG = 64  # W&B refuses longer tags
 
 
 def role_text(job: dict) -> str:
@@ -83,7 +81,7 @@ def _log_job(wandb, store: Store, job: dict, project: str, tags: list[str], note
         group=job["recipe"],
         job_type=job["kind"],
         config=_config(job),
-        tags=[t[:MAX_TAG] for t in tags],
+        tags=tags,  # stored tags: at most 64 characters each (store.annotations.check_tag), as W&B requires
         notes=notes,
         resume="allow",
         reinit="create_new",  # one run after another, never the caller's own run
@@ -106,10 +104,7 @@ def mirror_to_wandb(store: Store, recipe_hashes: list[str], project: str = "w2s"
         import wandb
     except ImportError:
         raise InputError("w2s export --wandb needs the wandb package: pip install 'w2s[wandb]'") from None
-    recipe_tags, run_tags = tag_map(store, "recipe"), tag_map(store, "run")
-    notes: dict[int, list[str]] = defaultdict(list)
-    for note in store.notes():
-        notes[note["run_id"]].append(note["text"])
+    recipe_tags, run_tags, notes = tag_map(store, "recipe"), tag_map(store, "run"), note_map(store)
     jobs = collect_jobs(store, recipe_hashes)
     for job in jobs:
         run_id = job["run_id"]

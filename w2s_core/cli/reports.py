@@ -5,7 +5,7 @@ from __future__ import annotations
 from argparse import Namespace
 
 from w2s_core import assets
-from w2s_core.analysis.pgr import grid_keys, pgr_summary, pgr_table
+from w2s_core.analysis.pgr import grid_keys, pgr_results
 from w2s_core.analysis.table import format_table
 from w2s_core.cli.long_inputs import dropped_in_results, results_note
 from w2s_core.cli.output import csv_text, json_text
@@ -30,12 +30,13 @@ def cmd_results(args: Namespace) -> int:
         if by and len(hashes) > 1:  # --all: the recipes whose grid sweeps KEY
             hashes = _sweeping(store, hashes, by)
         dropped = {h: dropped_in_results(store, h) for h in hashes}  # [data] long_inputs = "drop"
+        results = {h: pgr_results(store, h, args.metric, by=by) for h in hashes}  # (table, summary)
         rows = [
             {**row, Result.n_dropped("test"): (dropped[h] or {}).get("test")}
-            for h in hashes
-            for row in pgr_table(store, h, args.metric, by=by)
+            for h, (table, _) in results.items()
+            for row in table
         ]
-        summary = [entry for h in hashes for entry in pgr_summary(store, h, args.metric)]
+        summary = [entry for _, recipe_summary in results.values() for entry in recipe_summary]
         names = {r["hash"]: r["name"] for r in store.recipes()}
     if getattr(args, "summary", False) and (args.json or args.csv):  # the paper's per-method medians
         rows = summary
