@@ -12,7 +12,8 @@
     models.py    model identity without loading: tiny-model settings, local folders, fingerprints
     shapes.py    a model's architecture figures (config.json, else the registry): parameter counts
     memory.py    the memory plan: each job's estimated peak memory per GPU and its training strategy
-    plan.py      the job DAG: Job (keyed by a content hash), JobKind, Role, JobSpec; the dry-run listing
+    plan.py      the job DAG: Job (keyed by a content hash), JobKind; the dry-run listing
+    jobspec.py   the JSON shapes plan.py writes: a job's spec (JobSpec) and its roles (Role)
 
 Nothing here imports torch, so reading and planning a recipe (the CLI, the TUI's plan preview,
 the supervisor) costs milliseconds.

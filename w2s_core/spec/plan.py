@@ -23,7 +23,7 @@ Which split each job trains on and labels (halves A and B come from `data.make_s
   grid recipe names its point (`grid`: {name: value}). A recipe without lists plans as it always did.
 
 A job's spec (written to job.json and the store) and its roles (why a recipe wants it, stored in
-`recipe_jobs`) are plain JSON-able dicts; the TypedDicts below only name their keys.
+`recipe_jobs`) are plain JSON-able dicts; the TypedDicts in jobspec.py only name their keys.
 """
 
 from __future__ import annotations
@@ -33,11 +33,21 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypedDict
 
 from w2s_core.data import dataset_fingerprint
 from w2s_core.spec import grid
 from w2s_core.spec.checks import without_defaults
+from w2s_core.spec.jobspec import (
+    BootstrapRole,
+    GenerativeRole,
+    GtRole,
+    JobSpec,
+    Labels,
+    LossSpec,
+    PromptRole,
+    Role,
+    TransferRole,
+)
 from w2s_core.spec.losses import hashed_params
 from w2s_core.spec.models import model_fingerprint
 from w2s_core.spec.recipe import Recipe
@@ -74,81 +84,6 @@ class JobKind(str, Enum):
         return self.value
 
 
-class GtRole(TypedDict):
-    role: str  # "gt"
-    model: str
-    seed: int
-
-
-class TransferRole(TypedDict):
-    role: str  # "transfer"
-    weak: str
-    strong: str
-    method: str
-    seed: int
-
-
-class BootstrapRole(TypedDict):
-    role: str  # "bootstrap"
-    chain: list[str]
-    method: str
-    step: int  # 1 for the first transfer of the chain
-    seed: int
-
-
-class PromptRole(TypedDict):
-    role: str  # "prompt"
-    model: str  # "<base>:<shots>-shot", the name `pairs` and the PGR table use
-    base: str  # the prompted model
-    shots: int
-    weak: str  # the model whose GT job is the PGR row's weak figure
-    seed: int
-
-
-class GenerativeRole(TypedDict):
-    role: str  # "generative"
-    model: str
-    seed: int
-
-
-# Why a recipe wants a job; one job can have several (a chain's first step is also a pair's transfer).
-# A suite's roles also carry "task": the name of the [[task]] that wants the job; a grid's carry "grid":
-# its point's {swept key: value} (absent without a grid, so older roles read the same).
-Role = GtRole | TransferRole | BootstrapRole | PromptRole | GenerativeRole
-
-# Where a non-GT job's labels come from: the upstream job's key and the split it predicted.
-Labels = TypedDict("Labels", {"from": str, "split": str})
-
-
-class LossSpec(TypedDict):
-    name: str
-    params: dict[str, float]
-
-
-class _JobSpecBase(TypedDict):
-    model: dict  # MODEL_IDENTITY_KEYS of the recipe's model entry
-    train: dict
-    data: dict
-    seed: int
-    train_split: str  # "A" | "B"; a generative stage: "AB"
-    labels: Labels | str  # "gt" for ground truth; a generative stage: "none"
-    predict_split: str | None  # a generative stage predicts nothing
-    loss: LossSpec
-
-
-class JobSpec(_JobSpecBase, total=False):
-    """What the trainer reads from job.json. The optional keys are absent unless used, so the spec
-    (and key) of a job that does not use them is what it was before they existed."""
-
-    # Only with `[data] long_inputs = "drop"` (see `length_filter`): every model of the recipe, whose
-    # too-long inputs the job leaves out of every split.
-    length_filter: list[dict]
-    stage: str  # "prompt" | "generative"; absent: a trained job
-    prompt: dict  # {"shots": k}
-    generative: dict  # {"text": "task" | {"path", "sha256"}, "epochs", "lr"}
-    init: dict  # {"from": <generative job key>}: GT, transfer and bootstrap jobs of a staged model
-
-
 @dataclass
 class Job:
     key: str  # sha256 hex of what determines the job's outputs (see job_key)
@@ -179,12 +114,13 @@ class Plan:
         return next(j for j in self.jobs if j.key == job_key)
 
 
-def job_key(spec: JobSpec, upstream: str | None) -> str:
-    """Hash what determines a job's outputs: model identity, data, split, seed, settings, upstream."""
+def job_key(spec: JobSpec, upstream: str | None, data_fingerprint: str | None = None) -> str:
+    """Hash what determines a job's outputs: model identity, data, split, seed, settings, upstream.
+    `data_fingerprint`: `dataset_fingerprint(spec["data"])`, when the caller has it already."""
     identity = {
         "version": SPEC_VERSION,
         "model": model_fingerprint(spec["model"]),
-        "data": dataset_fingerprint(spec["data"]),
+        "data": data_fingerprint or dataset_fingerprint(spec["data"]),
         "data_settings": {k: v for k, v in spec["data"].items() if k != "path"},  # the path's content is hashed
         **{k: v for k, v in spec.items() if k not in ("model", "data", "labels", "train", "loss", "length_filter")},
         "loss": {**spec["loss"], "params": hashed_params(spec["loss"]["params"])},
@@ -248,6 +184,16 @@ class _Planner:
         self.jobs: dict[str, Job] = {}
         self.init: dict[str, str] = {}  # model -> its generative stage's job key (this part and seed)
         self.grid: dict | None = None  # the grid point being planned; None without a grid
+        # [data] (as JSON) -> its fingerprint: a local data file is hashed once per plan, not once per job
+        # (hashing was nearly all of planning's time, and a grid plans each job once per point)
+        self.fingerprints: dict[str, str] = {}
+
+    def key(self, spec: JobSpec, upstream: str | None) -> str:
+        """`job_key`, with the data's fingerprint computed once per distinct [data]."""
+        data = json.dumps(spec["data"], sort_keys=True, default=str)
+        if data not in self.fingerprints:
+            self.fingerprints[data] = dataset_fingerprint(spec["data"])
+        return job_key(spec, upstream, self.fingerprints[data])
 
     def add(self, job: Job, role: dict) -> Job:
         existing = self.jobs.setdefault(job.key, job)
@@ -295,7 +241,7 @@ class _Planner:
 
     def gt(self, model: str, seed: int) -> Job:
         spec = self.spec(model, seed, "A", "gt", "B", {"name": "xent", "params": {}})
-        job = Job(job_key(spec, None), JobKind.GT, model, seed, spec, self.deps(spec))
+        job = Job(self.key(spec, None), JobKind.GT, model, seed, spec, self.deps(spec))
         return self.add(job, GtRole(role=JobKind.GT.value, model=model, seed=seed))
 
     def generative(self, model: str, seed: int) -> Job:
@@ -305,7 +251,7 @@ class _Planner:
         spec["train"].update(epochs=stage["epochs"], lr=stage["lr"])
         spec["stage"] = "generative"
         spec["generative"] = {"text": stage["text"], "epochs": stage["epochs"], "lr": stage["lr"]}
-        job = Job(job_key(spec, None), JobKind.GENERATIVE, model, seed, spec, [], method="generative")
+        job = Job(self.key(spec, None), JobKind.GENERATIVE, model, seed, spec, [], method="generative")
         return self.add(job, GenerativeRole(role=JobKind.GENERATIVE.value, model=model, seed=seed))
 
     def prompt(self, name: str, seed: int) -> Job:
@@ -314,7 +260,7 @@ class _Planner:
         spec = self.spec(base, seed, "A", "gt", "B", {"name": "none", "params": {}}, staged=False)
         spec["stage"] = "prompt"
         spec["prompt"] = {"shots": shots}
-        return Job(job_key(spec, None), JobKind.PROMPT, name, seed, spec, [], method=f"{shots}-shot")
+        return Job(self.key(spec, None), JobKind.PROMPT, name, seed, spec, [], method=f"{shots}-shot")
 
     def transfer(self, upstream: Job, model: str, seed: int, method: Method, train_split: str, predict: str) -> Job:
         """A job trained on `upstream`'s labels of `train_split` (not yet added: the caller gives its role)."""
@@ -323,7 +269,7 @@ class _Planner:
         spec = self.spec(model, seed, train_split, labels, predict, loss, method.get("train"))
         kind = JobKind.BOOTSTRAP if upstream.kind in (JobKind.TRANSFER, JobKind.BOOTSTRAP) else JobKind.TRANSFER
         deps = self.deps(spec, upstream.key)
-        return Job(job_key(spec, upstream.key), kind, model, seed, spec, deps, upstream.model, method["name"])
+        return Job(self.key(spec, upstream.key), kind, model, seed, spec, deps, upstream.model, method["name"])
 
     def stages(self, seed: int) -> None:
         """Generative stages first (their keys go into the model's other jobs), then prompting jobs."""

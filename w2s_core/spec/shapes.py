@@ -196,10 +196,10 @@ def model_shape(model: dict) -> Shape | None:
     path, name = model.get("path") or model.get("name"), model.get("name")
     if path in BUILTIN_TINY:
         return tiny_shape(path, model.get("tiny"))
-    if path not in PACKAGED_MODELS and looks_local(path):
-        config = Path(os.path.expanduser(path)) / "config.json"
-        return _read(config, f"config.json in {path}") if config.is_file() else None
     if path not in PACKAGED_MODELS:
+        if looks_local(path):
+            config = Path(os.path.expanduser(path)) / "config.json"
+            return _read(config, f"config.json in {path}") if config.is_file() else None
         found = cached_config(path, model.get("revision"))
         shape = _read(found, "config.json in the Hugging Face cache") if found else None
         if shape is not None:

@@ -129,9 +129,9 @@ def yaml_text(config: dict) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def needs_file(accelerate_config: str | None, fsdp: dict | None = None) -> bool:
-    """Whether the job's launch names the config w2s renders (see the module docstring)."""
-    return not accelerate_config and (fsdp is not None or default_accelerate_config() is not None)
+def needs_file(fsdp: dict | None = None) -> bool:
+    """Whether a launch without the user's own config names the config w2s renders (module docstring)."""
+    return fsdp is not None or default_accelerate_config() is not None
 
 
 def path(job_dir: Path | str) -> Path:
@@ -141,11 +141,11 @@ def path(job_dir: Path | str) -> Path:
 
 def write(job_dir: Path | str, config: dict) -> Path:
     """The rendered config in the job's folder (written atomically); its path."""
-    path = Path(job_dir) / CONFIG_NAME
-    tmp = path.with_name(path.name + ".tmp")
+    target = path(job_dir)
+    tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(yaml_text(config))
-    os.replace(tmp, path)
-    return path
+    os.replace(tmp, target)
+    return target
 
 
 def direct(accelerate_config: str | None = None, processes: int = 1, fsdp: dict | None = None) -> bool:
@@ -181,10 +181,10 @@ def command(
             if "main_process_port" not in accelerate_settings(accelerate_config):
                 cmd += ["--main_process_port", str(port or 0)]
         return cmd + tail
-    if needs_file(None, fsdp):
+    if needs_file(fsdp):
         if Path(job_dir).is_dir():
             write(job_dir, settings(processes, port, fsdp))
-        cmd += ["--config_file", str(Path(job_dir) / CONFIG_NAME)]
+        cmd += ["--config_file", str(path(job_dir))]
         if processes == 1:
             return cmd + tail  # the file says everything (one sharded process)
     if fsdp is not None:

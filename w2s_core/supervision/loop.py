@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from w2s_core.errors import W2SError
+from w2s_core.spec.launch import EXECUTORS
 from w2s_core.status import ACTIVE, RETRYABLE, JobStatus, RunStatus
 from w2s_core.store import Store
 from w2s_core.supervision import diagnosis, handlers, notify, placement, requests, runner, sampling, upstream
@@ -206,7 +207,7 @@ class Supervisor:
     def busy(self) -> bool:
         return bool(
             self.running
-            or self.store.jobs(status=JobStatus.QUEUED)
+            or any(self.store.has_queued(name) for name in EXECUTORS)  # a LIMIT 1 look-up, no row decoded
             or requests.pending(self.store.root)
             or self.notifier.busy()
         )

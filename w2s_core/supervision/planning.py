@@ -46,10 +46,15 @@ def fsdp_mode(launch: dict) -> bool | str:
     return launch.get("fsdp", "auto")
 
 
+def configured_gib(launch: dict) -> float | None:
+    """`[launch] gpu_memory_gb` (GiB), None when unset."""
+    return float(launch["gpu_memory_gb"]) if launch.get("gpu_memory_gb") else None
+
+
 def gpu_memory(launch: dict, pool: list[str], read: Reader | None = None) -> tuple[float | None, str]:
     """(GiB of one GPU a job may plan for, where that figure comes from); None when unknown."""
-    if launch.get("gpu_memory_gb"):
-        return float(launch["gpu_memory_gb"]), "[launch] gpu_memory_gb"
+    if (gib := configured_gib(launch)) is not None:
+        return gib, "[launch] gpu_memory_gb"
     if not pool:
         return None, "no GPU here; set [launch] gpu_memory_gb to plan for one"
     sizes: list[float] = []
@@ -71,12 +76,14 @@ def job_plan(spec: dict, launch: dict, gpu_gib: float | None, gpus: int | None =
     return memory.plan(spec, gpus or gpus_of(launch), gpu_gib, fsdp_mode(launch))
 
 
-def fsdp_for(spec: dict, launch: dict, gpus: int, gpu_gib: float | None) -> dict | None:
+def fsdp_for(
+    spec: dict, launch: dict, gpus: int, gpu_gib: float | None, planned: memory.Estimate | None = None
+) -> dict | None:
     """The FSDP settings of a job started on `gpus` GPUs when w2s shards it (None: DDP or one process, or
-    the user's own accelerate config decides)."""
+    the user's own accelerate config decides); `planned`: its `job_plan` on those GPUs, if known."""
     if gpus <= 1 or launch.get("accelerate_config"):
         return None
-    planned = job_plan(spec, launch, gpu_gib, gpus)
+    planned = planned or job_plan(spec, launch, gpu_gib, gpus)
     if planned is None or not planned.sharded:
         return None
     shape = model_shape(spec["model"])
@@ -118,7 +125,7 @@ def check_memory(
     """Refuse (InputError) a plan with a job that cannot fit the GPUs it may use. Local jobs are checked
     only where there are GPUs; Slurm jobs only against `[launch] gpu_memory_gb`."""
     if slurm:
-        gpu_gib = float(launch["gpu_memory_gb"]) if launch.get("gpu_memory_gb") else None
+        gpu_gib = configured_gib(launch)
     elif not pool:
         return
     else:
@@ -149,7 +156,7 @@ def dry_run_lines(jobs: list[Any], launch: dict, pool: list[str], read: Reader |
             lines.append(f"{i:>5}. {_label(job)}: size unknown (no config.json here and not in the registry)")
             continue
         verdict = "" if gpu_gib is None else ("  fits" if planned.fits(gpu_gib) else "  DOES NOT FIT")
-        fsdp = fsdp_for(job.spec, launch, n, gpu_gib) if not launch.get("accelerate_config") else None
+        fsdp = fsdp_for(job.spec, launch, n, gpu_gib, planned)
         accelerate = launch_config.describe(launch.get("accelerate_config"), n, fsdp)
         on = f"{n} GPU{'s' if n > 1 else ''}"
         head = f"{i:>5}. {_label(job)}: {memory.size_text(planned.gib * memory.GIB)} per GPU on {on}{verdict}"

@@ -53,7 +53,7 @@ def accelerate_config_text(accelerate_config: str | None, job_dir: Path | None =
     into `job_dir` (None: flags only, or a direct job: no config file read)."""
     path = Path(accelerate_config) if accelerate_config else None
     if path is None and job_dir is not None:
-        path = Path(job_dir) / launch_config.CONFIG_NAME
+        path = launch_config.path(job_dir)
     try:
         return path.read_text() if path and path.is_file() else None
     except OSError as exc:

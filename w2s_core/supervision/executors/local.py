@@ -35,7 +35,7 @@ class LocalExecutor:
         if n <= 1:
             return runner.start(store, row, slot.name, slot.env)
         launch = launch_of(row)
-        gpu_gib = float(launch["gpu_memory_gb"]) if launch.get("gpu_memory_gb") else slot.memory_gib
+        gpu_gib = planning.configured_gib(launch) or slot.memory_gib
         fsdp = planning.fsdp_for(row["spec"], launch, n, gpu_gib)
         return runner.start(store, row, slot.name, slot.env, port=slot.port, fsdp=fsdp)
 
@@ -63,7 +63,7 @@ class LocalExecutor:
         folder = row.get("dir") or f"{runner.JOBS_DIR}/{row['hash'][:16]}"
         if gpus <= 1:
             return shlex.join(runner.launch_command(folder, launch.get("accelerate_config")))
-        gpu_gib = float(launch["gpu_memory_gb"]) if launch.get("gpu_memory_gb") else None
+        gpu_gib = planning.configured_gib(launch)
         fsdp = planning.fsdp_for(row["spec"], launch, gpus, gpu_gib) if row.get("spec") else None
         command = runner.launch_command(folder, launch.get("accelerate_config"), gpus, port=0, fsdp=fsdp)
         return shlex.join(command).replace("--main_process_port 0", "--main_process_port PORT")
