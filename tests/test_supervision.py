@@ -27,7 +27,7 @@ from conftest import small_recipe
 from w2s_core import cli
 from w2s_core.errors import W2SError
 from w2s_core.store import Store
-from w2s_core.supervision import diagnosis, handlers, processes, requests, runner, supervisor
+from w2s_core.supervision import diagnosis, handlers, launch_config, processes, requests, runner, supervisor
 from w2s_core.supervision.lock import WriterLock
 from w2s_core.supervision.loop import Supervisor
 from w2s_core.supervision.requests import Submit
@@ -587,12 +587,12 @@ def test_accelerate_default_config_is_found_where_accelerate_looks_without_impor
             [sys.executable, "-c", ask], capture_output=True, text=True, check=True, env=dict(os.environ)
         ).stdout.strip()
         direct = [sys.executable, "-m", "w2s_core.training", str(tmp_path)]
-        assert runner.default_accelerate_config() is None  # none written yet
+        assert launch_config.default_accelerate_config() is None  # none written yet
         assert runner.launch_command(tmp_path, None) == direct  # one process: no launcher at all
         assert "--config_file" not in runner.launch_command(tmp_path, None, 2)  # several: flags only
         Path(theirs).parent.mkdir(parents=True)
         Path(theirs).write_text("compute_environment: LOCAL_MACHINE\n")
-        assert runner.default_accelerate_config() == Path(theirs)
+        assert launch_config.default_accelerate_config() == Path(theirs)
         # a default config exists: one process still runs no launcher, which alone would read it; a launched
         # job names the config w2s renders into its folder, never that one
         assert runner.launch_command(tmp_path, None) == direct

@@ -45,9 +45,6 @@ def launch_command(
     return launch_config.command(job_dir, accelerate_config, processes, port, fsdp)
 
 
-default_accelerate_config = launch_config.default_accelerate_config
-
-
 def accelerate_config_text(accelerate_config: str | None, job_dir: Path | None = None) -> str | None:
     """The accelerate config a job runs with, for its provenance: the user's, else the one w2s rendered
     into `job_dir` (None: flags only, or a direct job: no config file read)."""
